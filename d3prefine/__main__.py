@@ -1,0 +1,3 @@
+from d3prefine.cli import main
+
+main()

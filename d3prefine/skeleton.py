@@ -1,0 +1,95 @@
+"""Joint layouts: names, kinematic parents and left/right pairs, defined explicitly.
+
+A layout is never inferred from joint names: every layout lists its parents and its
+symmetric (left, right) pairs by index. Human3.6M's 17-joint layout is the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from d3prefine.errors import InputError
+
+
+@dataclass(frozen=True)
+class JointLayout:
+    """A skeleton definition.
+
+    Attributes:
+        name: identifier stored in pose files (``joint_layout``), e.g. ``"h36m17"``.
+        joint_names: one name per joint, in array order.
+        parents: parent index of every joint, ``-1`` for the root.
+        left_right: pairs ``(left_index, right_index)`` of mirror-symmetric joints.
+        root: index of the root joint (poses are made root-relative around it).
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    left_right: tuple[tuple[int, int], ...]
+    root: int = 0
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        if len(self.parents) != n:
+            raise ValueError(f"layout {self.name}: {len(self.parents)} parents for {n} joints")
+        roots = [j for j, p in enumerate(self.parents) if p < 0]
+        if roots != [self.root]:
+            raise ValueError(f"layout {self.name}: root must be the only joint without parent, got {roots}")
+        for j, p in enumerate(self.parents):
+            if p >= n or (p >= 0 and p == j):
+                raise ValueError(f"layout {self.name}: joint {j} has invalid parent {p}")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def bones(self) -> tuple[tuple[int, int], ...]:
+        """``(parent, child)`` index pairs, one per non-root joint."""
+        return tuple((p, j) for j, p in enumerate(self.parents) if p >= 0)
+
+    @property
+    def flip_permutation(self) -> np.ndarray:
+        """Index permutation that swaps every left joint with its right twin, shape ``(J,)``."""
+        perm = np.arange(self.num_joints)
+        for left, right in self.left_right:
+            perm[left], perm[right] = right, left
+        return perm
+
+    def side(self, joint: int) -> str:
+        """``"left"``, ``"right"`` or ``"centre"`` for a joint index (from ``left_right``)."""
+        for left, right in self.left_right:
+            if joint == left:
+                return "left"
+            if joint == right:
+                return "right"
+        return "centre"
+
+
+# Human3.6M 17-joint order as used by VideoPose3D, MixSTE, MotionBERT.
+H36M_17 = JointLayout(
+    name="h36m17",
+    joint_names=(
+        "pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle",
+        "spine", "thorax", "neck_nose", "head_top",
+        "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist",
+    ),
+    parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
+    left_right=((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16)),
+    root=0,
+)
+
+LAYOUTS: dict[str, JointLayout] = {H36M_17.name: H36M_17}
+DEFAULT_LAYOUT = H36M_17.name
+
+
+def get_layout(name: str) -> JointLayout:
+    """The registered layout called ``name``; raises :class:`InputError` for an unknown one."""
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        known = ", ".join(sorted(LAYOUTS))
+        raise InputError(f"unknown joint layout {name!r} (known: {known})") from None
