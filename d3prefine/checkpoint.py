@@ -1,0 +1,42 @@
+"""Safetensors files for denoiser weights and resumable training state (never pickle).
+
+A denoiser file holds the network's tensors and, in its metadata, ``format``, the
+:class:`DenoiserConfig` as JSON (the model is rebuilt from the file alone) and free-form
+JSON ``info`` (training command, validation numbers, noise file digest).
+A training checkpoint additionally holds the EMA weights, the AdamW state and the sampler's
+random state, so ``train --resume`` continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from d3prefine.errors import WeightsError
+from d3prefine.model import DenoiserConfig, PoseDenoiser
+from d3prefine.tensorfile import read_tensors, write_tensors
+
+DENOISER_FORMAT = "d3prefine-denoiser"
+CHECKPOINT_FORMAT = "d3prefine-train-checkpoint"
+
+
+def save_denoiser(path: str | Path, model: PoseDenoiser, info: dict) -> None:
+    """Save weights with the config and ``info`` as JSON metadata."""
+    meta = {"format": DENOISER_FORMAT, "config": model.config.to_json(), "info": json.dumps(info)}
+    write_tensors(path, model.state_dict(), meta)
+
+
+def load_denoiser(path: str | Path) -> PoseDenoiser:
+    """Rebuild a :class:`PoseDenoiser` from a denoiser file (config from its metadata)."""
+    tensors, meta = read_tensors(path, DENOISER_FORMAT)
+    try:
+        model = PoseDenoiser(DenoiserConfig.from_json(meta["config"]))
+        model.load_state_dict(tensors)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise WeightsError(f"{path}: config and tensors do not form a PoseDenoiser ({str(err).splitlines()[0]})") from None
+    return model
+
+
+def denoiser_info(path: str | Path) -> dict:
+    """The ``info`` metadata of a denoiser file (training provenance)."""
+    return json.loads(read_tensors(path, DENOISER_FORMAT)[1].get("info", "{}"))

@@ -1,0 +1,362 @@
+"""Batch machinery shared by every ``d3prefine`` command.
+
+A command that processes files follows the same steps::
+
+    inputs = expand_inputs(paths)                                   # files, folders, globs
+    outputs = output_paths(inputs, output=output, out_dir=out_dir, tag=".refined")  # if it writes
+    batch = run_batch(apply_shard(inputs, shard), process_one, continue_on_error=continue_on_error)
+    raise typer.Exit(batch.exit_code)
+
+Conventions:
+
+* stdout carries the results only: JSON with ``--json``, otherwise human-readable tables.
+  Logs, progress, errors and the batch summary go to stderr (:data:`err_console`).
+* Exit codes (:class:`~d3prefine.errors.ExitCode`): 0 all inputs succeeded, 1 at least one
+  input failed, 2 usage error (bad option, nothing to do).
+* A :class:`~d3prefine.errors.D3PrefineError` is shown as one red line ``error: <message>``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Generic, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
+from rich.text import Text
+
+from d3prefine.errors import D3PrefineError, ExitCode, OutputError
+from d3prefine.io import SUFFIXES
+
+#: Logs, progress, errors and summaries (stderr).
+err_console = Console(stderr=True)
+#: Human-readable results when ``--json`` is not given (stdout).
+out_console = Console()
+
+#: File suffixes a folder given as input expands to, by default.
+POSE_SUFFIXES = tuple(SUFFIXES)
+
+R = TypeVar("R")
+
+
+class Device(str, Enum):
+    """Where models run: ``auto`` picks CUDA when available, else the CPU."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``: inputs ``index, index + count, ...`` (0-based)."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Parse ``"I/N"`` with ``0 <= I < N``; raises :class:`typer.BadParameter` (exit 2)."""
+        index, slash, count = text.partition("/")
+        if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+            raise typer.BadParameter(f"expected I/N with integers 0 <= I < N (e.g. 0/4), got {text!r}")
+        shard = cls(int(index), int(count))
+        if not 0 <= shard.index < shard.count:
+            raise typer.BadParameter(f"expected I/N with 0 <= I < N, got {text!r}")
+        return shard
+
+    def select(self, items: Sequence[R]) -> list[R]:
+        """Every ``count``-th item starting at ``index``."""
+        return list(items[self.index :: self.count])
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+# Options shared by the commands (use as parameter annotations).
+InputsArgument = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="FILE",
+        help="Input files; a folder expands to its pose files, a quoted glob pattern to its matches.",
+        show_default=False,
+    ),
+]
+ShardOption = Annotated[
+    Shard | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N",
+        parser=Shard.parse,
+        help="Process only inputs I, I+N, I+2N, ... (0-based): shard I of N, e.g. for a job array.",
+    ),
+]
+ContinueOnErrorOption = Annotated[
+    bool,
+    typer.Option(
+        "--continue-on-error",
+        help="Go on after a failed input; print a summary and exit 1 at the end if any failed.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Write the results as JSON to stdout.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (never an input).")]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Output file (only with a single input).", dir_okay=False)
+]
+OutDirOption = Annotated[
+    Path | None, typer.Option("--out-dir", help="Folder for the outputs, named after each input.", file_okay=False)
+]
+DeviceOption = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
+
+
+def report_error(error: BaseException | str) -> None:
+    """Print ``error: <message>`` in red on one line of stderr."""
+    message = " ".join(str(error).split())
+    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
+
+
+def log(message: str) -> None:
+    """Print a plain message on stderr (no markup, no wrapping)."""
+    err_console.print(Text(message), soft_wrap=True, highlight=False)
+
+
+def usage_error(message: str) -> typer.BadParameter:
+    """A usage error (exit 2) to ``raise`` for an invalid combination of options."""
+    return typer.BadParameter(message)
+
+
+def expand_inputs(paths: Sequence[Path], suffixes: Sequence[str] = POSE_SUFFIXES) -> list[Path]:
+    """Expand command-line inputs into a list of files, keeping their order.
+
+    A folder becomes its files ending in one of ``suffixes`` (sorted, not recursive); a path
+    that does not exist but contains ``*``, ``?`` or ``[`` is a glob pattern (sorted matches);
+    any other path is kept as given (a missing file then fails as that input). Repeated
+    files are kept once.
+
+    Raises:
+        typer.BadParameter: nothing to process (exit 2).
+    """
+    expanded: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                raise usage_error(f"folder {path} holds no files ending in {', '.join(suffixes)}")
+            expanded.extend(found)
+        elif not path.exists() and glob.has_magic(str(path)):
+            matches = sorted(Path(match) for match in glob.glob(str(path)))
+            if not matches:
+                raise usage_error(f"pattern {str(path)!r} matches no file")
+            expanded.extend(matches)
+        else:
+            expanded.append(path)
+    unique: dict[Path, Path] = {}
+    for path in expanded:
+        unique.setdefault(path.resolve(), path)
+    if not unique:
+        raise usage_error("no input files given")
+    return list(unique.values())
+
+
+def apply_shard(inputs: Sequence[Path], shard: Shard | None) -> list[Path]:
+    """This shard's inputs (all of them without ``--shard``); logs the selection on stderr."""
+    if shard is None:
+        return list(inputs)
+    selected = shard.select(inputs)
+    log(f"shard {shard}: {len(selected)} of {len(inputs)} inputs")
+    return selected
+
+
+def output_paths(
+    inputs: Sequence[Path],
+    *,
+    output: Path | None,
+    out_dir: Path | None,
+    tag: str,
+) -> dict[Path, Path]:
+    """The output file of every input (call with all inputs, before :func:`apply_shard`).
+
+    Naming: ``-o FILE`` is the output of the single input; otherwise ``<stem><tag><suffix>``
+    (e.g. ``walk.npz`` -> ``walk.refined.npz`` for ``tag=".refined"``) in ``out_dir``, or next
+    to the input without ``out_dir``. ``out_dir`` is created if missing.
+
+    Raises:
+        typer.BadParameter: ``-o`` with several inputs or together with ``--out-dir``, an
+            output that is also an input, or two inputs mapping to the same output (exit 2).
+        OutputError: ``out_dir`` cannot be created.
+    """
+    if output is not None and out_dir is not None:
+        raise usage_error("give either -o/--output or --out-dir, not both")
+    if output is not None:
+        if len(inputs) != 1:
+            raise usage_error(f"-o/--output takes a single input, got {len(inputs)}; use --out-dir for several")
+        outputs = {inputs[0]: output}
+    else:
+        outputs = {path: (out_dir or path.parent) / f"{path.stem}{tag}{path.suffix}" for path in inputs}
+    resolved_inputs = {path.resolve(): path for path in inputs}
+    seen: dict[Path, Path] = {}
+    for source, target in outputs.items():
+        resolved = target.resolve()
+        if resolved in resolved_inputs:
+            raise usage_error(f"output {target} is also an input ({resolved_inputs[resolved]}); choose another name")
+        if resolved in seen:
+            raise usage_error(f"inputs {seen[resolved]} and {source} would both write {target}; use separate --out-dir runs")
+        seen[resolved] = source
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{out_dir}: cannot create output folder ({error.strerror})") from None
+    return outputs
+
+
+@dataclass
+class Outcome(Generic[R]):
+    """What happened to one input: its result, or the one-line error that stopped it."""
+
+    path: Path
+    value: R | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class BatchResult(Generic[R]):
+    """Outcomes of a batch in input order, and the inputs never attempted after a failure."""
+
+    outcomes: list[Outcome[R]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+    @property
+    def values(self) -> list[R]:
+        """Results of the inputs that succeeded, in input order."""
+        return [outcome.value for outcome in self.outcomes if outcome.ok]
+
+    @property
+    def failures(self) -> list[Outcome[R]]:
+        """Outcomes of the inputs that failed, in input order."""
+        return [outcome for outcome in self.outcomes if not outcome.ok]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """``FAILED`` (1) if any input failed, else ``OK`` (0)."""
+        return ExitCode.FAILED if self.failures else ExitCode.OK
+
+
+def _print_summary(batch: BatchResult[Any]) -> None:
+    failures = batch.failures
+    log(f"summary: {len(batch.outcomes) - len(failures)} succeeded, {len(failures)} failed")
+    if failures:
+        table = Table("input", "error", title="failed inputs", title_justify="left")
+        for outcome in failures:
+            message = outcome.error.removeprefix(f"{outcome.path}: ")
+            table.add_row(escape(str(outcome.path)), escape(message))
+        err_console.print(table)
+
+
+def run_batch(
+    inputs: Sequence[Path],
+    process_one: Callable[[Path], R],
+    *,
+    continue_on_error: bool,
+    description: str = "processing",
+) -> BatchResult[R]:
+    """Call ``process_one(path)`` for each input, reporting failures on stderr.
+
+    A :class:`D3PrefineError` fails its input and is printed as ``error: <message>``.
+    Without ``continue_on_error`` the batch stops at the first failure (the rest are
+    ``skipped``) and any other exception propagates with its traceback. With it, every input
+    is attempted (other exceptions also fail just their input) and a summary of the failed
+    inputs is printed at the end. A progress bar shows on an interactive stderr.
+
+    Returns:
+        The outcomes; ``exit_code`` is what the command should exit with.
+    """
+    batch: BatchResult[R] = BatchResult()
+    # stdout is never redirected into the progress display: it carries the results.
+    with Progress(
+        console=err_console, transient=True, redirect_stdout=False, disable=not err_console.is_terminal
+    ) as progress:
+        task = progress.add_task(description, total=len(inputs))
+        for position, path in enumerate(inputs):
+            try:
+                batch.outcomes.append(Outcome(path, value=process_one(path)))
+            except D3PrefineError as error:
+                batch.outcomes.append(Outcome(path, error=str(error)))
+                report_error(error)
+            except Exception as error:
+                if not continue_on_error:
+                    raise
+                message = f"{path}: unexpected {type(error).__name__}: {error}"
+                batch.outcomes.append(Outcome(path, error=message))
+                report_error(message)
+            progress.advance(task)
+            if not batch.outcomes[-1].ok and not continue_on_error:
+                batch.skipped = list(inputs[position + 1 :])
+                break
+    if batch.skipped:
+        count = len(batch.skipped)
+        log(f"stopped after the first failure: {count} input{'s' if count > 1 else ''} not processed (use --continue-on-error)")
+    if continue_on_error and len(inputs) > 1:
+        _print_summary(batch)
+    return batch
+
+
+def resolve_device(device: Device | str) -> str:
+    """The torch device for ``--device``: ``"cpu"`` or ``"cuda"``.
+
+    Raises:
+        ValueError: unknown device name.
+        typer.BadParameter: ``cuda`` requested but not available (exit 2).
+    """
+    device = Device(device)
+    if device is Device.CPU:
+        return "cpu"
+    import torch  # imported here: commands without a model start faster
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device is Device.CUDA:
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise typer.BadParameter(
+            f"CUDA requested but not available (torch {torch.__version__}, {build}); use --device cpu or auto",
+            param_hint="'--device'",
+        )
+    return "cpu"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy values, paths and tuples converted for JSON; NaN and inf become null."""
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (Path, Enum)):
+        return str(value.value if isinstance(value, Enum) else value)
+    return value
+
+
+def emit_json(data: Any) -> None:
+    """Write ``data`` as one JSON document to stdout (see :func:`jsonable`)."""
+    sys.stdout.write(json.dumps(jsonable(data), indent=2) + "\n")
+    sys.stdout.flush()

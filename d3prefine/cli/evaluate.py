@@ -1,0 +1,270 @@
+"""``d3prefine evaluate``: score predicted 3D poses against ground truth, with a baseline column.
+
+Which arrays are compared (documented in README "Commands"):
+
+* prediction: ``--key`` of each PRED file; by default ``poses_3d_refined`` when the sequence
+  has it, else ``poses_3d``.
+* ground truth: with ``--gt FILE``, that file's ``gt_3d`` (or its ``poses_3d`` when it has no
+  ``gt_3d``); otherwise the ``gt_3d`` of the PRED file itself.
+* baseline (optional): with ``--baseline FILE``, that file's ``--baseline-key`` array (default:
+  ``poses_3d_refined`` if present, else ``poses_3d``); with only ``--baseline-key KEY``, the
+  PRED file's own KEY; with neither, the PRED file's own ``poses_3d`` when the prediction is
+  ``poses_3d_refined`` (refined versus unrefined), else no baseline.
+* sequences of another file (``--gt``, ``--baseline``) are matched by name; when both files
+  hold a single sequence they are paired whatever their names.
+
+The relative change is ``100 * (prediction - baseline) / baseline`` in percent: negative
+means the prediction has the lower (better) error. All metrics are root-relative, in mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from d3prefine.cli._common import (
+    ContinueOnErrorOption,
+    InputsArgument,
+    JsonOption,
+    Outcome,
+    ShardOption,
+    apply_shard,
+    emit_json,
+    expand_inputs,
+    log,
+    out_console,
+    run_batch,
+    usage_error,
+)
+from d3prefine.cli.pairing import Reference, ground_truth
+from d3prefine.errors import InputError
+from d3prefine.io import PoseSequence, load_poses
+from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
+from d3prefine.skeleton import JointLayout
+
+#: Baselines below this (mm, mm/frame, mm/frame^2) are float32 rounding noise: no relative change.
+MIN_BASELINE = 0.01
+
+
+class PoseKey(str, Enum):
+    """3D pose arrays that can be scored."""
+
+    REFINED = "poses_3d_refined"
+    ESTIMATE = "poses_3d"
+
+
+@dataclass(frozen=True)
+class BaselineRule:
+    """Where the baseline of a sequence comes from (see the module docstring)."""
+
+    reference: Reference | None
+    key: PoseKey | None
+
+    def array(self, seq: PoseSequence, pred_key: PoseKey, pred_file: Path, pred_count: int) -> tuple[str, np.ndarray] | None:
+        """``(label, (T, J, 3) metres)`` of the baseline for ``seq``, or ``None`` if it has none."""
+        if self.reference is not None:
+            other = self.reference.match(seq, pred_file, pred_count)
+            key = self.key or _default_key(other)
+            return f"{self.reference.path}:{key.value}", _pose_array(other, key, self.reference.path)
+        key = self.key or (PoseKey.ESTIMATE if pred_key is PoseKey.REFINED else None)
+        if key is None:
+            return None
+        if key is pred_key:
+            raise InputError(f"{pred_file}: sequence {seq.name!r}: baseline key {key.value!r} is the prediction key itself")
+        return key.value, _pose_array(seq, key, pred_file)
+
+
+@dataclass
+class SequenceScore:
+    """Scores of one sequence: the prediction and, if any, its baseline."""
+
+    file: Path
+    name: str
+    layout: JointLayout
+    key: PoseKey
+    report: MetricReport
+    baseline: str | None
+    baseline_report: MetricReport | None
+
+
+def _default_key(seq: PoseSequence) -> PoseKey:
+    return PoseKey.REFINED if seq.poses_3d_refined is not None else PoseKey.ESTIMATE
+
+
+def _pose_array(seq: PoseSequence, key: PoseKey, path: Path) -> np.ndarray:
+    array = getattr(seq, key.value)
+    if array is None:
+        raise InputError(f"{path}: sequence {seq.name!r}: missing key {key.value!r}")
+    return array
+
+
+def _score(pred: np.ndarray, gt: np.ndarray, seq: PoseSequence, what: str, path: Path) -> MetricReport:
+    if pred.shape != gt.shape:
+        raise InputError(f"{path}: sequence {seq.name!r}: {what} has shape {pred.shape}, ground truth {gt.shape}")
+    return evaluate_poses(pred, gt, layout=seq.layout)
+
+
+def evaluate_file(
+    path: Path, key: PoseKey | None, gt: Reference | None, baseline: BaselineRule
+) -> list[SequenceScore]:
+    """Score every sequence of the pose file ``path``."""
+    sequences = load_poses(path)
+    scores = []
+    for seq in sequences:
+        pred_key = key or _default_key(seq)
+        pred = _pose_array(seq, pred_key, path)
+        truth = ground_truth(seq, path, gt, len(sequences))
+        report = _score(pred, truth, seq, pred_key.value, path)
+        base = baseline.array(seq, pred_key, path, len(sequences))
+        base_report = _score(base[1], truth, seq, f"baseline {base[0]}", path) if base else None
+        scores.append(SequenceScore(path, seq.name, seq.layout, pred_key, report, base[0] if base else None, base_report))
+    return scores
+
+
+def _change(value: float, base: float) -> float | None:
+    """Relative change in percent; ``None`` when the baseline is NaN or below ``MIN_BASELINE``."""
+    if not np.isfinite(value) or not np.isfinite(base) or abs(base) < MIN_BASELINE:
+        return None
+    return 100.0 * (value - base) / base
+
+
+def _summary(report: MetricReport, baseline: MetricReport | None, per_joint: bool) -> dict[str, Any]:
+    """JSON-ready metrics of a report and its baseline (mm; ``change_pct`` in percent)."""
+    entry: dict[str, Any] = {
+        "frames": report.frames,
+        "metrics": report.summary,
+        "baseline": baseline.summary if baseline else None,
+        "change_pct": (
+            {name: _change(report.summary[name], baseline.summary[name]) for name in METRIC_NAMES} if baseline else None
+        ),
+    }
+    if per_joint:
+        entry["per_joint"] = report.per_joint
+        entry["baseline_per_joint"] = baseline.per_joint if baseline else None
+    return entry
+
+
+def _pooled(scores: list[SequenceScore]) -> tuple[MetricReport, MetricReport | None] | None:
+    """Frame-weighted pooling of all sequences (``None`` if their joint layouts differ).
+
+    The pooled baseline exists only when every sequence has a baseline.
+    """
+    if len({score.layout.name for score in scores}) != 1:
+        return None
+    report = pool_reports([score.report for score in scores])
+    baselines = [score.baseline_report for score in scores]
+    return report, pool_reports(baselines) if all(b is not None for b in baselines) else None
+
+
+def _json_document(scores: list[SequenceScore], per_joint: bool, failures: list[Outcome[Any]]) -> dict[str, Any]:
+    pooled = _pooled(scores) if scores else None
+    return {
+        "units": METRIC_UNITS,
+        "joints": list(scores[0].layout.joint_names) if per_joint and pooled else None,
+        "sequences": [
+            {
+                "file": score.file,
+                "sequence": score.name,
+                "key": score.key,
+                "baseline_source": score.baseline,
+                **_summary(score.report, score.baseline_report, per_joint),
+            }
+            for score in scores
+        ],
+        "pooled": {"sequences": len(scores), **_summary(*pooled, per_joint)} if pooled else None,
+        "failed": [{"file": outcome.path, "error": outcome.error} for outcome in failures],
+    }
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None or not np.isfinite(value):
+        return "-"
+    return f"{value:+.1f}%" if percent else f"{value:.2f}"
+
+
+def _print_metrics(title: str, report: MetricReport, baseline: MetricReport | None) -> None:
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("metric")
+    table.add_column("unit")
+    table.add_column("prediction", justify="right")
+    if baseline:
+        table.add_column("baseline", justify="right")
+        table.add_column("change", justify="right")
+    for name in METRIC_NAMES:
+        row = [name, METRIC_UNITS[name], _fmt(report.summary[name])]
+        if baseline:
+            row += [_fmt(baseline.summary[name]), _fmt(_change(report.summary[name], baseline.summary[name]), True)]
+        table.add_row(*row)
+    out_console.print(table)
+
+
+def _print_per_joint(report: MetricReport, layout: JointLayout) -> None:
+    table = Table(title="per joint: prediction, all sequences", title_justify="left")
+    table.add_column("joint")
+    for name in METRIC_NAMES:
+        table.add_column(name, justify="right")
+    for joint, joint_name in enumerate(layout.joint_names):
+        table.add_row(joint_name, *(_fmt(float(report.per_joint[name][joint])) for name in METRIC_NAMES))
+    out_console.print(table)
+
+
+def _print_human(scores: list[SequenceScore], per_joint: bool) -> None:
+    for score in scores:
+        baseline = f", baseline {score.baseline}" if score.baseline else ""
+        title = f"{score.file} [{score.name}]: {score.key.value}, {score.report.frames} frames{baseline}"
+        _print_metrics(title, score.report, score.baseline_report)
+    pooled = _pooled(scores)
+    if pooled is None:
+        log("sequences use different joint layouts: no pooled result")
+        return
+    if len(scores) > 1:
+        _print_metrics(f"all {len(scores)} sequences, {pooled[0].frames} frames", *pooled)
+    if per_joint:
+        _print_per_joint(pooled[0], scores[0].layout)
+
+
+def command(
+    preds: InputsArgument,
+    gt: Annotated[
+        Path | None, typer.Option("--gt", help="Ground-truth pose file (its gt_3d, else poses_3d), matched by sequence name.")
+    ] = None,
+    key: Annotated[
+        PoseKey | None, typer.Option("--key", help="Prediction array (default: poses_3d_refined if present, else poses_3d).")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Baseline pose file (e.g. the unrefined input), matched by sequence name.")
+    ] = None,
+    baseline_key: Annotated[
+        PoseKey | None,
+        typer.Option("--baseline-key", help="Baseline array, of --baseline FILE or else of each input file."),
+    ] = None,
+    per_joint: Annotated[bool, typer.Option("--per-joint", help="Also report every metric per joint.")] = False,
+    json_output: JsonOption = False,
+    continue_on_error: ContinueOnErrorOption = False,
+    shard: ShardOption = None,
+) -> None:
+    """Score 3D poses against ground truth: MPJPE, P-MPJPE, N-MPJPE, MPJVE, acceleration error, bone-length std (mm)."""
+    if baseline is None and baseline_key is not None and key is not None and baseline_key is key:
+        raise usage_error(f"--baseline-key {baseline_key.value} is the prediction key itself")
+    inputs = apply_shard(expand_inputs(preds), shard)
+    reference = Reference.load(gt) if gt else None
+    rule = BaselineRule(Reference.load(baseline) if baseline else None, baseline_key)
+    batch = run_batch(
+        inputs,
+        lambda path: evaluate_file(path, key, reference, rule),
+        continue_on_error=continue_on_error,
+        description="evaluating",
+    )
+    scores = [score for file_scores in batch.values for score in file_scores]
+    if json_output:
+        emit_json(_json_document(scores, per_joint, batch.failures))
+    elif scores:
+        _print_human(scores, per_joint)
+    raise typer.Exit(batch.exit_code)

@@ -1,0 +1,59 @@
+"""``d3prefine fit-noise``: fit the conditional Gaussian of an estimator's errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from d3prefine.cli._common import InputsArgument, JsonOption, emit_json, err_console, expand_inputs, out_console
+from d3prefine.cli.pairing import Reference, ground_truth
+from d3prefine.io import check_output_path, load_poses
+from d3prefine.noise import NoiseMode, NoiseModel
+from d3prefine.preprocess import error_triple
+
+
+def command(
+    preds: InputsArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Noise statistics file to write (.safetensors).", dir_okay=False)],
+    gt: Annotated[
+        Optional[Path], typer.Option("--gt", help="Ground-truth pose file matched by sequence name [default: gt_3d in each file].")
+    ] = None,
+    mode: Annotated[NoiseMode, typer.Option("--mode", help="Gaussian blocks: per joint, whole body, or unconditional isotropic.")] = NoiseMode.PER_JOINT,
+    estimator: Annotated[str, typer.Option("--estimator", help="Name of the estimator, stored in the metadata.")] = "unknown",
+    ridge: Annotated[float, typer.Option("--ridge", min=0.0, help="Relative ridge added to the condition covariance.")] = 1e-3,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Fit the error model e | (2D pose, 3D pose) from estimator outputs paired with ground truth."""
+    files = expand_inputs(preds)
+    check_output_path(output, overwrite=overwrite, inputs=files)
+    reference = Reference.load(gt) if gt else None
+    triples, sequences = [], 0
+    for path in files:
+        seqs = load_poses(path)
+        for seq in seqs:
+            truth = ground_truth(seq, path, reference, len(seqs))
+            triples.append(error_triple(seq.poses_2d, seq.poses_3d, truth, seq.image_size, seq.layout.root))
+        sequences += len(seqs)
+    layout = seqs[0].layout
+    model = NoiseModel.fit(
+        triples, mode=mode, layout=layout.name, ridge=ridge,
+        info={"estimator": estimator, "sources": [str(p) for p in files], "sequences": sequences},
+    )
+    model.save(output)
+    err_console.print(f"wrote {output}: {mode.value} model from {model.info['frames']} frames of {sequences} sequences", highlight=False)
+    if json_output:
+        emit_json({"output": output, "mode": mode.value, "layout": layout.name, "info": model.info})
+    elif mode is not NoiseMode.ISOTROPIC:
+        table = Table(title=f"estimator error per joint ({estimator})", title_justify="left")
+        for column in ("joint", "error rms (mm)", "after conditional mean (mm)"):
+            table.add_column(column, justify="left" if column == "joint" else "right")
+        for name, before, after in zip(layout.joint_names, model.info["error_rms_per_joint_mm"], model.info["residual_rms_per_joint_mm"]):
+            table.add_row(name, f"{before:.1f}", f"{after:.1f}")
+        out_console.print(table)
+        out_console.print(f"error variance explained by the conditional mean: {100 * model.info['explained_variance']:.1f}%")
+    else:
+        out_console.print(f"isotropic std: {1000 * model.info['std_m']:.1f} mm per coordinate")

@@ -1,0 +1,96 @@
+"""``d3prefine plot``: a summary PNG per sequence (skeleton frames, errors over time and per joint).
+
+Needs the optional extra ``pip install 'd3prefine[plot]'``: :mod:`d3prefine.plot`, and with it
+matplotlib, is imported only when this command runs. Naming: ``<stem>.png`` for a file with
+one sequence, ``<stem>_<sequence>.png`` for each sequence of a file with several, in
+``--out-dir`` or beside the input; ``-o FILE.png`` replaces ``<stem>.png`` for a single input.
+``--gif`` adds a ``.gif`` beside every PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from d3prefine.cli._common import (
+    ContinueOnErrorOption,
+    InputsArgument,
+    JsonOption,
+    OutDirOption,
+    OutputOption,
+    OverwriteOption,
+    ShardOption,
+    apply_shard,
+    emit_json,
+    expand_inputs,
+    log,
+    run_batch,
+    usage_error,
+)
+from d3prefine.errors import OutputError
+from d3prefine.io import load_poses
+
+
+def _base_paths(files: list[Path], output: Path | None, out_dir: Path | None) -> dict[Path, Path]:
+    """The PNG path of each input (call with all inputs, before ``--shard``): ``-o`` for a single
+    input, else ``<stem>.png`` in ``out_dir`` (created if missing) or beside the input.
+
+    Raises:
+        typer.BadParameter: ``-o`` with several inputs or with ``--out-dir``, or two inputs with the same PNG.
+        OutputError: ``out_dir`` cannot be created.
+    """
+    if output is not None and out_dir is not None:
+        raise usage_error("give either -o/--output or --out-dir, not both")
+    if output is not None and len(files) != 1:
+        raise usage_error(f"-o/--output takes a single input, got {len(files)}; use --out-dir for several")
+    bases = {files[0]: output} if output is not None else {path: (out_dir or path.parent) / f"{path.stem}.png" for path in files}
+    owners: dict[Path, Path] = {}
+    for path, base in bases.items():
+        owner = owners.setdefault(base.resolve(), path)
+        if owner != path:
+            raise usage_error(f"inputs {owner} and {path} would both write {base}; use separate --out-dir runs")
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{out_dir}: cannot create output folder ({error.strerror})") from None
+    return bases
+
+
+def command(
+    inputs: InputsArgument,
+    output: OutputOption = None,
+    out_dir: OutDirOption = None,
+    gif: Annotated[
+        bool, typer.Option("--gif", help="Also write an animated GIF: input, refined and ground truth side by side.")
+    ] = False,
+    frames: Annotated[int, typer.Option("--frames", min=1, max=12, help="Skeleton frames drawn in the strip.")] = 6,
+    max_sequences: Annotated[
+        Optional[int], typer.Option("--max-sequences", min=1, help="Draw only the first N sequences of each file [default: all].")
+    ] = None,
+    overwrite: OverwriteOption = False,
+    continue_on_error: ContinueOnErrorOption = False,
+    shard: ShardOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Draw a PNG per sequence: skeleton frames, per-frame and per-joint errors (needs pip install 'd3prefine[plot]')."""
+    from d3prefine.plot import write_file_figures  # the optional extra: without it, one error line and exit 1
+
+    files = expand_inputs(inputs)
+    bases = _base_paths(files, output, out_dir)
+
+    def plot_file(path: Path) -> list[dict]:
+        written = write_file_figures(
+            load_poses(path), bases[path], limit=max_sequences, gif=gif, frames=frames, overwrite=overwrite, inputs=files
+        )
+        for outputs in written.values():
+            log(f"{path}: wrote {', '.join(map(str, outputs))}")
+        return [{"input": path, "sequence": name, "outputs": outputs} for name, outputs in written.items()]
+
+    batch = run_batch(apply_shard(files, shard), plot_file, continue_on_error=continue_on_error, description="plotting")
+    if json_output:
+        figures = [figure for file_figures in batch.values for figure in file_figures]
+        emit_json({"figures": figures, "failed": [{"file": o.path, "error": o.error} for o in batch.failures]})
+    raise typer.Exit(batch.exit_code)

@@ -1,0 +1,127 @@
+"""``d3prefine train``: train a PoseDenoiser on pose files with ground truth.
+
+Single process: ``d3prefine train --data train.h5 --val val.h5 --noise noise.safetensors -o model.safetensors``.
+Data parallel on several GPUs (or CPU processes): ``torchrun --nproc-per-node N -m d3prefine train ...``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import torch
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from d3prefine import __version__
+from d3prefine.cli._common import DeviceOption, JsonOption, emit_json, err_console, expand_inputs, resolve_device
+from d3prefine.errors import InputError
+from d3prefine.io import check_output_path, load_poses
+from d3prefine.model import DenoiserConfig
+from d3prefine.noise import NoiseModel
+from d3prefine.skeleton import get_layout
+from d3prefine.train import ForwardErrors, Objective, TrainConfig, Trainer, WindowSampler, init_distributed
+
+FilesOption = Annotated[list[Path], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
+
+
+def _load(paths: list[Path]) -> list:
+    sequences = [seq for path in expand_inputs(paths) for seq in load_poses(path)]
+    missing = [seq.name for seq in sequences if seq.gt_3d is None]
+    if missing:
+        raise InputError(f"{len(missing)} sequences have no gt_3d (first: {missing[0]!r}); training needs ground truth")
+    return sequences
+
+
+def command(
+    data: FilesOption,
+    val: FilesOption,
+    noise: Annotated[Path, typer.Option("--noise", help="Noise statistics from fit-noise.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Denoiser weights to write (.safetensors).", dir_okay=False)],
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = TrainConfig.steps,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per step and process.")] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak AdamW learning rate.")] = TrainConfig.lr,
+    objective: Annotated[Objective, typer.Option(help="diffusion (the method) or regression (the same network, t = T only).")] = TrainConfig.objective,
+    forward_errors: Annotated[ForwardErrors, typer.Option(help="Errors of the forward process.")] = TrainConfig.forward_errors,
+    velocity_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the velocity error in the loss.")] = TrainConfig.velocity_weight,
+    eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations and checkpoints.")] = TrainConfig.eval_every,
+    window: Annotated[int, typer.Option(min=1, help="Frames per window.")] = DenoiserConfig.window,
+    dim: Annotated[int, typer.Option(min=2, help="Channels per token.")] = DenoiserConfig.dim,
+    depth: Annotated[int, typer.Option(min=1, help="STC blocks.")] = DenoiserConfig.depth,
+    heads: Annotated[int, typer.Option(min=1, help="Attention heads per half.")] = DenoiserConfig.heads,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and sampling.")] = TrainConfig.seed,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option(help="Checkpoint file written every --eval-every steps [default: <output>.ckpt.safetensors].")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint file.")] = False,
+    max_minutes: Annotated[Optional[float], typer.Option(min=0.0, help="Stop (and save) after this wall time.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch [default: torch's choice].")] = None,
+    device: DeviceOption = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Train a PoseDenoiser (AdamW, EMA weights, validation MPJPE every --eval-every steps, resumable)."""
+    try:
+        train_config = TrainConfig(
+            steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
+            velocity_weight=velocity_weight, eval_every=eval_every, seed=seed,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    checkpoint = checkpoint or output.with_name(output.stem + ".ckpt.safetensors")
+    if resume and not checkpoint.is_file():
+        raise typer.BadParameter(f"--resume: no checkpoint at {checkpoint}")
+    check_output_path(output, overwrite=overwrite or resume)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch_device, distributed = init_distributed(resolve_device(device))
+    noise_model = NoiseModel.load(noise)
+    layout = get_layout(noise_model.layout)
+    model_config = DenoiserConfig(
+        num_joints=layout.num_joints, window=window, dim=dim, depth=depth, heads=heads, layout=layout.name
+    )
+    started = time.perf_counter()
+    train_data = WindowSampler(_load(data), window, layout.root)
+    val_data = WindowSampler(_load(val), window, layout.root)
+    err_console.print(
+        f"data: {len(train_data.starts)} training windows, {len(val_data.starts)} validation windows "
+        f"({time.perf_counter() - started:.0f} s to load)", highlight=False,
+    )
+    trainer = Trainer(model_config, train_config, noise_model, train_data, val_data, torch_device)
+    if resume:
+        trainer.load_checkpoint(checkpoint)
+        err_console.print(f"resumed from {checkpoint} at step {trainer.state.step}", highlight=False)
+    info = {
+        "tool": f"d3prefine {__version__}",
+        "command": shlex.join(["d3prefine", *sys.argv[1:]]),
+        "data": [str(p) for p in data],
+        "val": [str(p) for p in val],
+        "noise": str(noise),
+        "device": str(torch_device),
+    }
+    with Progress(
+        TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.1f} mm"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=trainer.rank != 0,
+    ) as progress:
+        task = progress.add_task("train", total=steps, completed=trainer.state.step, loss=float("nan"))
+        history = trainer.fit(
+            output,
+            checkpoint=checkpoint,
+            max_minutes=max_minutes,
+            on_step=lambda step, loss: progress.update(task, completed=step, loss=1000.0 * loss),
+            on_eval=lambda r: progress.console.print(
+                f"step {r['step']}: train loss {r['train_loss_mm']:.2f} mm | val MPJPE input {r['val_input_mpjpe']:.2f}, "
+                f"gaussian mean {r['val_gaussian_mean_mpjpe']:.2f}, refined (K=1) {r['val_mpjpe']:.2f} mm",
+                highlight=False,
+            ),
+            info=info,
+        )
+    if distributed:
+        torch.distributed.destroy_process_group()
+    if trainer.rank == 0:
+        err_console.print(f"wrote {output} after {trainer.state.step} steps ({time.perf_counter() - started:.0f} s)", highlight=False)
+        if json_output:
+            emit_json({"output": output, "steps": trainer.state.step, "history": history})

@@ -1,0 +1,573 @@
+"""Pose files: the :class:`PoseSequence` data class and its ``.npz`` / HDF5 reader and writer.
+
+Layouts on disk (see README "File format"):
+
+* ``.npz`` with one sequence: arrays at top level (``poses_2d``, ``poses_3d``, ``gt_3d``,
+  ``poses_3d_refined``, ``uncertainty``) and metadata as small arrays: ``name``, ``units``,
+  ``joint_layout`` and ``provenance`` (a JSON object) as 0-d unicode arrays, ``fps`` as a 0-d
+  float, ``image_size`` as ``(2,)`` integers ``(width, height)``. No object arrays, never unpickled.
+* ``.npz`` with several sequences: the same keys prefixed ``<name>/`` (the prefix is the name).
+* HDF5 (``.h5``, ``.hdf5``): one group per sequence (the group name is the sequence name),
+  arrays as datasets and metadata as group attributes. A file whose arrays lie at the top level
+  is read as a single sequence (named by a root ``name`` attribute, else the file stem).
+
+Every loaded sequence is validated; problems raise :class:`InputError` with a one-line
+message naming the file, the sequence, the key and what was expected versus found.
+Writing is atomic and never replaces an input file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from d3prefine.errors import InputError, OutputError
+from d3prefine.skeleton import DEFAULT_LAYOUT, JointLayout, get_layout
+
+#: Pose arrays: key -> trailing dimensions after ``(T, J)``.
+ARRAY_DIMS: dict[str, tuple[int, ...]] = {
+    "poses_2d": (2,),
+    "poses_3d": (3,),
+    "gt_3d": (3,),
+    "poses_3d_refined": (3,),
+    "uncertainty": (),
+}
+REQUIRED_ARRAYS = ("poses_2d", "poses_3d")
+POSE_3D_ARRAYS = ("poses_3d", "gt_3d", "poses_3d_refined")
+#: Arrays that may hold NaN gaps (``load_poses(allow_nan=True)``, :func:`fill_gaps`).
+GAP_ARRAYS = ("poses_2d", "poses_3d")
+METADATA_KEYS = ("fps", "units", "joint_layout", "image_size", "provenance")
+#: Plausible human bone lengths in metres; used to catch millimetre and centimetre files.
+BONE_RANGE_M = (0.05, 0.6)
+#: Normalized screen coordinates stay within a few units; larger 2D values are pixels.
+MAX_NORMALIZED_2D = 10.0
+
+
+class PoseFormat(str, Enum):
+    """On-disk container of a pose file, chosen by its suffix."""
+
+    NPZ = "npz"
+    HDF5 = "hdf5"
+
+
+SUFFIXES: dict[str, PoseFormat] = {".npz": PoseFormat.NPZ, ".h5": PoseFormat.HDF5, ".hdf5": PoseFormat.HDF5}
+
+
+@dataclass
+class PoseSequence:
+    """One pose sequence of T frames and J joints (``J = layout.num_joints``).
+
+    Attributes:
+        name: sequence name (unique within a file).
+        poses_2d: ``(T, J, 2)`` float32; pixels (x right, y down) if ``image_size`` is set,
+            else normalized screen coordinates.
+        poses_3d: ``(T, J, 3)`` float32, metres, camera frame (the estimator's output).
+        gt_3d: ``(T, J, 3)`` float32, metres, camera frame; ground truth.
+        poses_3d_refined: ``(T, J, 3)`` float32, metres; written by ``d3prefine refine``.
+        uncertainty: ``(T, J)`` float32, metres; per-joint std over refinement samples.
+        image_size: ``(width, height)`` in pixels.
+        fps: frames per second.
+        units: unit of the 3D arrays; only ``"m"`` is accepted.
+        joint_layout: name of a registered :class:`~d3prefine.skeleton.JointLayout`.
+        provenance: JSON-serializable description of who produced the file.
+    """
+
+    name: str
+    poses_2d: np.ndarray
+    poses_3d: np.ndarray
+    gt_3d: np.ndarray | None = None
+    poses_3d_refined: np.ndarray | None = None
+    uncertainty: np.ndarray | None = None
+    image_size: tuple[int, int] | None = None
+    fps: float | None = None
+    units: str = "m"
+    joint_layout: str = DEFAULT_LAYOUT
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        """T, the number of frames."""
+        return len(self.poses_3d)
+
+    @property
+    def layout(self) -> JointLayout:
+        """The :class:`JointLayout` named by ``joint_layout``."""
+        return get_layout(self.joint_layout)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The pose arrays that are present, by key, in ``ARRAY_DIMS`` order."""
+        return {key: getattr(self, key) for key in ARRAY_DIMS if getattr(self, key) is not None}
+
+
+def pose_format(path: Path) -> PoseFormat | None:
+    """The container format of ``path`` from its suffix (case-insensitive), or ``None``."""
+    return SUFFIXES.get(Path(path).suffix.lower())
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: raw items (arrays and metadata read from a file) -> PoseSequence
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_text(value: Any, where: str, key: str) -> str:
+    """A string stored as a 0-d unicode/bytes array (npz) or a string attribute (HDF5)."""
+    array = np.asarray(value)
+    if array.ndim == 0 and array.dtype.kind == "U":
+        return str(array)
+    if array.ndim == 0 and array.dtype.kind == "S":
+        return bytes(array).decode("utf-8", errors="replace")
+    raise InputError(f"{where}: key {key!r}: expected a string, got {array.dtype} array of shape {array.shape}")
+
+
+def _decode_metadata(items: dict[str, Any], where: str) -> dict[str, Any]:
+    """Decode and check the metadata entries of ``items`` into PoseSequence keyword arguments."""
+    meta: dict[str, Any] = {}
+    if "units" in items:
+        meta["units"] = _as_text(items["units"], where, "units")
+        if meta["units"] != "m":
+            raise InputError(
+                f"{where}: key 'units': expected 'm' (metres), got {meta['units']!r}; convert the 3D arrays to metres"
+            )
+    if "joint_layout" in items:
+        meta["joint_layout"] = _as_text(items["joint_layout"], where, "joint_layout")
+    if "fps" in items:
+        fps = np.asarray(items["fps"])
+        if fps.ndim != 0 or fps.dtype.kind not in "iuf" or not np.isfinite(fps) or fps <= 0:
+            raise InputError(f"{where}: key 'fps': expected a positive number, got {fps.tolist()!r} ({fps.dtype})")
+        meta["fps"] = float(fps)
+    if "image_size" in items:
+        size = np.asarray(items["image_size"])
+        integral = size.dtype.kind in "iu" or (size.dtype.kind == "f" and np.array_equal(size, np.round(size)))
+        if size.shape != (2,) or not integral or (size <= 0).any():
+            raise InputError(
+                f"{where}: key 'image_size': expected 2 positive integers (width, height), got {size.tolist()!r} ({size.dtype})"
+            )
+        meta["image_size"] = (int(size[0]), int(size[1]))
+    if "provenance" in items:
+        text = _as_text(items["provenance"], where, "provenance")
+        try:
+            provenance = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{where}: key 'provenance': expected a JSON object, got invalid JSON ({error.msg})") from None
+        if not isinstance(provenance, dict):
+            raise InputError(f"{where}: key 'provenance': expected a JSON object, got {type(provenance).__name__}")
+        meta["provenance"] = provenance
+    return meta
+
+
+def _check_array(value: Any, key: str, layout: JointLayout, where: str) -> np.ndarray:
+    """Check dtype and shape ``(T, J, *ARRAY_DIMS[key])`` of one pose array; return it as float32."""
+    array = np.asarray(value)
+    expected = "(" + ", ".join(["T", str(layout.num_joints), *map(str, ARRAY_DIMS[key])]) + ")"
+    if array.dtype.kind != "f":
+        raise InputError(f"{where}: key {key!r}: expected a floating-point array {expected}, got dtype {array.dtype}")
+    if array.ndim != 2 + len(ARRAY_DIMS[key]) or array.shape[2:] != ARRAY_DIMS[key]:
+        raise InputError(f"{where}: key {key!r}: expected shape {expected}, got {array.shape}")
+    if array.shape[1] != layout.num_joints:
+        raise InputError(
+            f"{where}: key {key!r}: expected {layout.num_joints} joints for layout {layout.name!r} "
+            f"(shape {expected}), got {array.shape}"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_finite(array: np.ndarray, key: str, where: str, allow_nan: bool) -> None:
+    infinite = int(np.isinf(array).sum())
+    if infinite:
+        raise InputError(f"{where}: key {key!r}: expected finite values, got {infinite} inf of {array.size}")
+    missing = int(np.isnan(array).sum())
+    if missing and not (allow_nan and key in GAP_ARRAYS):
+        raise InputError(f"{where}: key {key!r}: expected finite values, got {missing} NaN of {array.size}")
+
+
+def _check_metres(poses: np.ndarray, key: str, layout: JointLayout, where: str) -> None:
+    """Reject 3D poses ``(T, J, 3)`` whose median bone length is not that of a human in metres."""
+    parents, children = np.array(layout.bones).T
+    lengths = np.linalg.norm(poses[:, children] - poses[:, parents], axis=-1)
+    if np.isnan(lengths).all():
+        return
+    median = float(np.nanmedian(lengths))
+    low, high = BONE_RANGE_M
+    if low <= median <= high:
+        return
+    if median >= 50.0:
+        looks = "looks like millimetres"
+    elif 5.0 <= median < 50.0:
+        looks = "looks like centimetres"
+    else:
+        looks = "has implausible bone lengths"
+    raise InputError(
+        f"{where}: key {key!r} {looks} (median bone {median:.1f}), expected metres (human bones {low}-{high} m)"
+    )
+
+
+def _build_sequence(name: str, items: dict[str, Any], where: str, *, allow_nan: bool) -> PoseSequence:
+    """Validate raw ``items`` (arrays and metadata of one sequence) and build the sequence."""
+    unknown = sorted(set(items) - set(ARRAY_DIMS) - set(METADATA_KEYS))
+    if unknown:
+        known = ", ".join([*ARRAY_DIMS, *METADATA_KEYS])
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (expected keys: {known})")
+    missing = [key for key in REQUIRED_ARRAYS if key not in items]
+    if missing:
+        raise InputError(f"{where}: missing key {missing[0]!r} (required: {', '.join(REQUIRED_ARRAYS)})")
+    meta = _decode_metadata(items, where)
+    try:
+        layout = get_layout(meta.get("joint_layout", DEFAULT_LAYOUT))
+    except InputError as error:
+        raise InputError(f"{where}: key 'joint_layout': {error}") from None
+    arrays = {key: _check_array(items[key], key, layout, where) for key in ARRAY_DIMS if key in items}
+    frames = len(arrays["poses_3d"])
+    if frames == 0:
+        raise InputError(f"{where}: key 'poses_3d': empty sequence (T=0), expected at least 1 frame")
+    for key, array in arrays.items():
+        if len(array) != frames:
+            raise InputError(f"{where}: key {key!r}: expected {frames} frames like 'poses_3d', got {len(array)}")
+        _check_finite(array, key, where, allow_nan)
+    for key in POSE_3D_ARRAYS:
+        if key in arrays:
+            _check_metres(arrays[key], key, layout, where)
+    if "uncertainty" in arrays and (arrays["uncertainty"] < 0).any():
+        raise InputError(f"{where}: key 'uncertainty': expected standard deviations >= 0, got negative values")
+    if "image_size" not in meta:
+        largest = float(np.nanmax(np.abs(arrays["poses_2d"]), initial=0.0))
+        if largest > MAX_NORMALIZED_2D:
+            raise InputError(
+                f"{where}: key 'poses_2d' looks like pixels (max |value| {largest:.1f}) but 'image_size' is missing; "
+                "expected normalized screen coordinates or an image_size (width, height)"
+            )
+    return PoseSequence(name=name, **arrays, **meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+def _group_npz_keys(items: dict[str, np.ndarray], path: Path) -> list[tuple[str, dict[str, Any], str]]:
+    """Split npz members into ``(name, items, where)`` per sequence (top level or ``<name>/<key>``)."""
+    prefixed = [key for key in items if "/" in key]
+    if not prefixed:
+        top = dict(items)
+        name = _as_text(top.pop("name"), str(path), "name") if "name" in top else path.stem
+        return [(name, top, str(path))]
+    if len(prefixed) != len(items):
+        plain = next(key for key in items if "/" not in key)
+        raise InputError(f"{path}: key {plain!r}: mixes top-level keys with '<sequence>/<key>' keys, expected one style")
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in items.items():
+        name, _, member = key.partition("/")
+        groups.setdefault(name, {})[member] = value
+    return [(name, members, f"{path}: sequence {name!r}") for name, members in groups.items()]
+
+
+def _read_npz(path: Path) -> list[tuple[str, dict[str, Any], str]]:
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file)")
+    items: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    items[key] = npz[key]
+                except ValueError as error:
+                    if "pickle" not in str(error):
+                        raise
+                    raise InputError(
+                        f"{path}: key {key!r}: holds a pickled object array, which is never loaded "
+                        "(expected numeric arrays and plain strings)"
+                    ) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file: {error})") from None
+    if not items:
+        raise InputError(f"{path}: empty npz archive, expected keys {', '.join(REQUIRED_ARRAYS)}")
+    return _group_npz_keys(items, path)
+
+
+def _hdf5_items(group: h5py.Group, where: str) -> dict[str, Any]:
+    """Datasets and attributes of one HDF5 group as raw items."""
+    items: dict[str, Any] = {}
+    for key, node in group.items():
+        if not isinstance(node, h5py.Dataset):
+            raise InputError(f"{where}: key {key!r}: expected a dataset, got a group")
+        items[key] = node[()]
+    for key, value in group.attrs.items():
+        if key in items:
+            raise InputError(f"{where}: key {key!r}: present both as a dataset and as an attribute")
+        items[key] = value
+    return items
+
+
+def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
+    try:
+        with h5py.File(path, "r") as handle:
+            datasets = [key for key, node in handle.items() if isinstance(node, h5py.Dataset)]
+            if datasets:
+                items = _hdf5_items(handle, str(path))
+                name = _as_text(items.pop("name"), str(path), "name") if "name" in items else path.stem
+                return [(name, items, str(path))]
+            sequences = [
+                (name, _hdf5_items(group, f"{path}: sequence {name!r}"), f"{path}: sequence {name!r}")
+                for name, group in handle.items()
+            ]
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        raise InputError(f"{path}: not a valid HDF5 file (corrupt or truncated file: {error})") from None
+    if not sequences:
+        raise InputError(f"{path}: empty HDF5 file, expected one group per sequence or top-level datasets")
+    return sequences
+
+
+def load_poses(path: str | os.PathLike, *, allow_nan: bool = False) -> list[PoseSequence]:
+    """Read and validate every sequence of a pose file.
+
+    Args:
+        path: ``.npz``, ``.h5`` or ``.hdf5`` file.
+        allow_nan: accept NaN in ``poses_2d`` and ``poses_3d`` (missing detections) so that
+            :func:`fill_gaps` can repair them; other arrays must always be finite.
+
+    Returns:
+        The sequences in file order; arrays are float32.
+
+    Raises:
+        InputError: missing or unreadable file, unknown suffix, or any invalid content.
+    """
+    path = Path(path)
+    fmt = pose_format(path)
+    if fmt is None:
+        raise InputError(f"{path}: unknown file suffix {path.suffix!r}, expected one of {', '.join(SUFFIXES)}")
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: expected a file, got a directory or special file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: cannot read file (permission denied)")
+    raw = _read_npz(path) if fmt is PoseFormat.NPZ else _read_hdf5(path)
+    names = [name for name, _, _ in raw]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate is not None:
+        raise InputError(f"{path}: sequence {duplicate!r} appears more than once, expected unique names")
+    return [_build_sequence(name, items, where, allow_nan=allow_nan) for name, items, where in raw]
+
+
+# ---------------------------------------------------------------------------------------------
+# Gap filling
+# ---------------------------------------------------------------------------------------------
+
+
+def _nan_runs(missing: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, length)`` of every run of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], missing.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), (ends - starts).tolist(), strict=True))
+
+
+def _fill_array(array: np.ndarray, max_gap: int, layout: JointLayout, where: str) -> tuple[np.ndarray, int]:
+    """Fill NaN runs of ``array`` ``(T, J, C)`` along time; returns the new array and the count."""
+    missing = np.isnan(array)
+    if not missing.any():
+        return array, 0
+    filled = array.copy()
+    frames = np.arange(len(array))
+    for joint, coord in zip(*np.nonzero(missing.any(axis=0)), strict=True):
+        gaps = missing[:, joint, coord]
+        label = f"joint {joint} {layout.joint_names[joint]!r}, coordinate {'xyz'[coord]}"
+        if gaps.all():
+            raise InputError(f"{where}: all {len(array)} frames are NaN ({label}), nothing to interpolate from")
+        start, length = max(_nan_runs(gaps), key=lambda run: run[1])
+        if length > max_gap:
+            raise InputError(
+                f"{where}: NaN gap of {length} frames at frames {start}-{start + length - 1} ({label}), "
+                f"longer than max_gap={max_gap}"
+            )
+        valid = ~gaps
+        filled[gaps, joint, coord] = np.interp(frames[gaps], frames[valid], array[valid, joint, coord])
+    return filled, int(missing.sum())
+
+
+def fill_gaps(seq: PoseSequence, max_gap: int) -> tuple[PoseSequence, int]:
+    """Linearly interpolate short NaN gaps in ``poses_2d`` and ``poses_3d`` over time.
+
+    Every joint coordinate is filled on its own: a run of NaN frames between two valid frames
+    is interpolated linearly; a run at the start or end repeats the nearest valid value.
+
+    Args:
+        seq: a sequence, e.g. from ``load_poses(path, allow_nan=True)``.
+        max_gap: longest run of consecutive NaN frames (per joint coordinate) to fill, >= 0.
+
+    Returns:
+        ``(new_sequence, number_of_filled_values)``; ``seq`` itself is not modified.
+
+    Raises:
+        InputError: a gap is longer than ``max_gap`` or a joint coordinate is NaN in every frame.
+    """
+    if max_gap < 0:
+        raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+    layout = seq.layout
+    filled: dict[str, np.ndarray] = {}
+    count = 0
+    for key in GAP_ARRAYS:
+        filled[key], n = _fill_array(getattr(seq, key), max_gap, layout, f"sequence {seq.name!r}: key {key!r}")
+        count += n
+    return replace(seq, **filled), count
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def _encode(seq: PoseSequence) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays (float32) and metadata (strings, numbers, small arrays) of a sequence as stored."""
+    arrays = {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in seq.arrays().items()}
+    meta: dict[str, Any] = {
+        "units": np.str_(seq.units),
+        "joint_layout": np.str_(seq.joint_layout),
+        "provenance": np.str_(json.dumps(seq.provenance)),
+    }
+    if seq.fps is not None:
+        meta["fps"] = np.float64(seq.fps)
+    if seq.image_size is not None:
+        meta["image_size"] = np.asarray(seq.image_size, dtype=np.int64)
+    return arrays, meta
+
+
+def _write_npz(path: Path, sequences: Sequence[PoseSequence]) -> None:
+    members: dict[str, np.ndarray] = {}
+    for seq in sequences:
+        arrays, meta = _encode(seq)
+        prefix = "" if len(sequences) == 1 else f"{seq.name}/"
+        if len(sequences) == 1:
+            members["name"] = np.asarray(seq.name)
+        members.update({prefix + key: np.asarray(value) for key, value in {**arrays, **meta}.items()})
+    with open(path, "wb") as handle:
+        np.savez(handle, **members)
+
+
+def _write_hdf5(path: Path, sequences: Sequence[PoseSequence]) -> None:
+    with h5py.File(path, "w", track_order=True) as handle:
+        for seq in sequences:
+            arrays, meta = _encode(seq)
+            group = handle.create_group(seq.name, track_order=True)
+            for key, array in arrays.items():
+                group.create_dataset(key, data=array)
+            for key, value in meta.items():
+                group.attrs[key] = str(value) if isinstance(value, np.str_) else value
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_path(
+    path: str | os.PathLike, *, overwrite: bool, inputs: Sequence[str | os.PathLike] = ()
+) -> None:
+    """Raise :class:`OutputError` unless ``path`` may be written.
+
+    It may not be any of ``inputs`` (compared after resolving links, and by inode), may not
+    exist unless ``overwrite``, and its directory must exist. :func:`save_poses` checks this
+    itself; call it early to fail before a long computation.
+    """
+    path = Path(path)
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise OutputError(f"{path}: refusing to write over input file {source}")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory, expected a file path")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: directory {path.parent} does not exist")
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; on success fsync and rename it to ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as error:
+        raise OutputError(f"{path}: cannot write in {path.parent} ({error.strerror})") from None
+    try:
+        yield temp
+        descriptor = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def save_poses(
+    path: str | os.PathLike,
+    sequences: Sequence[PoseSequence],
+    *,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> None:
+    """Write sequences to a ``.npz`` or HDF5 file atomically.
+
+    The file is written to a temporary file in the same directory, fsynced and renamed over
+    ``path``; on failure nothing is left behind. Whatever is written loads back equal with
+    :func:`load_poses` (``allow_nan=True`` if ``poses_2d``/``poses_3d`` hold NaN).
+
+    Args:
+        path: output file; its suffix picks the format.
+        sequences: at least one; names unique, non-empty, without ``/``.
+        overwrite: replace an existing file.
+        inputs: files this output must never replace (the command's inputs).
+
+    Raises:
+        OutputError: invalid sequences, unknown suffix, ``path`` is an input or exists without
+            ``overwrite``, its directory is missing or unwritable, or writing failed.
+    """
+    path = Path(path)
+    fmt = pose_format(path)
+    if fmt is None:
+        raise OutputError(f"{path}: unknown file suffix {path.suffix!r}, expected one of {', '.join(SUFFIXES)}")
+    if not sequences:
+        raise OutputError(f"{path}: no sequences to write")
+    names = [seq.name for seq in sequences]
+    for name in names:
+        if not name or "/" in name or names.count(name) > 1:
+            raise OutputError(f"{path}: invalid sequence name {name!r}, expected unique non-empty names without '/'")
+    for seq in sequences:
+        try:
+            json.dumps(seq.provenance)
+        except (TypeError, ValueError) as error:
+            raise OutputError(
+                f"{path}: sequence {seq.name!r}: key 'provenance': expected JSON-serializable data ({error})"
+            ) from None
+        arrays, meta = _encode(seq)
+        try:
+            _build_sequence(seq.name, {**arrays, **meta}, f"sequence {seq.name!r}", allow_nan=True)
+        except InputError as error:
+            raise OutputError(f"{path}: refusing to write an invalid {error}") from None
+    check_output_path(path, overwrite=overwrite, inputs=inputs)
+    writer = _write_npz if fmt is PoseFormat.NPZ else _write_hdf5
+    with _atomic_file(path) as temp:
+        try:
+            writer(temp, sequences)
+        except OSError as error:
+            raise OutputError(f"{path}: writing failed ({error})") from None

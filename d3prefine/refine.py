@@ -1,0 +1,218 @@
+"""The refinement API: load weights, refine pose sequences of any length in batched windows.
+
+    refiner = Refiner.from_pretrained()                  # weights/ shipped with the package
+    refined = refiner.refine(poses_2d, poses_3d, image_size=(1000, 1000)).poses_3d
+
+Each sequence is made root-relative (the root trajectory of the input is kept and added back),
+cut into overlapping windows, each window is refined by K reverse diffusion steps starting from
+the estimator output, and the windows are blended back (see :mod:`d3prefine.windows`).
+Windows of many sequences share batches, and only one batch of windows exists at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from d3prefine.checkpoint import load_denoiser
+from d3prefine.errors import InputError, WeightsError
+from d3prefine.model import PoseDenoiser
+from d3prefine.noise import NoiseModel
+from d3prefine.preprocess import ModelInputs, model_inputs
+from d3prefine.schedule import ErrorSchedule
+from d3prefine.skeleton import get_layout
+from d3prefine.windows import OverlapAdd, frame_indices, window_starts
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DENOISER_FILE = "denoiser.safetensors"
+NOISE_FILE = "noise.safetensors"
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    """Refined poses of one sequence.
+
+    Attributes:
+        poses_3d: ``(T, J, 3)`` metres, same frame and root trajectory as the input.
+        uncertainty: ``(T, J)`` metres, root-mean-square spread of the samples around their
+            mean (only with ``samples >= 2``), else ``None``.
+    """
+
+    poses_3d: np.ndarray
+    uncertainty: np.ndarray | None
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Refiner:
+    """A trained PoseDenoiser with its noise model and schedule, on one device."""
+
+    def __init__(
+        self,
+        model: PoseDenoiser,
+        noise: NoiseModel,
+        device: str | torch.device = "auto",
+        *,
+        weights_path: Path | None = None,
+        noise_path: Path | None = None,
+    ) -> None:
+        if noise.num_joints != model.config.num_joints or noise.layout != model.config.layout:
+            raise WeightsError(
+                f"noise statistics ({noise.layout}, {noise.num_joints} joints) do not match the denoiser "
+                f"({model.config.layout}, {model.config.num_joints} joints)"
+            )
+        self.device = _device(device)
+        self.model = model.to(self.device).eval()
+        self.noise = noise.to(self.device)
+        self.schedule = ErrorSchedule(model.config.num_train_timesteps)
+        self.layout = get_layout(model.config.layout)
+        self.weights_path, self.noise_path = weights_path, noise_path  # where they were loaded from, if files
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        weights: str | Path | None = None,
+        noise: str | Path | None = None,
+        device: str | torch.device = "auto",
+    ) -> Refiner:
+        """Load a denoiser file (or a directory holding ``denoiser.safetensors``) and noise statistics.
+
+        ``weights=None`` uses the weights shipped in ``weights/``; ``noise=None`` uses
+        ``noise.safetensors`` next to the denoiser file.
+        """
+        path = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
+        if path.is_dir():
+            path = path / DENOISER_FILE
+        noise_path = Path(noise) if noise is not None else path.parent / NOISE_FILE
+        return cls(load_denoiser(path), NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path)
+
+    @property
+    def window(self) -> int:
+        return self.model.config.window
+
+    def refine(
+        self,
+        poses_2d: np.ndarray,
+        poses_3d: np.ndarray,
+        *,
+        image_size: tuple[int, int] | None = None,
+        **options,
+    ) -> RefineResult:
+        """Refine one sequence: ``poses_2d (T, J, 2)`` (pixels with ``image_size``, else
+        normalized), ``poses_3d (T, J, 3)`` metres camera frame. Options as in :meth:`refine_many`."""
+        return self.refine_many([(poses_2d, poses_3d, image_size)], **options)[0]
+
+    def refine_many(
+        self,
+        sequences: Sequence[tuple[np.ndarray, np.ndarray, tuple[int, int] | None]],
+        *,
+        steps: int = 1,
+        batch_size: int = 256,
+        overlap: int | None = None,
+        samples: int = 1,
+        eta: float = 1.0,
+        seed: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[RefineResult]:
+        """Refine several ``(poses_2d, poses_3d, image_size)`` sequences, sharing batches.
+
+        Args:
+            steps: K reverse diffusion steps (1 = one-shot residual correction).
+            batch_size: windows per network call.
+            overlap: frames shared by consecutive windows (default: a third of the window).
+            samples: 1 for the deterministic refinement; S >= 2 draws S stochastic refinements
+                (DDIM with ``eta``, needs ``steps >= 2``), returns their mean and their spread.
+            eta: stochasticity of the sampled refinements, in ``(0, 1]``.
+            seed: seed of the ``torch.Generator`` used for sampling.
+            progress: called with the number of frames finished after each batch.
+        """
+        if samples < 1:
+            raise ValueError(f"samples must be >= 1, got {samples}")
+        if samples > 1 and (steps < 2 or not 0.0 < eta <= 1.0):
+            raise ValueError("stochastic samples need steps >= 2 and 0 < eta <= 1")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        w = self.window
+        overlap = w // 3 if overlap is None else overlap
+        if not 0 <= overlap < w:
+            raise ValueError(f"overlap must be in 0..{w - 1}, got {overlap}")
+        self.schedule.set_timesteps(steps)
+        inputs = [self._inputs(p2d, p3d, size) for p2d, p3d, size in sequences]
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        blends = [OverlapAdd(len(x.y), (samples, *x.y.shape[1:]), w) for x in inputs]
+        for batch in _batches(inputs, w, w - overlap, batch_size):
+            refined = self._refine_windows(batch.p, batch.y, samples, eta, generator)  # (S, B, W, J, 3)
+            for k, (seq, start) in enumerate(batch.origin):
+                blends[seq].add(start, refined[:, k].transpose(1, 0, 2, 3))
+            if progress is not None:
+                progress(batch.frames)
+        return [self._result(x, b.result()) for x, b in zip(inputs, blends)]
+
+    def _inputs(self, poses_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int] | None) -> ModelInputs:
+        j = self.layout.num_joints
+        if poses_3d.ndim != 3 or poses_3d.shape[1:] != (j, 3) or poses_2d.shape != (*poses_3d.shape[:2], 2):
+            raise InputError(
+                f"expected poses_2d (T, {j}, 2) and poses_3d (T, {j}, 3) for layout {self.layout.name}, "
+                f"got {tuple(poses_2d.shape)} and {tuple(poses_3d.shape)}"
+            )
+        return model_inputs(poses_2d, poses_3d, image_size, self.layout.root)
+
+    @torch.inference_mode()
+    def _refine_windows(self, p: np.ndarray, y: np.ndarray, samples: int, eta: float, generator: torch.Generator) -> np.ndarray:
+        """Run the reverse process on windows ``(B, W, J, .)``; returns ``(S, B, W, J, 3)`` metres."""
+        p_t = torch.from_numpy(p).to(self.device)
+        y_t = torch.from_numpy(y).to(self.device)
+        mean = self.noise.mean(p_t, y_t)
+        out = []
+        for _ in range(samples):
+            x = y_t
+            for t in self.schedule.timesteps.tolist():
+                steps_t = torch.full((len(x),), t, device=self.device)
+                e_hat = self.noise.denormalize(self.model(x, p_t, steps_t), mean)
+                noise = self.noise.sample(torch.zeros_like(mean), generator) if samples > 1 else None
+                x = self.schedule.step(e_hat, t, x, eta=eta if samples > 1 else 0.0, error_mean=mean, variance_noise=noise).prev_sample
+            out.append(x.cpu().numpy())
+        return np.stack(out)
+
+    @staticmethod
+    def _result(inputs: ModelInputs, blended: np.ndarray) -> RefineResult:
+        """Mean and spread of the ``(T, S, J, 3)`` samples; the input root trajectory is added back."""
+        mean = blended.mean(axis=1)
+        spread = np.sqrt(((blended - mean[:, None]) ** 2).sum(-1).mean(1)) if blended.shape[1] > 1 else None
+        return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread)
+
+
+@dataclass
+class _Batch:
+    p: np.ndarray  # (B, W, J, 2)
+    y: np.ndarray  # (B, W, J, 3)
+    origin: list[tuple[int, int]]  # (sequence index, window start) per window
+    frames: int  # frames of the sequences completed by this batch
+
+
+def _batches(inputs: list[ModelInputs], window: int, hop: int, batch_size: int) -> Iterator[_Batch]:
+    """Windows of all sequences, ``batch_size`` at a time, in sequence order."""
+    p, y, origin, done = [], [], [], 0
+    for seq, x in enumerate(inputs):
+        n = len(x.y)
+        starts = window_starts(n, window, hop)
+        for k, start in enumerate(starts):
+            idx = frame_indices(int(start), n, window)
+            p.append(x.p[idx])
+            y.append(x.y[idx])
+            origin.append((seq, int(start)))
+            if k == len(starts) - 1:
+                done += n
+            if len(origin) == batch_size:
+                yield _Batch(np.stack(p), np.stack(y), origin, done)
+                p, y, origin, done = [], [], [], 0
+    if origin:
+        yield _Batch(np.stack(p), np.stack(y), origin, done)

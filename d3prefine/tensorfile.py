@@ -1,0 +1,50 @@
+"""Safetensors files written atomically and read with a format check (never pickle).
+
+Every file d3prefine writes (denoiser weights, noise statistics, training checkpoints) is a
+safetensors file whose metadata holds ``format`` plus JSON strings describing its contents.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from d3prefine.errors import WeightsError
+
+
+def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write through a temporary file in the same folder, then rename (never a partial file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_tensors(path: str | Path, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a file whose ``format`` is ``expected_format``.
+
+    Raises:
+        WeightsError: missing file, not safetensors, or another format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
+    if metadata.get("format") != expected_format:
+        raise WeightsError(f"{path}: expected a {expected_format} file, got format {metadata.get('format')!r}")
+    return tensors, metadata

@@ -1,0 +1,90 @@
+"""The Refiner: windows, batching, determinism, and the Gaussian-mean fallback of an untrained network."""
+
+import numpy as np
+import pytest
+import torch
+
+from d3prefine.errors import InputError, WeightsError
+from d3prefine.model import DenoiserConfig, PoseDenoiser
+from d3prefine.noise import NoiseModel
+from d3prefine.preprocess import error_triple, model_inputs
+from d3prefine.refine import Refiner
+from tests.conftest import build_sequence
+
+TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)
+
+
+@pytest.fixture(scope="module")
+def noise():
+    seqs = [build_sequence(60, seed=s) for s in range(3)]
+    return NoiseModel.fit([error_triple(s.poses_2d, s.poses_3d, s.gt_3d, s.image_size, 0) for s in seqs], layout="h36m17")
+
+
+def _refiner(noise, trained=True):
+    torch.manual_seed(0)
+    model = PoseDenoiser(TINY)
+    if trained:  # a network with a non-zero output, standing in for trained weights
+        torch.nn.init.normal_(model.head.weight, std=0.5)
+    return Refiner(model, noise, device="cpu")
+
+
+@pytest.mark.parametrize("frames", [1, 5, 9, 40, 257])
+def test_shapes_and_root_trajectory_are_kept(noise, frames):
+    seq = build_sequence(frames, seed=7)
+    out = _refiner(noise).refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=2)
+    assert out.poses_3d.shape == (frames, 17, 3) and out.poses_3d.dtype == np.float32 and out.uncertainty is None
+    np.testing.assert_allclose(out.poses_3d[:, 0], seq.poses_3d[:, 0], atol=1e-6)
+    assert np.abs(out.poses_3d - seq.poses_3d).max() > 1e-4
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_untrained_network_applies_the_gaussian_conditional_mean(noise, steps):
+    seq = build_sequence(50, seed=8)
+    out = _refiner(noise, trained=False).refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=steps)
+    x = model_inputs(seq.poses_2d, seq.poses_3d, seq.image_size, 0)
+    mean = noise.mean(torch.from_numpy(x.p), torch.from_numpy(x.y)).numpy()
+    np.testing.assert_allclose(out.poses_3d, seq.poses_3d - mean, atol=1e-5)
+
+
+def test_batching_and_sequence_grouping_do_not_change_results(noise):
+    seqs = [build_sequence(n, seed=n) for n in (3, 30, 70)]
+    args = [(s.poses_2d, s.poses_3d, s.image_size) for s in seqs]
+    refiner = _refiner(noise)
+    together = refiner.refine_many(args, steps=3, batch_size=2)
+    for arg, result in zip(args, together):
+        alone = refiner.refine(*arg[:2], image_size=arg[2], steps=3, batch_size=64)
+        np.testing.assert_allclose(result.poses_3d, alone.poses_3d, atol=1e-5)
+
+
+def test_sampling_is_seeded_and_reports_uncertainty(noise):
+    seq = build_sequence(30, seed=9)
+    refiner = _refiner(noise)
+    run = lambda seed: refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=3, samples=4, seed=seed)
+    a, b, c = run(1), run(1), run(2)
+    np.testing.assert_array_equal(a.poses_3d, b.poses_3d)
+    assert not np.allclose(a.poses_3d, c.poses_3d)
+    assert a.uncertainty.shape == (30, 17) and np.all(a.uncertainty[:, 1:] > 0)
+    np.testing.assert_allclose(a.uncertainty[:, 0], 0.0, atol=1e-6)  # the root is never moved
+
+
+def test_progress_reports_every_frame_once(noise):
+    seqs = [build_sequence(n, seed=n) for n in (4, 50)]
+    done = []
+    _refiner(noise).refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in seqs], batch_size=3, progress=done.append)
+    assert sum(done) == 54
+
+
+def test_invalid_requests_raise(noise):
+    refiner = _refiner(noise)
+    seq = build_sequence(20)
+    with pytest.raises(ValueError, match="samples"):
+        refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=1, samples=3)
+    with pytest.raises(InputError, match="poses_3d"):
+        refiner.refine(seq.poses_2d[:, :16], seq.poses_3d[:, :16], image_size=seq.image_size)
+    with pytest.raises(ValueError, match="steps"):
+        refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=500)
+
+
+def test_mismatched_noise_statistics_are_refused():
+    with pytest.raises(WeightsError, match="do not match"):
+        Refiner(PoseDenoiser(TINY), NoiseModel.isotropic(0.05, num_joints=16, layout="h36m17"), device="cpu")
