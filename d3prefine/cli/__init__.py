@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "fit-noise": "fit_noise",
     "train": "train",
     "info": "info",
+    "plot": "plot",
 }
 
 

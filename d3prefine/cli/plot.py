@@ -68,14 +68,14 @@ def command(
     ] = False,
     frames: Annotated[int, typer.Option("--frames", min=1, max=12, help="Skeleton frames drawn in the strip.")] = 6,
     max_sequences: Annotated[
-        Optional[int], typer.Option("--max-sequences", min=1, help="Draw only the first N sequences of each file [default: all].")
+        Optional[int], typer.Option("--max-sequences", min=1, help="Draw only the first N sequences of each file (default: all).")
     ] = None,
     overwrite: OverwriteOption = False,
     continue_on_error: ContinueOnErrorOption = False,
     shard: ShardOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Draw a PNG per sequence: skeleton frames, per-frame and per-joint errors (needs pip install 'd3prefine[plot]')."""
+    """Draw a PNG per sequence: skeleton frames, errors over time and per joint (needs pip install 'd3prefine\\[plot]')."""
     from d3prefine.plot import write_file_figures  # the optional extra: without it, one error line and exit 1
 
     files = expand_inputs(inputs)

@@ -1,0 +1,139 @@
+"""``fit-noise``, ``train`` and ``refine`` through the command line, on small generated data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from d3prefine.cli import app
+from d3prefine.io import load_poses, save_poses
+from tests.conftest import build_sequence
+
+runner = CliRunner()
+TINY = ["--window", "9", "--dim", "16", "--depth", "1", "--heads", "2"]
+
+
+def invoke(*args: str, code: int = 0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """Training and validation files, fitted noise statistics and a tiny trained denoiser."""
+    folder = tmp_path_factory.mktemp("method")
+    paths = {"train": folder / "train.h5", "val": folder / "val.npz"}
+    save_poses(paths["train"], [build_sequence(60, seed=s, name=f"t{s}") for s in range(3)])
+    save_poses(paths["val"], [build_sequence(40, seed=9, name="v")])
+    paths["noise"] = folder / "noise.safetensors"
+    invoke("fit-noise", paths["train"], "-o", paths["noise"], "--estimator", "unit-test")
+    paths["model"] = folder / "model.safetensors"
+    invoke("train", "--data", paths["train"], "--val", paths["val"], "--noise", paths["noise"], "-o", paths["model"],
+           "--steps", "6", "--batch-size", "4", "--eval-every", "3", "--device", "cpu", *TINY)
+    return paths
+
+
+def test_fit_noise_json_summary(trained, tmp_path):
+    result = invoke("fit-noise", trained["train"], "-o", tmp_path / "n.safetensors", "--mode", "full_body", "--json")
+    document = json.loads(result.stdout)
+    assert document["mode"] == "full_body" and document["info"]["frames"] == 180
+    assert len(document["info"]["error_rms_per_joint_mm"]) == 17 and document["info"]["error_rms_per_joint_mm"][0] == 0
+    assert 0.0 <= document["info"]["explained_variance"] <= 1.0
+
+
+def test_fit_noise_needs_ground_truth_and_refuses_to_overwrite(trained, tmp_path):
+    seq = build_sequence(20)
+    seq.gt_3d = None
+    save_poses(tmp_path / "no_gt.npz", [seq])
+    result = invoke("fit-noise", tmp_path / "no_gt.npz", "-o", tmp_path / "n.safetensors", code=1)
+    assert "missing key 'gt_3d'" in result.stderr and not (tmp_path / "n.safetensors").exists()
+    result = invoke("fit-noise", trained["train"], "-o", trained["noise"], code=1)
+    assert "exists" in result.stderr
+
+
+def test_train_writes_weights_checkpoint_and_resumes(trained):
+    checkpoint = trained["model"].with_name("model.ckpt.safetensors")
+    assert checkpoint.is_file()
+    info = json.loads(invoke("info", "--json", trained["model"]).stdout)
+    assert "d3prefine-denoiser" in json.dumps(info)
+    result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
+                    "-o", trained["model"], "--steps", "9", "--batch-size", "4", "--eval-every", "3",
+                    "--device", "cpu", "--resume", "--json", *TINY)
+    document = json.loads(result.stdout)
+    assert document["steps"] == 9 and [h["step"] for h in document["history"]] == [3, 6, 9]
+    assert "resumed from" in result.stderr
+
+
+def test_train_rejects_unknown_objective(trained, tmp_path):
+    result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
+                    "-o", tmp_path / "m.safetensors", "--objective", "gan", code=2)
+    assert "gan" in result.output
+
+
+def test_refine_writes_refined_poses_and_keeps_the_input(trained, tmp_path):
+    source = trained["val"]
+    before = source.read_bytes()
+    out = tmp_path / "out.npz"
+    result = invoke("refine", source, "-o", out, "--weights", trained["model"], "--noise", trained["noise"],
+                    "--device", "cpu", "--steps", "2", "--json")
+    assert source.read_bytes() == before
+    (entry,) = json.loads(result.stdout)["files"]
+    assert entry["frames"] == 40 and entry["output"] == str(out)
+    (original,), (refined,) = load_poses(source), load_poses(out)
+    np.testing.assert_array_equal(refined.poses_3d, original.poses_3d)
+    np.testing.assert_array_equal(refined.gt_3d, original.gt_3d)
+    assert refined.poses_3d_refined.shape == (40, 17, 3) and refined.uncertainty is None
+    assert refined.provenance["refine"]["steps"] == 2 and refined.provenance["source"] == "tests/conftest.py"
+    invoke("refine", source, "-o", out, "--weights", trained["model"], "--noise", trained["noise"], code=1)
+    again = invoke("refine", source, "-o", out, "--weights", trained["model"], "--noise", trained["noise"], "--overwrite")
+    assert "refined 1 file(s)" in again.stderr
+    evaluation = json.loads(invoke("evaluate", out, "--json").stdout)
+    assert evaluation["sequences"][0]["baseline_source"] == "poses_3d"
+
+
+def test_refine_samples_write_uncertainty_and_are_seeded(trained, tmp_path):
+    args = [trained["val"], "--weights", trained["model"], "--noise", trained["noise"], "--steps", "3", "--samples", "3"]
+    invoke("refine", *args, "-o", tmp_path / "a.npz", "--seed", "4")
+    invoke("refine", *args, "-o", tmp_path / "b.npz", "--seed", "4")
+    (a,), (b,) = load_poses(tmp_path / "a.npz"), load_poses(tmp_path / "b.npz")
+    assert a.uncertainty.shape == (40, 17)
+    np.testing.assert_array_equal(a.poses_3d_refined, b.poses_3d_refined)
+    result = invoke("refine", trained["val"], "--samples", "3", "-o", tmp_path / "c.npz", code=2)
+    assert "--steps >= 2" in result.output
+
+
+def test_refine_fills_short_nan_gaps_on_request(trained, tmp_path):
+    (seq,) = load_poses(trained["val"])
+    seq.poses_2d[5:7, 3] = np.nan
+    np.savez(tmp_path / "gap.npz", poses_2d=seq.poses_2d, poses_3d=seq.poses_3d, image_size=np.array([1000, 1000]))
+    weights = ["--weights", trained["model"], "--noise", trained["noise"]]
+    refused = invoke("refine", tmp_path / "gap.npz", *weights, "--out-dir", tmp_path / "o", code=1)
+    assert "NaN" in refused.stderr and not list((tmp_path / "o").iterdir())
+    filled = invoke("refine", tmp_path / "gap.npz", *weights, "--out-dir", tmp_path / "o", "--fill", "3")
+    assert "interpolated 4 missing values" in " ".join(filled.stderr.split())
+    (out,) = load_poses(tmp_path / "o" / "gap.refined.npz")
+    assert np.isfinite(out.poses_2d).all() and np.isfinite(out.poses_3d_refined).all()
+
+
+def test_refine_weights_errors(trained, tmp_path):
+    missing = invoke("refine", trained["val"], "--weights", tmp_path / "none.safetensors", "-o", tmp_path / "x.npz", code=1)
+    assert "none.safetensors: file not found" in missing.stderr
+    wrong = invoke("refine", trained["val"], "--weights", trained["noise"], "--noise", trained["noise"],
+                   "-o", tmp_path / "x.npz", code=1)
+    assert "expected a d3prefine-denoiser file" in wrong.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_refine_unwritable_output_fails_cleanly(trained, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the output folder should be")
+    result = invoke("refine", trained["val"], "--weights", trained["model"], "--noise", trained["noise"],
+                    "-o", blocker / "out.npz", code=1)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "not_a_folder" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_folder"]
