@@ -496,7 +496,7 @@ def check_output_path(
 
 
 @contextmanager
-def _atomic_file(path: Path) -> Iterator[Path]:
+def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path``; on success fsync and rename it to ``path``.
 
     On any exception the temporary file is removed and ``path`` is left untouched.
@@ -566,7 +566,7 @@ def save_poses(
             raise OutputError(f"{path}: refusing to write an invalid {error}") from None
     check_output_path(path, overwrite=overwrite, inputs=inputs)
     writer = _write_npz if fmt is PoseFormat.NPZ else _write_hdf5
-    with _atomic_file(path) as temp:
+    with atomic_file(path) as temp:
         try:
             writer(temp, sequences)
         except OSError as error:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from d3prefine.errors import D3PrefineError, OutputError
-from d3prefine.io import PoseSequence, _atomic_file, check_output_path
+from d3prefine.io import PoseSequence, atomic_file, check_output_path
 from d3prefine.metrics import accel_error, mpjpe
 from d3prefine.skeleton import JointLayout
 
@@ -53,9 +53,10 @@ DEFAULT_FPS = 30.0
 
 SIDE_COLOURS = {"left": "tab:blue", "right": "tab:red", "centre": "0.45"}  # layout.side(joint) -> colour
 GROUND_TRUTH_STYLE = {"color": "black", "alpha": 0.45, "linestyle": "--", "linewidth": 1.2}
-#: Pose arrays drawn, in order: key -> (label, colour of its error curves and bars).
-POSE_KEYS = {"poses_3d": ("input", "tab:orange"), "poses_3d_refined": ("refined", "tab:green"), "gt_3d": ("ground truth", "black")}
-ESTIMATE_KEYS = ("poses_3d", "poses_3d_refined")
+#: Pose arrays drawn, in this order, and their labels.
+LABELS = {"poses_3d": "input", "poses_3d_refined": "refined", "gt_3d": "ground truth"}
+#: Colour of the error curves and bars of each estimate.
+ESTIMATE_COLOURS = {"poses_3d": "tab:orange", "poses_3d_refined": "tab:green"}
 #: Camera-frame metres (x, y, z) -> plot axes (x, z, -y): horizontal, depth, up. A proper rotation.
 _TO_PLOT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
@@ -86,10 +87,10 @@ def _setup_3d(ax: Axes3D, extent: np.ndarray, *, axes: bool = True) -> None:
     """Box ``[-extent, extent]`` metres on equal scales, orthographic, seen from slightly right of
     and above the camera; ``axes=False`` hides panes and grid (faster to draw)."""
     ax.set(xlim=(-extent[0], extent[0]), ylim=(-extent[1], extent[1]), zlim=(-extent[2], extent[2]))
+    ax.set(xticklabels=[], yticklabels=[], zticklabels=[])
     ax.set_box_aspect(tuple(extent))  # a copy: matplotlib rescales an array argument in place
     ax.set_proj_type("ortho")
     ax.view_init(elev=12.0, azim=-70.0)
-    ax.set(xticklabels=[], yticklabels=[], zticklabels=[])
     if not axes:
         ax.set_axis_off()
 
@@ -142,9 +143,9 @@ def _draw_strip(figure: Figure, seq: PoseSequence, frames: np.ndarray, bottom: f
     Column titles give the frame index and its correction; each panel its MPJPE (mm) if ground truth exists.
     """
     layout = seq.layout
-    estimates = _pose_arrays(seq, ESTIMATE_KEYS)
-    gt = _pose_arrays(seq, ["gt_3d"]).get("gt_3d")
-    extent = _extent(poses[frames] for poses in [*estimates.values(), *([gt] if gt is not None else [])])
+    estimates = _pose_arrays(seq, LABELS)
+    extent = _extent(poses[frames] for poses in estimates.values())
+    gt = estimates.pop("gt_3d", None)  # drawn behind each estimate, not in a row of its own
     corrections = frame_corrections(seq) if seq.poses_3d_refined is not None else None
     grid = figure.add_gridspec(len(estimates), len(frames), left=0.02, right=0.98, bottom=bottom, top=0.9, wspace=0.0, hspace=0.04)
     for row, (key, poses) in enumerate(estimates.items()):
@@ -157,7 +158,7 @@ def _draw_strip(figure: Figure, seq: PoseSequence, frames: np.ndarray, bottom: f
                 ax.text2D(0.03, 0.06, f"MPJPE\n{1000 * errors[frame]:.0f} mm", transform=ax.transAxes, fontsize=9)
             _draw_skeleton(ax, poses[frame], layout)
             if column == 0:
-                ax.text2D(0.02, 0.5, POSE_KEYS[key][0], transform=ax.transAxes, rotation=90, va="center", fontsize=12)
+                ax.text2D(0.02, 0.5, LABELS[key], transform=ax.transAxes, rotation=90, va="center", fontsize=12)
             if row == 0:
                 moved = f"\ncorrection {1000 * corrections[frame]:.0f} mm" if corrections is not None else ""
                 ax.set_title(f"frame {frame}{moved}", fontsize=10)
@@ -184,10 +185,10 @@ def _comparison(seq: PoseSequence) -> _Comparison | None:
     """Errors of each estimate against ``gt_3d``; without it, the correction ``poses_3d_refined``
     minus ``poses_3d``; ``None`` when the sequence has neither."""
     if seq.gt_3d is not None:
-        series = {POSE_KEYS[key][0]: (array, POSE_KEYS[key][1]) for key, array in seq.arrays().items() if key in ESTIMATE_KEYS}
+        series = {LABELS[key]: (array, ESTIMATE_COLOURS[key]) for key, array in seq.arrays().items() if key in ESTIMATE_COLOURS}
         return _Comparison("MPJPE", "accel. error", seq.gt_3d, series)
     if seq.poses_3d_refined is not None:
-        series = {"refined - input": (seq.poses_3d_refined, POSE_KEYS["poses_3d_refined"][1])}
+        series = {"refined - input": (seq.poses_3d_refined, ESTIMATE_COLOURS["poses_3d_refined"])}
         return _Comparison("correction", "accel. change", seq.poses_3d, series)
     return None
 
@@ -205,7 +206,8 @@ def _draw_comparison(figure: Figure, comparison: _Comparison, layout: JointLayou
         distance = 1000 * mpjpe(poses, reference, root=root, reduce="frame")
         over_time.plot(distance, color=colour, linewidth=1.2, label=f"{label}: {distance.mean():.1f} mm")
         accel = 1000 * accel_error(poses, reference, root=root, reduce="frame")  # sample i is centred on frame i + 1
-        acceleration.plot(np.arange(1, len(accel) + 1), accel, color=colour, linewidth=1.0, label=f"{label}: {accel.mean():.2f}")
+        mean = f": {accel.mean():.2f}" if accel.size else ""  # accelerations need T >= 3
+        acceleration.plot(np.arange(1, len(accel) + 1), accel, color=colour, linewidth=1.0, label=label + mean)
         joints = np.arange(layout.num_joints) + (k - (len(comparison.series) - 1) / 2) * width
         per_joint.bar(joints, 1000 * mpjpe(poses, reference, root=root, reduce="joint"), width, color=colour, label=label)
     for ax in (over_time, acceleration):
@@ -271,7 +273,7 @@ def animation_frames(seq: PoseSequence) -> tuple[list[Image.Image], int]:
         at ``DEFAULT_FPS``).
     """
     layout = seq.layout
-    panels = _pose_arrays(seq, POSE_KEYS)
+    panels = _pose_arrays(seq, LABELS)
     step = -(-seq.num_frames // MAX_GIF_FRAMES)
     figure = _figure((GIF_PANEL_PX[0] * len(panels), GIF_PANEL_PX[1]), GIF_DPI)
     extent = _extent(poses[::step] for poses in panels.values())
@@ -279,7 +281,7 @@ def animation_frames(seq: PoseSequence) -> tuple[list[Image.Image], int]:
     for column, (key, poses) in enumerate(panels.items(), start=1):
         ax = figure.add_subplot(1, len(panels), column, projection="3d")
         _setup_3d(ax, extent, axes=False)
-        ax.set_title(POSE_KEYS[key][0])
+        ax.set_title(LABELS[key])
         skeletons.append((poses, _draw_skeleton(ax, poses[0], layout)))
     figure.subplots_adjust(left=0.0, right=1.0, bottom=0.06, top=0.92, wspace=0.0)
     caption = figure.text(0.5, 0.02, "", ha="center")
@@ -298,14 +300,14 @@ def animation_frames(seq: PoseSequence) -> tuple[list[Image.Image], int]:
 
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """``write(temporary_path)`` beside ``path``, then rename it to ``path`` (never a partial file)."""
-    with _atomic_file(path) as temp:
+    with atomic_file(path) as temp:
         try:
             write(temp)
         except OSError as error:
             raise OutputError(f"{path}: writing failed ({error})") from None
 
 
-def figure_outputs(out: Path, *, gif: bool) -> list[Path]:
+def _outputs(out: Path, *, gif: bool) -> list[Path]:
     """The files :func:`write_figures` writes for ``out``: ``out`` and, with ``gif``, ``out`` with
     suffix ``.gif``. Raises OutputError if ``out`` does not end in ``.png``."""
     out = Path(out)
@@ -336,13 +338,13 @@ def write_figures(
         inputs: files never to write over (the pose files being drawn).
 
     Returns:
-        The files written (:func:`figure_outputs`).
+        The files written: ``[out]``, or ``[out, <out stem>.gif]`` with ``gif``.
 
     Raises:
         OutputError: ``out`` is not a ``.png`` path, an output exists without ``overwrite`` or is
             an input, its folder is missing, or writing failed.
     """
-    paths = figure_outputs(Path(out), gif=gif)
+    paths = _outputs(Path(out), gif=gif)
     for path in paths:
         check_output_path(path, overwrite=overwrite, inputs=inputs)
     figure = summary_figure(seq, frames)
@@ -386,7 +388,7 @@ def write_file_figures(
     pngs = [base] if len(names) == 1 else [base.with_name(f"{base.stem}_{name}{base.suffix}") for name in names]
     targets = list(zip(sequences, pngs))[:limit]
     for _, png in targets:
-        for path in figure_outputs(png, gif=gif):
+        for path in _outputs(png, gif=gif):
             check_output_path(path, overwrite=overwrite, inputs=inputs)
     return {
         seq.name: write_figures(seq, png, gif=gif, frames=frames, overwrite=overwrite, inputs=inputs) for seq, png in targets

@@ -184,12 +184,14 @@ def output_paths(
     output: Path | None,
     out_dir: Path | None,
     tag: str,
+    suffix: str | None = None,
 ) -> dict[Path, Path]:
     """The output file of every input (call with all inputs, before :func:`apply_shard`).
 
     Naming: ``-o FILE`` is the output of the single input; otherwise ``<stem><tag><suffix>``
-    (e.g. ``walk.npz`` -> ``walk.refined.npz`` for ``tag=".refined"``) in ``out_dir``, or next
-    to the input without ``out_dir``. ``out_dir`` is created if missing.
+    (e.g. ``walk.npz`` -> ``walk.refined.npz`` for ``tag=".refined"``; ``suffix`` defaults to
+    the input's) in ``out_dir``, or next to the input without ``out_dir``. ``out_dir`` is
+    created if missing.
 
     Raises:
         typer.BadParameter: ``-o`` with several inputs or together with ``--out-dir``, an
@@ -203,7 +205,7 @@ def output_paths(
             raise usage_error(f"-o/--output takes a single input, got {len(inputs)}; use --out-dir for several")
         outputs = {inputs[0]: output}
     else:
-        outputs = {path: (out_dir or path.parent) / f"{path.stem}{tag}{path.suffix}" for path in inputs}
+        outputs = {path: (out_dir or path.parent) / f"{path.stem}{tag}{suffix or path.suffix}" for path in inputs}
     resolved_inputs = {path.resolve(): path for path in inputs}
     seen: dict[Path, Path] = {}
     for source, target in outputs.items():

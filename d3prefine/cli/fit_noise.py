@@ -19,7 +19,7 @@ def command(
     preds: InputsArgument,
     output: Annotated[Path, typer.Option("--output", "-o", help="Noise statistics file to write (.safetensors).", dir_okay=False)],
     gt: Annotated[
-        Optional[Path], typer.Option("--gt", help="Ground-truth pose file matched by sequence name [default: gt_3d in each file].")
+        Optional[Path], typer.Option("--gt", help="Ground-truth pose file matched by sequence name (default: gt_3d in each file).")
     ] = None,
     mode: Annotated[NoiseMode, typer.Option("--mode", help="Gaussian blocks: per joint, whole body, or unconditional isotropic.")] = NoiseMode.PER_JOINT,
     estimator: Annotated[str, typer.Option("--estimator", help="Name of the estimator, stored in the metadata.")] = "unknown",

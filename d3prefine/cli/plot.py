@@ -26,37 +26,10 @@ from d3prefine.cli._common import (
     emit_json,
     expand_inputs,
     log,
+    output_paths,
     run_batch,
-    usage_error,
 )
-from d3prefine.errors import OutputError
 from d3prefine.io import load_poses
-
-
-def _base_paths(files: list[Path], output: Path | None, out_dir: Path | None) -> dict[Path, Path]:
-    """The PNG path of each input (call with all inputs, before ``--shard``): ``-o`` for a single
-    input, else ``<stem>.png`` in ``out_dir`` (created if missing) or beside the input.
-
-    Raises:
-        typer.BadParameter: ``-o`` with several inputs or with ``--out-dir``, or two inputs with the same PNG.
-        OutputError: ``out_dir`` cannot be created.
-    """
-    if output is not None and out_dir is not None:
-        raise usage_error("give either -o/--output or --out-dir, not both")
-    if output is not None and len(files) != 1:
-        raise usage_error(f"-o/--output takes a single input, got {len(files)}; use --out-dir for several")
-    bases = {files[0]: output} if output is not None else {path: (out_dir or path.parent) / f"{path.stem}.png" for path in files}
-    owners: dict[Path, Path] = {}
-    for path, base in bases.items():
-        owner = owners.setdefault(base.resolve(), path)
-        if owner != path:
-            raise usage_error(f"inputs {owner} and {path} would both write {base}; use separate --out-dir runs")
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OutputError(f"{out_dir}: cannot create output folder ({error.strerror})") from None
-    return bases
 
 
 def command(
@@ -79,7 +52,7 @@ def command(
     from d3prefine.plot import write_file_figures  # the optional extra: without it, one error line and exit 1
 
     files = expand_inputs(inputs)
-    bases = _base_paths(files, output, out_dir)
+    bases = output_paths(files, output=output, out_dir=out_dir, tag="", suffix=".png")
 
     def plot_file(path: Path) -> list[dict]:
         written = write_file_figures(

@@ -88,10 +88,10 @@ def command(
     output: OutputOption = None,
     out_dir: OutDirOption = None,
     weights: Annotated[
-        Optional[Path], typer.Option("--weights", help="Denoiser file or folder [default: the shipped weights/].")
+        Optional[Path], typer.Option("--weights", help="Denoiser file or folder (default: the shipped weights/).")
     ] = None,
     noise: Annotated[
-        Optional[Path], typer.Option("--noise", help="Noise statistics [default: noise.safetensors next to the weights].")
+        Optional[Path], typer.Option("--noise", help="Noise statistics (default: noise.safetensors next to the weights).")
     ] = None,
     steps: Annotated[int, typer.Option("--steps", "-k", min=1, help="Reverse diffusion steps K (1 = one-shot correction).")] = 1,
     samples: Annotated[

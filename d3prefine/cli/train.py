@@ -54,11 +54,11 @@ def command(
     heads: Annotated[int, typer.Option(min=1, help="Attention heads per half.")] = DenoiserConfig.heads,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and sampling.")] = TrainConfig.seed,
     checkpoint: Annotated[
-        Optional[Path], typer.Option(help="Checkpoint file written every --eval-every steps [default: <output>.ckpt.safetensors].")
+        Optional[Path], typer.Option(help="Checkpoint file written every --eval-every steps (default: <output>.ckpt.safetensors).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint file.")] = False,
     max_minutes: Annotated[Optional[float], typer.Option(min=0.0, help="Stop (and save) after this wall time.")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch [default: torch's choice].")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")] = None,
     device: DeviceOption = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     json_output: JsonOption = False,

@@ -1,0 +1,145 @@
+"""What every benchmark report shares: run metadata, PASS/FAIL checks, JSON and Markdown output.
+
+A report is written as two files next to each other: ``<out>.json`` (every number, for
+machines) and ``<out>.md`` (tables, for people). Values in both are rounded only for display
+in the Markdown; the JSON keeps full precision (NaN and inf become ``null``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from d3prefine import __version__
+from d3prefine.cli._common import jsonable
+from d3prefine.errors import OutputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str | None:
+    """Output of a read-only git command in the repository, ``None`` if git or the repo is missing."""
+    try:
+        done = subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def machine_info(devices: list[str]) -> dict:
+    """CPU count, torch build and threads, and the name of every device in ``devices``."""
+    names = {d: torch.cuda.get_device_name(0) if d == "cuda" else platform.processor() or platform.machine() for d in devices}
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "d3prefine": __version__,
+        "devices": names,
+    }
+
+
+def run_info(script: str, argv: list[str], devices: list[str]) -> dict:
+    """Provenance of a run: the exact command line, UTC date, git commit (and whether the
+    working tree had changes) and :func:`machine_info`."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "command": shlex.join(["python", "-m", script, *argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "machine": machine_info(devices),
+    }
+
+
+def file_digest(path: Path) -> dict:
+    """``{"path", "sha256"}`` of a weights file (the first 16 hex digits identify it)."""
+    return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]}
+
+
+class Compare(str, Enum):
+    """How a measured value must relate to its threshold to pass."""
+
+    AT_MOST = "<="
+    AT_LEAST = ">="
+
+
+@dataclass(frozen=True)
+class Check:
+    """One target: ``value`` (in ``unit``) must be ``compare`` ``threshold``.
+
+    A ``None`` value (not measured, e.g. in a quick run) neither passes nor fails.
+    """
+
+    name: str
+    subject: str
+    value: float | None
+    compare: Compare
+    threshold: float
+    unit: str
+
+    @property
+    def passed(self) -> bool | None:
+        if self.value is None or not math.isfinite(self.value):
+            return None
+        return self.value <= self.threshold if self.compare is Compare.AT_MOST else self.value >= self.threshold
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "subject": self.subject, "value": self.value, "compare": self.compare.value,
+            "threshold": self.threshold, "unit": self.unit, "pass": self.passed,
+        }
+
+
+def change_pct(value: float, base: float) -> float | None:
+    """``100 * (value - base) / base``: negative means lower (better for an error); ``None``
+    when either is not finite or the base is 0."""
+    if not (math.isfinite(value) and math.isfinite(base)) or base == 0:
+        return None
+    return 100.0 * (value - base) / base
+
+
+def fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    """A number for a table cell; ``None`` or NaN is an em dash."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]], align_right_from: int = 1) -> str:
+    """A GitHub Markdown table; columns from ``align_right_from`` on are right-aligned (numbers)."""
+    rule = ["---" if k < align_right_from else "---:" for k in range(len(header))]
+    lines = [header, rule, *rows]
+    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines)
+
+
+def write_report(out: Path, document: dict, markdown: str) -> tuple[Path, Path]:
+    """Write ``<out>.json`` and ``<out>.md`` (folders created); returns both paths."""
+    json_path, md_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(jsonable(document), indent=1) + "\n")
+        md_path.write_text(markdown.rstrip() + "\n")
+    except OSError as error:
+        raise OutputError(f"{out}: cannot write the report ({error.strerror})") from None
+    return json_path, md_path
