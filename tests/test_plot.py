@@ -162,3 +162,14 @@ def test_missing_matplotlib_is_a_one_line_error(tmp_path, make_sequence, monkeyp
 def test_the_cli_does_not_import_matplotlib():
     code = "import sys, d3prefine.cli; sys.exit(any(m.split('.')[0] == 'matplotlib' for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_evaluate_plot_writes_a_figure_per_file(tmp_path, make_sequence):
+    seq = make_sequence(24)
+    seq.poses_3d_refined = seq.gt_3d + np.float32(0.01)
+    save_poses(tmp_path / "a.npz", [seq])
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "a.npz"), "--plot", str(tmp_path / "figs"), "--json"])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "figs" / "a.png") as image:
+        assert image.size == (1600, 1000)
+    assert json.loads(result.stdout)["sequences"][0]["metrics"]["mpjpe"] > 0

@@ -19,6 +19,7 @@ means the prediction has the lower (better) error. All metrics are root-relative
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -112,20 +113,39 @@ def _score(pred: np.ndarray, gt: np.ndarray, seq: PoseSequence, what: str, path:
 
 
 def evaluate_file(
-    path: Path, key: PoseKey | None, gt: Reference | None, baseline: BaselineRule
+    path: Path, key: PoseKey | None, gt: Reference | None, baseline: BaselineRule, plot: PlotRequest | None = None
 ) -> list[SequenceScore]:
-    """Score every sequence of the pose file ``path``."""
+    """Score every sequence of the pose file ``path`` (and draw its figures on request)."""
     sequences = load_poses(path)
     scores = []
-    for seq in sequences:
+    for k, seq in enumerate(sequences):
         pred_key = key or _default_key(seq)
         pred = _pose_array(seq, pred_key, path)
         truth = ground_truth(seq, path, gt, len(sequences))
+        sequences[k] = dataclasses.replace(seq, gt_3d=truth)
         report = _score(pred, truth, seq, pred_key.value, path)
         base = baseline.array(seq, pred_key, path, len(sequences))
         base_report = _score(base[1], truth, seq, f"baseline {base[0]}", path) if base else None
         scores.append(SequenceScore(path, seq.name, seq.layout, pred_key, report, base[0] if base else None, base_report))
+    if plot is not None:
+        plot.draw(path, sequences)
     return scores
+
+
+@dataclass(frozen=True)
+class PlotRequest:
+    """``--plot DIR``: summary figures of every evaluated file, ``DIR/<stem>.png``."""
+
+    folder: Path
+    inputs: list[Path]
+
+    def draw(self, path: Path, sequences: list[PoseSequence]) -> None:
+        from d3prefine.plot import write_file_figures  # matplotlib is an optional extra
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        written = write_file_figures(sequences, self.folder / f"{path.stem}.png", overwrite=True, inputs=self.inputs)
+        for outputs in written.values():
+            log(f"{path}: wrote {', '.join(map(str, outputs))}")
 
 
 def _change(value: float, base: float) -> float | None:
@@ -246,6 +266,9 @@ def command(
         typer.Option("--baseline-key", help="Baseline array, of --baseline FILE or else of each input file."),
     ] = None,
     per_joint: Annotated[bool, typer.Option("--per-joint", help="Also report every metric per joint.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", file_okay=False, help="Also draw each file's summary figures (PNG) into this folder.")
+    ] = None,
     json_output: JsonOption = False,
     continue_on_error: ContinueOnErrorOption = False,
     shard: ShardOption = None,
@@ -258,7 +281,7 @@ def command(
     rule = BaselineRule(Reference.load(baseline) if baseline else None, baseline_key)
     batch = run_batch(
         inputs,
-        lambda path: evaluate_file(path, key, reference, rule),
+        lambda path: evaluate_file(path, key, reference, rule, PlotRequest(plot, inputs) if plot else None),
         continue_on_error=continue_on_error,
         description="evaluating",
     )
