@@ -1,8 +1,7 @@
 """What every benchmark report shares: run metadata, PASS/FAIL checks, JSON and Markdown output.
 
-A report is written as two files next to each other: ``<out>.json`` (every number, for
-machines) and ``<out>.md`` (tables, for people). Values in both are rounded only for display
-in the Markdown; the JSON keeps full precision (NaN and inf become ``null``).
+A report is written as two files next to each other: ``<out>.json`` (every number at full
+precision, NaN and inf as ``null``, for machines) and ``<out>.md`` (rounded tables, for people).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import torch
 from d3prefine import __version__
 from d3prefine.cli._common import jsonable
 from d3prefine.errors import OutputError
+from d3prefine.io import atomic_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,15 +32,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _git(*args: str) -> str | None:
     """Output of a read-only git command in the repository, ``None`` if git or the repo is missing."""
     try:
-        done = subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        command = ["git", "--no-optional-locks", *args]
+        done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def _cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo`` (Linux), else what :mod:`platform` knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    return model or platform.processor() or platform.machine()
+
+
 def machine_info(devices: list[str]) -> dict:
     """CPU count, torch build and threads, and the name of every device in ``devices``."""
-    names = {d: torch.cuda.get_device_name(0) if d == "cuda" else platform.processor() or platform.machine() for d in devices}
+    names = {d: torch.cuda.get_device_name(0) if d == "cuda" else _cpu_name() for d in devices}
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -66,6 +77,13 @@ def run_info(script: str, argv: list[str], devices: list[str]) -> dict:
         "git_dirty": None if status is None else bool(status),
         "machine": machine_info(devices),
     }
+
+
+def run_summary(run: dict) -> str:
+    """One line of a :func:`run_info` for a Markdown report: date, commit, torch, CPUs."""
+    commit = (run["git_commit"] or "unknown")[:12] + (" (with uncommitted changes)" if run["git_dirty"] else "")
+    machine = run["machine"]
+    return f"{run['date']}, commit {commit}, torch {machine['torch']}, {machine['cpu_count']} CPUs"
 
 
 def file_digest(path: Path) -> dict:
@@ -104,6 +122,15 @@ class Check:
     def verdict(self) -> str:
         return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
 
+    @property
+    def requirement(self) -> str:
+        """E.g. ``"<= -15 %"``."""
+        return f"{self.compare.value} {self.threshold:,g} {self.unit}"
+
+    def measured(self, digits: int = 1, *, signed: bool = False) -> str:
+        """The value with its unit and verdict, e.g. ``"-18.2 % PASS"``."""
+        return f"{fmt(self.value, digits, ' ' + self.unit, signed=signed)} {self.verdict}"
+
     def to_json(self) -> dict:
         return {
             "name": self.name, "subject": self.subject, "value": self.value, "compare": self.compare.value,
@@ -119,11 +146,11 @@ def change_pct(value: float, base: float) -> float | None:
     return 100.0 * (value - base) / base
 
 
-def fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
-    """A number for a table cell; ``None`` or NaN is an em dash."""
+def fmt(value: float | None, digits: int = 1, suffix: str = "", *, signed: bool = False) -> str:
+    """A number for a table cell (``signed``: always with its sign); ``None`` or NaN is an em dash."""
     if value is None or not math.isfinite(value):
         return "—"
-    return f"{value:,.{digits}f}{suffix}"
+    return f"{value:{'+' if signed else ''},.{digits}f}{suffix}"
 
 
 def markdown_table(header: list[str], rows: list[list[str]], align_right_from: int = 1) -> str:
@@ -134,12 +161,14 @@ def markdown_table(header: list[str], rows: list[list[str]], align_right_from: i
 
 
 def write_report(out: Path, document: dict, markdown: str) -> tuple[Path, Path]:
-    """Write ``<out>.json`` and ``<out>.md`` (folders created); returns both paths."""
-    json_path, md_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
+    """Write ``<out>.json`` and ``<out>.md`` atomically (folders created); returns both paths."""
+    paths = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
+    texts = json.dumps(jsonable(document), indent=1) + "\n", markdown.rstrip() + "\n"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(jsonable(document), indent=1) + "\n")
-        md_path.write_text(markdown.rstrip() + "\n")
+        for path, text in zip(paths, texts):
+            with atomic_file(path) as temp:
+                temp.write_text(text)
     except OSError as error:
         raise OutputError(f"{out}: cannot write the report ({error.strerror})") from None
-    return json_path, md_path
+    return paths

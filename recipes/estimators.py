@@ -214,7 +214,7 @@ def fit(config: LifterConfig, fit_config: FitConfig, inputs: list[np.ndarray], t
         optimizer.step()
         scheduler.step()
         if progress is not None and (step % 50 == 0 or step == fit_config.steps - 1):
-            progress(step, float(loss))
+            progress(step, float(loss.detach()))
     model.eval()
     return model
 

@@ -1,0 +1,329 @@
+"""Speed benchmark: refinement throughput, base-estimator time, and time and peak memory
+versus sequence length.
+
+    python -m benchmarks.speed --out benchmarks/results/speed [--threads 2] [--device auto] [--quick]
+
+* Throughput: frames/s of ``Refiner.refine_many`` (shipped weights) for every K and batch size
+  on the CPU with ``--threads`` torch threads, plus the same rows on CUDA when it is used. The
+  input is a fixed set of sequences tiled from ``--input`` (default: the first
+  ``examples/*.npz``, else a synthetic walk: the values do not change the cost). Only the
+  ``refine_many`` call is timed, after one warm-up call.
+* Base estimators: ``TemporalLifter`` and ``FrameLifter`` (``recipes/estimators.py``) on the
+  same frames, from ``--estimators`` (skipped with a note where the weights are missing).
+* Scaling: one sequence of each length refined with the default settings, each in a fresh
+  subprocess, which reports its wall time, its RSS after loading and its peak RSS (VmHWM).
+
+Writes ``<out>.json`` and ``<out>.md`` (see ``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+from benchmarks.report import REPO_ROOT, Check, Compare, file_digest, fmt, markdown_table, run_info, run_summary, write_report
+from d3prefine.cli._common import log, report_error, resolve_device
+from d3prefine.errors import D3PrefineError, ExitCode
+from d3prefine.io import load_poses
+from d3prefine.preprocess import normalize_screen
+from d3prefine.refine import Refiner
+
+FPS = 30.0
+DEFAULT_STEPS, DEFAULT_BATCH = 1, 256  # what `d3prefine refine` does without options
+TARGET_FPS, TARGET_THREADS = 5_000.0, 2
+TARGET_PEAK_MB, TARGET_PEAK_FRAMES = 1_024.0, 100_000
+MAX_SOURCE_FRAMES = 10_000  # frames of --input kept for tiling
+ESTIMATOR_FILES = {"TemporalLifter": "temporal.safetensors", "FrameLifter": "frame.safetensors"}
+
+# A standing Human3.6M-17 pose (metres, camera frame: x right, y down), root at the origin.
+REST_POSE = np.array([
+    [0.0, 0.0, 0.0], [-0.13, 0.0, 0.0], [-0.13, 0.45, 0.0], [-0.13, 0.89, 0.0], [0.13, 0.0, 0.0], [0.13, 0.45, 0.0],
+    [0.13, 0.89, 0.0], [0.0, -0.23, 0.0], [0.0, -0.48, 0.0], [0.0, -0.59, -0.03], [0.0, -0.71, 0.0], [0.15, -0.48, 0.0],
+    [0.15, -0.2, 0.0], [0.15, 0.05, 0.0], [-0.15, -0.48, 0.0], [-0.15, -0.2, 0.0], [-0.15, 0.05, 0.0],
+])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure: K and batch sizes of the throughput rows, their input size, scaling lengths."""
+
+    steps: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+    frames: int
+    sequence_frames: int
+    scaling: tuple[int, ...]
+
+
+FULL = Plan(steps=(1, 5, 10), batch_sizes=(64, 256, 1024), frames=20_000, sequence_frames=300, scaling=(1_000, 10_000, 100_000))
+QUICK = Plan(steps=(1,), batch_sizes=(256,), frames=2_000, sequence_frames=300, scaling=(200, 2_000))
+
+
+def synthetic_walk(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized 2D ``(T, 17, 2)`` and 3D ``(T, 17, 3)`` metres of a swaying pose 4.5 m from a
+    pinhole camera (focal 1145 px, 1000x1000 image)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)[:, None, None] / FPS
+    sway = 0.04 * np.sin(2 * np.pi * rng.uniform(0.3, 1.5, (17, 3)) * t + rng.uniform(0, 2 * np.pi, (17, 3)))
+    sway[:, 0] = 0.0
+    poses_3d = REST_POSE + sway + np.array([0.0, 0.0, 4.5]) + 0.2 * np.sin(2 * np.pi * 0.1 * t) * np.array([1.0, 0.0, 0.0])
+    pixels = 1145.0 * poses_3d[..., :2] / poses_3d[..., 2:] + 500.0
+    return normalize_screen(pixels, (1000, 1000)).astype(np.float32), poses_3d.astype(np.float32)
+
+
+def source_frames(path: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Frames to tile: normalized 2D ``(N, J, 2)``, 3D ``(N, J, 3)`` metres, and their origin."""
+    if path is None:
+        path = next(iter(sorted((REPO_ROOT / "examples").glob("*.npz"))), None)
+    if path is None:
+        return (*synthetic_walk(MAX_SOURCE_FRAMES), "synthetic walk (benchmarks.speed.synthetic_walk)")
+    sequences = load_poses(path)
+    p2d = [normalize_screen(s.poses_2d, s.image_size) if s.image_size else s.poses_2d for s in sequences]
+    p3d = [s.poses_3d for s in sequences]
+    return np.concatenate(p2d)[:MAX_SOURCE_FRAMES].astype(np.float32), np.concatenate(p3d)[:MAX_SOURCE_FRAMES], str(path)
+
+
+def tiled(p2d: np.ndarray, p3d: np.ndarray, frames: int, sequence_frames: int) -> list[tuple[np.ndarray, np.ndarray, None]]:
+    """``frames`` frames repeating the source, cut into sequences of ``sequence_frames``."""
+    index = np.arange(frames) % len(p3d)
+    return [(p2d[chunk], p3d[chunk], None) for chunk in np.array_split(index, -(-frames // sequence_frames))]
+
+
+def _rate(frames: int, seconds: float) -> dict:
+    return {"frames": frames, "seconds": seconds, "frames_per_s": frames / seconds}
+
+
+def _timed_refine(refiner: Refiner, inputs: list, **options) -> float:
+    """Seconds of one ``refine_many`` call, after a warm-up call on the first sequence."""
+    refiner.refine_many(inputs[:1], **options)
+    start = time.perf_counter()
+    refiner.refine_many(inputs, **options)
+    return time.perf_counter() - start
+
+
+def throughput_rows(refiner: Refiner, inputs: list, plan: Plan, threads: int) -> list[dict]:
+    frames = sum(len(x[1]) for x in inputs)
+    rows = []
+    for steps in plan.steps:
+        for batch_size in plan.batch_sizes:
+            seconds = _timed_refine(refiner, inputs, steps=steps, batch_size=batch_size)
+            device = refiner.device.type
+            config = {"device": device, "threads": threads if device == "cpu" else None, "steps": steps, "batch_size": batch_size}
+            rows.append({**config, **_rate(frames, seconds)})
+            log(f"  {device} K={steps} batch {batch_size}: {frames / seconds:,.0f} frames/s")
+    return rows
+
+
+def estimator_rows(folder: Path, inputs: list) -> list[dict]:
+    """CPU time of each base estimator on the 2D of ``inputs``; a row with ``skipped`` when its weights are missing."""
+    from recipes.estimators import load_lifter, predict  # the recipes are not part of the package
+
+    two_d = [x[0] for x in inputs]
+    frames = sum(len(x) for x in two_d)
+    rows = []
+    for name, file in ESTIMATOR_FILES.items():
+        path = folder / file
+        if not path.is_file():
+            rows.append({"estimator": name, "skipped": f"{path} not found"})
+            log(f"  {name}: skipped ({path} not found)")
+            continue
+        model, _ = load_lifter(path)
+        predict(model, two_d[:1])
+        start = time.perf_counter()
+        predict(model, two_d)
+        seconds = time.perf_counter() - start
+        rows.append({"estimator": name, "weights": file_digest(path), "device": "cpu", **_rate(frames, seconds)})
+        log(f"  {name}: {frames / seconds:,.0f} frames/s")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ scaling
+
+
+def memory_mb() -> tuple[float | None, float]:
+    """Current and peak resident memory of this process in MiB (VmRSS and VmHWM; without
+    ``/proc``: no current value and ``ru_maxrss`` as the peak)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return None, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def scaling_child(frames: int, source: Path, weights: Path | None, noise: Path | None) -> dict:
+    """In a fresh process: refine one ``frames``-long sequence with the default settings on the CPU."""
+    with np.load(source, allow_pickle=False) as data:
+        p2d, p3d = data["poses_2d"], data["poses_3d"]
+    refiner = Refiner.from_pretrained(weights, noise, device="cpu")
+    refiner.refine_many(tiled(p2d, p3d, 1, 1))  # warm-up: one window
+    rss_load, _ = memory_mb()
+    inputs = tiled(p2d, p3d, frames, frames)
+    start = time.perf_counter()
+    refiner.refine_many(inputs)
+    seconds = time.perf_counter() - start
+    _, peak = memory_mb()
+    increase = None if rss_load is None else peak - rss_load
+    return {**_rate(frames, seconds), "rss_after_load_mb": rss_load, "peak_rss_mb": peak, "peak_increase_mb": increase}
+
+
+def scaling_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Namespace) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="d3prefine-speed-") as folder:
+        source = Path(folder) / "source.npz"
+        np.savez(source, poses_2d=p2d, poses_3d=p3d)
+        models = [arg for key in ("weights", "noise") if getattr(args, key) for arg in (f"--{key}", str(getattr(args, key)))]
+        for frames in plan.scaling:
+            command = [sys.executable, "-m", "benchmarks.speed", "--scaling-child", str(frames), "--source", str(source)]
+            command += ["--threads", str(args.threads), *models]
+            done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"scaling run of {frames} frames failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+            rows.append(json.loads(done.stdout.splitlines()[-1]))
+            log(f"  {frames} frames: {rows[-1]['seconds']:.2f} s, peak RSS {rows[-1]['peak_rss_mb']:.0f} MiB")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ verdicts and output
+
+
+def checks(throughput: list[dict], scaling: list[dict], threads: int) -> list[Check]:
+    """The targets of issue 5, plus the linearity of time in the sequence length."""
+    default_key = ("cpu", DEFAULT_STEPS, DEFAULT_BATCH)
+    default = next((r for r in throughput if (r["device"], r["steps"], r["batch_size"]) == default_key), None)
+    note = "" if threads == TARGET_THREADS else f" (measured with {threads} threads, the target is for {TARGET_THREADS})"
+    longest = next((r for r in scaling if r["frames"] == TARGET_PEAK_FRAMES), None)
+    result = [
+        Check(f"refine throughput, default settings (K={DEFAULT_STEPS}, batch {DEFAULT_BATCH}), CPU{note}", f"cpu, {threads} threads",
+              default["frames_per_s"] if default else None, Compare.AT_LEAST, TARGET_FPS, "frames/s"),
+        Check(f"peak RSS refining one {TARGET_PEAK_FRAMES:,}-frame sequence", "cpu", longest["peak_rss_mb"] if longest else None,
+              Compare.AT_MOST, TARGET_PEAK_MB, "MiB"),
+    ]
+    if len(scaling) >= 2:  # per-frame time of the longest run relative to the next shorter one: ~1 if linear
+        a, b = scaling[-2], scaling[-1]
+        ratio = (b["seconds"] / b["frames"]) / (a["seconds"] / a["frames"])
+        name = f"time per frame at {b['frames']:,} vs {a['frames']:,} frames (linear: ~1)"
+        result.append(Check(name, "cpu", ratio, Compare.AT_MOST, 1.5, "x"))
+    return result
+
+
+RATE_HEADER = ["frames", "time (s)", "frames/s"]
+
+
+def _rate_cells(r: dict) -> list[str]:
+    return [f"{r['frames']:,}", fmt(r["seconds"], 2), fmt(r["frames_per_s"], 0)]
+
+
+def _throughput_cells(r: dict) -> list[str]:
+    return [r["device"], str(r["threads"] or "—"), str(r["steps"]), str(r["batch_size"]), *_rate_cells(r)]
+
+
+def _estimator_cells(r: dict) -> list[str]:
+    if "skipped" in r:
+        return [r["estimator"], "skipped: " + r["skipped"], "—", "—"]
+    return [r["estimator"], *_rate_cells(r)]
+
+
+def _scaling_cells(r: dict) -> list[str]:
+    memory = [fmt(r[key], 0) for key in ("rss_after_load_mb", "peak_rss_mb", "peak_increase_mb")]
+    return [*_rate_cells(r), *memory]
+
+
+def markdown(document: dict) -> str:
+    """The report for people; ``document`` holds the targets as :class:`Check`."""
+    settings, plan = document["settings"], document["settings"]["plan"]
+    scaling_header = [*RATE_HEADER, "RSS after load (MiB)", "peak RSS (MiB)", "peak - after load (MiB)"]
+    lines = [
+        "# d3prefine speed benchmark", "", f"`{document['run']['command']}`", "",
+        f"{run_summary(document['run'])}; devices {document['run']['machine']['devices']}; input: {settings['input']}.", "",
+        "## Refinement throughput", "",
+        f"`refine_many` on {plan['frames']:,} frames in sequences of {plan['sequence_frames']} frames, timed after one warm-up call.", "",
+        markdown_table(["device", "threads", "K", "batch", *RATE_HEADER], list(map(_throughput_cells, document["throughput"]))),
+        "", "## Base estimators (CPU, same frames)", "",
+        markdown_table(["estimator", *RATE_HEADER], list(map(_estimator_cells, document["estimators"]))),
+        "", "## Scaling (one sequence, default settings, CPU, a fresh process per length)", "",
+        markdown_table(scaling_header, list(map(_scaling_cells, document["scaling"]))),
+        "", "## Targets", "",
+        markdown_table(["target", "required", "measured"],
+                       [[c.name, c.requirement, c.measured(2 if c.unit == "x" else 0)] for c in document["targets"]], align_right_from=2),
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--out", type=Path, help="writes OUT.json and OUT.md")
+    parser.add_argument("--weights", type=Path, default=None, help="denoiser file or folder (default: the shipped weights/)")
+    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: noise.safetensors next to the weights)")
+    parser.add_argument("--threads", type=int, default=TARGET_THREADS, help="torch CPU threads")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="cpu: CPU rows only; auto/cuda: CUDA rows too")
+    parser.add_argument("--input", type=Path, default=None,
+                        help="pose file whose frames are tiled (default: the first examples/*.npz, else a synthetic walk)")
+    parser.add_argument("--estimators", type=Path, default=REPO_ROOT / "data" / "estimators", help="folder of the base estimators' weights")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
+    parser.add_argument("--scaling-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.scaling_child is None and args.out is None:
+        parser.error("the following arguments are required: --out")
+    try:
+        args.device = resolve_device(args.device)
+    except typer.BadParameter as error:
+        parser.error(str(error))
+    return args
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
+    plan = QUICK if args.quick else FULL
+    p2d, p3d, origin = source_frames(args.input)
+    inputs = tiled(p2d, p3d, plan.frames, plan.sequence_frames)
+    log(f"throughput on {plan.frames} frames from {origin}")
+    refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
+    throughput = throughput_rows(refiner, inputs, plan, args.threads)
+    if args.device == "cuda":
+        throughput += throughput_rows(Refiner.from_pretrained(args.weights, args.noise, device="cuda"), inputs, plan, args.threads)
+    log("base estimators")
+    estimators = estimator_rows(args.estimators, inputs)
+    log("scaling")
+    scaling = scaling_rows(plan, p2d, p3d, args)
+    return {
+        "benchmark": "speed",
+        "run": run_info("benchmarks.speed", argv, sorted({"cpu", args.device})),
+        "settings": {"threads": args.threads, "device": args.device, "quick": args.quick, "input": origin, "plan": asdict(plan),
+                     "weights": {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)}},
+        "throughput": throughput,
+        "estimators": estimators,
+        "scaling": scaling,
+        "targets": checks(throughput, scaling, args.threads),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        if args.scaling_child is not None:
+            print(json.dumps(scaling_child(args.scaling_child, args.source, args.weights, args.noise)))
+            return ExitCode.OK
+        document = run(args, argv)
+        json_document = {**document, "targets": [c.to_json() for c in document["targets"]]}
+        json_path, md_path = write_report(args.out, json_document, markdown(document))
+    except D3PrefineError as error:
+        report_error(error)
+        return ExitCode.FAILED
+    log(f"wrote {json_path} and {md_path}")
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

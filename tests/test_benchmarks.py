@@ -1,0 +1,156 @@
+"""Smoke tests of ``benchmarks/``: both scripts on tiny weights and pose files built in tmp."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import accuracy, report, speed
+from d3prefine.checkpoint import save_denoiser
+from d3prefine.io import PoseSequence, load_poses, save_poses
+from d3prefine.metrics import METRIC_NAMES, evaluate_poses, pool_reports
+from d3prefine.model import DenoiserConfig, PoseDenoiser
+from d3prefine.noise import NoiseModel
+from d3prefine.preprocess import error_triple
+from recipes.estimators import LifterConfig, LifterKind, save_lifter
+from tests.conftest import build_sequence
+
+TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)
+ESTIMATOR = "TinyLifter"
+
+
+def _sequences(count: int, frames: int, seed: int, prefix: str) -> list[PoseSequence]:
+    sequences = [build_sequence(frames, seed=seed + k, name=f"{prefix}{k}") for k in range(count)]
+    for seq in sequences:
+        seq.provenance["estimator"] = ESTIMATOR
+    return sequences
+
+
+def _denoiser(path: Path, trained: bool) -> None:
+    torch.manual_seed(0)
+    model = PoseDenoiser(TINY)
+    if trained:  # a non-zero output standing in for trained weights; untrained predicts z = 0
+        torch.nn.init.normal_(model.head.weight, std=0.5)
+    save_denoiser(path, model, {"test": True})
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """Training and validation files of one estimator, shipped-style weights and two variants."""
+    folder = tmp_path_factory.mktemp("bench")
+    paths = {"train": folder / "train.h5", "val": folder / "val.h5", "weights": folder / "weights"}
+    train = _sequences(4, 60, 0, "t")
+    save_poses(paths["train"], train)
+    save_poses(paths["val"], _sequences(3, 40, 10, "v"))
+    paths["weights"].mkdir()
+    noise = NoiseModel.fit([error_triple(s.poses_2d, s.poses_3d, s.gt_3d, s.image_size, 0) for s in train], layout="h36m17")
+    noise.save(paths["weights"] / "noise.safetensors")
+    _denoiser(paths["weights"] / "denoiser.safetensors", trained=True)
+    paths["zero"] = folder / "zero.safetensors"
+    _denoiser(paths["zero"], trained=False)
+    paths["iso"] = folder / "noise_iso.safetensors"
+    NoiseModel.isotropic(0.02, num_joints=17, layout="h36m17", still=(0,)).save(paths["iso"])
+    paths["estimators"] = folder / "estimators"
+    config = LifterConfig(LifterKind.TEMPORAL, width=16)
+    save_lifter(config.build(), config, paths["estimators"] / "temporal.safetensors")
+    return paths
+
+
+def test_accuracy_rows_columns_and_targets(files, tmp_path):
+    out = tmp_path / "results" / "accuracy"
+    argv = ["--val", files["val"], "--train", files["train"], "--weights", files["weights"],
+            "--variant", f"zero={files['zero']}", "--variant", f"iso={files['weights'] / 'denoiser.safetensors'}:{files['iso']}",
+            "--steps", "1", "2", "--samples", "2", "--sample-steps", "2", "--max-sequences", "2", "--device", "cpu", "--out", out]
+    assert accuracy.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["run"]["command"].startswith("python -m benchmarks.accuracy --val ")
+    assert document["run"]["machine"]["cpu_count"] >= 1 and document["settings"]["device"] == "cpu"
+    (section,) = document["estimators"]
+    assert section["estimator"] == ESTIMATOR and section["sequences"] == 2 and section["frames"] == 80
+    rows = {row["label"]: row for row in section["rows"]}
+    assert [row["kind"] for row in section["rows"]] == ["base", "smoother", "smoother", "gaussian_mean", "variant", "variant",
+                                                        "d3prefine", "d3prefine", "d3prefine"]
+    assert list(rows)[-3:] == ["d3prefine K=1", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=1"]
+    for row in section["rows"]:
+        assert set(row["metrics"]) == set(row["change_pct"]) == set(METRIC_NAMES)
+        assert row["frames"] == 80 and row["seconds"] >= 0
+    base = rows["base estimator"]
+    assert all(change == 0 for change in base["change_pct"].values())
+    val = [s for s in load_poses(files["val"]) if s.name in section["sequence_names"]]
+    expected = pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in val]).summary
+    assert base["metrics"] == pytest.approx(expected)
+    # An untrained denoiser applies exactly the Gaussian conditional mean; the trained one does more.
+    gaussian, zero = rows["Gaussian conditional mean"], rows["variant zero (K=1)"]
+    assert zero["metrics"] == pytest.approx(gaussian["metrics"], abs=1e-3)
+    assert rows["d3prefine K=1"]["metrics"]["mpjpe"] != pytest.approx(gaussian["metrics"]["mpjpe"], abs=1e-2)
+    smoothers = [row["params"] for row in section["rows"] if row["kind"] == "smoother"]
+    assert smoothers[0]["smoother"] == "savgol" and smoothers[0]["tuned_on_sequences"] == 4
+    # Targets: 5 per checked row (the K=1 default and the best d3prefine row, if another).
+    targets = section["targets"]
+    assert len(targets) in (5, 10) and {t["subject"] for t in targets} <= set(rows)
+    mpjpe_vs_base = next(t for t in targets if t["name"] == "MPJPE vs base estimator" and t["subject"] == "d3prefine K=1")
+    assert mpjpe_vs_base["value"] == pytest.approx(rows["d3prefine K=1"]["change_pct"]["mpjpe"])
+    assert mpjpe_vs_base["pass"] == (mpjpe_vs_base["value"] <= -15)
+    assert [v["variant"] for v in section["multistep_vs_variants"]] == ["zero", "iso"]
+    report = out.with_suffix(".md").read_text()
+    assert f"## {ESTIMATOR}" in report and "| method | MPJPE (mm) |" in report and "(best d3prefine)" in report
+    assert "### Targets" in report and report.count("PASS") + report.count("FAIL") >= 5
+    assert "beat variant zero" in report
+
+
+def test_accuracy_needs_a_training_file_of_the_same_estimator(files, tmp_path, capsys):
+    other = tmp_path / "other.h5"
+    save_poses(other, [build_sequence(40, name="o")])  # no provenance estimator: labelled "other"
+    argv = ["--val", other, "--train", files["train"], "--weights", files["weights"], "--device", "cpu", "--out", tmp_path / "a"]
+    assert accuracy.main([str(a) for a in argv]) == 1
+    assert "no --train file holds estimator 'other'" in " ".join(capsys.readouterr().err.split())
+    assert not list(tmp_path.glob("a.*"))
+    with pytest.raises(SystemExit):
+        accuracy.main(["--val", str(other), "--train", str(other), "--variant", "no-equals-sign", "--out", str(tmp_path / "a")])
+
+
+def test_speed_quick(files, tmp_path):
+    out = tmp_path / "speed"
+    argv = ["--quick", "--weights", files["weights"], "--estimators", files["estimators"], "--input", files["val"],
+            "--device", "cpu", "--threads", "1", "--out", out]
+    assert speed.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    (row,) = document["throughput"]
+    assert (row["device"], row["threads"], row["steps"], row["batch_size"], row["frames"]) == ("cpu", 1, 1, 256, 2000)
+    assert row["frames_per_s"] == pytest.approx(row["frames"] / row["seconds"])
+    temporal, frame = document["estimators"]
+    assert temporal["estimator"] == "TemporalLifter" and temporal["frames_per_s"] > 0
+    assert frame["estimator"] == "FrameLifter" and "not found" in frame["skipped"]
+    assert [r["frames"] for r in document["scaling"]] == [200, 2000]
+    for r in document["scaling"]:
+        assert 0 < r["rss_after_load_mb"] <= r["peak_rss_mb"] < 4096 and r["seconds"] > 0
+    throughput, peak, linear = document["targets"]
+    assert throughput["value"] == pytest.approx(row["frames_per_s"]) and throughput["pass"] == (row["frames_per_s"] >= 5000)
+    assert peak["value"] is None and peak["pass"] is None  # 100k frames are not run in --quick
+    assert linear["unit"] == "x" and linear["value"] > 0
+    report = out.with_suffix(".md").read_text()
+    for title in ("## Refinement throughput", "## Base estimators", "## Scaling", "## Targets", "| device | threads | K |"):
+        assert title in report
+    assert "skipped:" in report and "n/a" in report
+
+
+def test_synthetic_walk_is_a_valid_pose_sequence(tmp_path):
+    p2d, p3d = speed.synthetic_walk(50)
+    save_poses(tmp_path / "walk.npz", [PoseSequence(name="walk", poses_2d=p2d, poses_3d=p3d)])
+    (seq,) = load_poses(tmp_path / "walk.npz")
+    assert seq.poses_3d.shape == (50, 17, 3) and np.abs(seq.poses_2d).max() < 1.0
+    sequences = speed.tiled(p2d, p3d, 700, 300)
+    assert [len(s[1]) for s in sequences] == [234, 233, 233] and np.array_equal(sequences[1][1][0], p3d[234 % 50])
+
+
+def test_report_checks_changes_and_tables():
+    assert report.Check("t", "row", -15.0, report.Compare.AT_MOST, -15.0, "%").verdict == "PASS"
+    assert report.Check("t", "row", 1.9, report.Compare.AT_LEAST, 2.0, "mm").measured(signed=True) == "+1.9 mm FAIL"
+    assert report.Check("t", "row", None, report.Compare.AT_MOST, 1.0, "MiB").to_json()["pass"] is None
+    assert report.Check("t", "row", float("nan"), report.Compare.AT_MOST, 1.0, "MiB").verdict == "n/a"
+    assert report.change_pct(42.0, 50.0) == pytest.approx(-16.0) and report.change_pct(1.0, 0.0) is None
+    assert report.markdown_table(["a", "b"], [["x|y", "1"]]).splitlines() == ["| a | b |", "| --- | ---: |", "| x\\|y | 1 |"]
