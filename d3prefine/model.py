@@ -28,7 +28,7 @@ class DenoiserConfig:
     window: int = 27  # frames per window
     dim: int = 64  # channels per token
     depth: int = 4  # STC blocks
-    heads: int = 4  # attention heads in each half (spatial and temporal)
+    heads: int = 2  # attention heads in each half (spatial and temporal)
     mlp_ratio: float = 2.0
     num_train_timesteps: int = 100  # T of the schedule the network was trained with
     layout: str = "h36m17"
