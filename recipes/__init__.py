@@ -1,0 +1,1 @@
+"""Data recipes: raw Bandai-Namco mocap -> training/validation pose files (see recipes/README.md)."""

@@ -25,7 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from d3prefine.errors import D3PrefineError, InputError
@@ -36,8 +42,22 @@ from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DetectorNoise
-from recipes.estimators import FitConfig, LifterConfig, LifterKind, fit, predict, save_lifter
-from recipes.views import Shot, ViewConfig, film, random_viewpoint, split_windows, stable_seed
+from recipes.estimators import (
+    FitConfig,
+    LifterConfig,
+    LifterKind,
+    fit,
+    predict,
+    save_lifter,
+)
+from recipes.views import (
+    Shot,
+    ViewConfig,
+    film,
+    random_viewpoint,
+    split_windows,
+    stable_seed,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CAMERAS = REPO_ROOT.parent / "shared" / "data" / "h36m_cameras.json"
@@ -49,9 +69,9 @@ LIFTERS = {
     LifterKind.TEMPORAL: LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
     LifterKind.FRAME: LifterConfig(LifterKind.FRAME, width=512, dropout=0.2),
 }
-FITS = {
-    LifterKind.TEMPORAL: FitConfig(steps=1200, batch_frames=2048, chunk=32, lr=1e-3),
-    LifterKind.FRAME: FitConfig(steps=2000, batch_frames=1024, lr=1e-3),
+FITS = {  # about 2-2.5 min per fit on 2 cores; 8 fits per build
+    LifterKind.TEMPORAL: FitConfig(steps=1800, batch_frames=1024, chunk=16, lr=2e-3),
+    LifterKind.FRAME: FitConfig(steps=1800, batch_frames=1024, lr=1e-3),
 }
 console = Console(stderr=True)
 
@@ -109,7 +129,7 @@ def read_motions(files: list[Path], workers: int, progress: Progress) -> tuple[l
                 continue
             if abs(fps - FPS) > 0.01:
                 raise InputError(f"{path}: key 'Frame Time': expected {FPS} fps, got {fps:.3f}")
-            source = f"{path.parent.parent.name}/{path.name}"
+            source = str(path.relative_to(path.parents[2]))  # Bandai-Namco-Research-Motiondataset-N/data/<file>
             motions.append(Motion(motion_info(path.stem), source, poses, signature))
     return motions, skipped
 
@@ -141,17 +161,21 @@ def assign_folds(motions: list[Motion], seed: int) -> dict[str, int]:
     return {names[i]: rank % NUM_FOLDS for rank, i in enumerate(order)}
 
 
-def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int], seed: int, noise: DetectorNoise, config: ViewConfig, progress: Progress) -> tuple[list[Clip], Counter]:
-    """All clips: TRAIN windows x (4 Human3.6M cameras + 1 random); VAL windows x (1 cycled Human3.6M + 1 random)."""
+def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int], seed: int, noise: DetectorNoise, config: ViewConfig, progress: Progress) -> tuple[list[Clip], Counter, list[str]]:
+    """All clips: TRAIN windows x (4 Human3.6M cameras + 1 random); VAL windows x (1 cycled Human3.6M + 1 random).
+
+    Returns the clips, counts of dropped or partly visible views, and the motions too short for a window.
+    """
     clips: list[Clip] = []
     stats: Counter = Counter()
+    too_short: list[str] = []
     val_windows = 0
     task = progress.add_task("filming windows", total=len(motions))
     for motion in motions:
         progress.advance(task)
         windows = split_windows(motion.poses[:, ROOT, :2], config)
         if not windows:
-            stats["motions_too_short"] += 1
+            too_short.append(motion.info.name)
             continue
         for index, (start, end) in enumerate(windows):
             rng = np.random.default_rng(stable_seed(seed, motion.info.name, index))
@@ -171,7 +195,7 @@ def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int],
                 stats["views_in_image_below_0.9"] += shot.in_image < 0.9
                 name = f"{motion.info.name}_w{index}_{camera.id}"
                 clips.append(Clip(name, motion, (start, end), yaw, shot, folds.get(motion.info.name)))
-    return clips, stats
+    return clips, stats, too_short
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +210,8 @@ def _targets(clips: list[Clip]) -> list[np.ndarray]:
     return [(c.shot.gt_3d - c.shot.gt_3d[:, ROOT : ROOT + 1]).astype(np.float32) for c in clips]
 
 
-def _fit_and_save(kind: LifterKind, clips: list[Clip], path: Path, seed: int, info: dict, progress: Progress, label: str):
+def _fit_and_save(kind: LifterKind, clips: list[Clip], path: Path, seed: int, info: dict, progress: Progress, label: str) -> tuple[torch.nn.Module, float]:
+    """Train the ``kind`` lifter on ``clips``, save it to ``path``; returns the model and the fit seconds."""
     fit_config = FitConfig(**{**asdict(FITS[kind]), "seed": seed})
     task = progress.add_task(f"training {label}", total=fit_config.steps)
     started = time.perf_counter()
@@ -312,7 +337,7 @@ def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, ove
     folds = assign_folds(motions, seed)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
-        clips, view_stats = make_clips(motions, h36m, folds, seed, noise, view_config, progress)
+        clips, view_stats, too_short = make_clips(motions, h36m, folds, seed, noise, view_config, progress)
         timings["views_s"] = time.perf_counter() - started - timings["read_s"]
         train = [c for c in clips if c.motion.info.split == Split.TRAIN]
         val = [c for c in clips if c.motion.info.split == Split.VAL]
@@ -345,9 +370,10 @@ def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, ove
     timings["total_s"] = time.perf_counter() - started
 
     summary = {
-        "command": " ".join(sys.argv),
+        "command": " ".join(["python -m recipes.build_dataset", *sys.argv[1:]]),
         "seed": seed,
         "skipped_files": skipped,
+        "motions_too_short": too_short,
         "actors": actors,
         "split_rule": {"train": "dataset-1 (all) + dataset-2 actor M (masculine, normal)", "val": "dataset-2 actor A (active, elderly, exhausted)"},
         "cameras": {"train": "4 Human3.6M + 1 random per window", "val": "1 Human3.6M (cycled by window) + 1 random per window"},

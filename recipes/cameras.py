@@ -135,7 +135,10 @@ class ViewpointRange:
     focal_scale: tuple[float, float] = (0.9, 1.1)
 
 
-def random_camera(rng: np.random.Generator, templates: list[Camera], ranges: ViewpointRange = ViewpointRange()) -> Camera:
+DEFAULT_VIEWPOINTS = ViewpointRange()
+
+
+def random_camera(rng: np.random.Generator, templates: list[Camera], ranges: ViewpointRange = DEFAULT_VIEWPOINTS) -> Camera:
     """A camera at a random azimuth around the origin looking at the subject's centre.
 
     Intrinsics are those of a random template (Human3.6M camera) with its focal length scaled.

@@ -69,6 +69,9 @@ class DetectorNoise:
             raise ValueError(f"temporal_rho must be in [0, 1), got {self.temporal_rho}")
 
 
+DEFAULT_NOISE = DetectorNoise()
+
+
 def person_size(poses_2d: np.ndarray) -> float:
     """Median over frames of the larger bounding-box side of ``(T, J, 2)`` pixels."""
     extent = poses_2d.max(axis=1) - poses_2d.min(axis=1)
@@ -86,13 +89,14 @@ def ar1_noise(rng: np.random.Generator, shape: tuple[int, ...], rho: float) -> n
     return out
 
 
-def _burst_starts(rng: np.random.Generator, shape: tuple[int, ...], rate: float, frames: tuple[int, int]):
+def _burst_starts(rng: np.random.Generator, shape: tuple[int, ...], rate: float, frames: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(N, len(shape))`` where a burst starts (probability ``rate`` each) and their lengths ``(N,)``."""
     starts = np.argwhere(rng.random(shape) < rate)
     lengths = rng.integers(frames[0], frames[1] + 1, size=len(starts))
     return starts, lengths
 
 
-def simulate_detections(poses_2d: np.ndarray, rng: np.random.Generator, config: DetectorNoise = DetectorNoise()) -> np.ndarray:
+def simulate_detections(poses_2d: np.ndarray, rng: np.random.Generator, config: DetectorNoise = DEFAULT_NOISE) -> np.ndarray:
     """Noisy detections ``(T, 17, 2)`` pixels from ground-truth projections ``(T, 17, 2)`` pixels."""
     num_frames, num_joints, _ = poses_2d.shape
     size = person_size(poses_2d)

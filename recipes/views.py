@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recipes.cameras import Camera, ViewpointRange, random_camera
-from recipes.detector import DetectorNoise, simulate_detections
+from recipes.cameras import DEFAULT_VIEWPOINTS, Camera, ViewpointRange, random_camera
+from recipes.detector import DEFAULT_NOISE, DetectorNoise, simulate_detections
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Shot:
     in_image: float
 
 
-def film(world: np.ndarray, camera: Camera, detector_seed: int, noise: DetectorNoise = DetectorNoise()) -> Shot:
+def film(world: np.ndarray, camera: Camera, detector_seed: int, noise: DetectorNoise = DEFAULT_NOISE) -> Shot:
     """Project a window ``(T, J, 3)`` (world, metres) with ``camera`` and simulate detections."""
     gt_3d = camera.world_to_camera(world)
     gt_2d = camera.project(gt_3d)
@@ -101,7 +101,7 @@ def is_visible(world: np.ndarray, camera: Camera, config: ViewConfig) -> tuple[b
 
 
 def random_viewpoint(
-    world: np.ndarray, rng: np.random.Generator, templates: list[Camera], config: ViewConfig = ViewConfig(), ranges: ViewpointRange = ViewpointRange()
+    world: np.ndarray, rng: np.random.Generator, templates: list[Camera], config: ViewConfig = ViewConfig(), ranges: ViewpointRange = DEFAULT_VIEWPOINTS
 ) -> Camera:
     """A random camera that sees the window ``(T, J, 3)`` well (redrawn up to ``max_redraws`` times)."""
     best, best_fraction = None, -1.0
