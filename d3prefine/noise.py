@@ -173,11 +173,12 @@ class NoiseModel:
         # their rows of L are zeroed, so neither samples nor the network can move them.
         still = torch.diagonal(s_ee, dim1=-2, dim2=-1) <= 0.0  # (B, de)
         chol = (torch.linalg.cholesky(cond) * ~still[..., :, None]).contiguous()
+        residual = torch.diagonal(chol @ chol.transpose(-1, -2), dim1=-2, dim2=-1)  # variance left after the mean
         stats = {
             "frames": int(acc.count),
             "error_rms_per_joint_mm": _rms_per_joint(torch.diagonal(s_ee, dim1=-2, dim2=-1) + mu_e**2, num_joints),
-            "residual_rms_per_joint_mm": _rms_per_joint(torch.diagonal(cond, dim1=-2, dim2=-1), num_joints),
-            "explained_variance": float(1 - torch.diagonal(cond, dim1=-2, dim2=-1).sum() / torch.diagonal(s_ee, dim1=-2, dim2=-1).sum()),
+            "residual_rms_per_joint_mm": _rms_per_joint(residual, num_joints),
+            "explained_variance": float(1 - residual.sum() / torch.diagonal(s_ee, dim1=-2, dim2=-1).sum()),
         }
         model = cls(mode, num_joints, layout, mu_e, mu_c, gain, chol, {**(info or {}), **stats})
         return model.to("cpu")
