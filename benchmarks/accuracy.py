@@ -27,12 +27,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.report import Check, Compare, change_pct, file_digest, fmt, markdown_table, run_info, run_summary, write_report
+from benchmarks.report import (
+    Check,
+    Compare,
+    change_pct,
+    file_digest,
+    fmt,
+    markdown_table,
+    parse_device,
+    run_info,
+    run_summary,
+    write_report,
+)
 from d3prefine.baselines import Smoother, smooth, tune_smoother
-from d3prefine.cli._common import err_console, log, report_error, resolve_device
+from d3prefine.cli._common import err_console, log, report_error
 from d3prefine.errors import D3PrefineError, ExitCode, InputError
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
@@ -380,10 +390,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.steps) < 1 or args.sample_steps < 2 <= args.samples:
         parser.error("--steps must be >= 1, and --sample-steps >= 2 when --samples >= 2")
-    try:
-        args.device = resolve_device(args.device)
-    except typer.BadParameter as error:
-        parser.error(str(error))
+    args.device = parse_device(parser, args.device)
     return args
 
 

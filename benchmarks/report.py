@@ -6,6 +6,7 @@ precision, NaN and inf as ``null``, for machines) and ``<out>.md`` (rounded tabl
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -20,13 +21,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import typer
 
 from d3prefine import __version__
-from d3prefine.cli._common import jsonable
+from d3prefine.cli._common import jsonable, resolve_device
 from d3prefine.errors import OutputError
 from d3prefine.io import atomic_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_device(parser: argparse.ArgumentParser, device: str) -> str:
+    """``--device`` as a torch device name; an unavailable device is a usage error (exit 2)."""
+    try:
+        return resolve_device(device)
+    except typer.BadParameter as error:
+        parser.error(str(error))
 
 
 def _git(*args: str) -> str | None:

@@ -30,10 +30,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import typer
 
-from benchmarks.report import REPO_ROOT, Check, Compare, file_digest, fmt, markdown_table, run_info, run_summary, write_report
-from d3prefine.cli._common import log, report_error, resolve_device
+from benchmarks.report import (
+    REPO_ROOT,
+    Check,
+    Compare,
+    file_digest,
+    fmt,
+    markdown_table,
+    parse_device,
+    run_info,
+    run_summary,
+    write_report,
+)
+from d3prefine.cli._common import log, report_error
 from d3prefine.errors import D3PrefineError, ExitCode
 from d3prefine.io import load_poses
 from d3prefine.preprocess import normalize_screen
@@ -275,10 +285,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.scaling_child is None and args.out is None:
         parser.error("the following arguments are required: --out")
-    try:
-        args.device = resolve_device(args.device)
-    except typer.BadParameter as error:
-        parser.error(str(error))
+    args.device = parse_device(parser, args.device)
     return args
 
 

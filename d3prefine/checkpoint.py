@@ -35,8 +35,3 @@ def load_denoiser(path: str | Path) -> PoseDenoiser:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise WeightsError(f"{path}: config and tensors do not form a PoseDenoiser ({str(err).splitlines()[0]})") from None
     return model
-
-
-def denoiser_info(path: str | Path) -> dict:
-    """The ``info`` metadata of a denoiser file (training provenance)."""
-    return json.loads(read_tensors(path, DENOISER_FORMAT)[1].get("info", "{}"))
