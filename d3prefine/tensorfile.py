@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from d3prefine.errors import WeightsError
 from d3prefine.io import atomic_file
@@ -18,8 +18,9 @@ from d3prefine.io import atomic_file
 
 def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Write atomically (see :func:`d3prefine.io.atomic_file`): never a partial file."""
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
     with atomic_file(Path(path)) as temp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temp), metadata=metadata)
+        temp.write_bytes(data)  # keeps the permissions atomic_file created (save_file would make it 0600)
 
 
 def read_tensors(path: str | Path, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

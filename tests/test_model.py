@@ -1,5 +1,7 @@
 """PoseDenoiser architecture and its weights file."""
 
+import os
+
 import pytest
 import torch
 
@@ -49,6 +51,9 @@ def test_weights_round_trip_rebuilds_the_model_from_the_file(tmp_path):
     inputs = _inputs()
     torch.testing.assert_close(loaded(*inputs), model(*inputs))
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file
 
 
 def test_loading_wrong_files_raises(tmp_path):
