@@ -46,7 +46,11 @@ def command(
     lr: Annotated[float, typer.Option(min=0.0, help="Peak AdamW learning rate.")] = TrainConfig.lr,
     objective: Annotated[Objective, typer.Option(help="diffusion (the method) or regression (the same network, t = T only).")] = TrainConfig.objective,
     forward_errors: Annotated[ForwardErrors, typer.Option(help="Errors of the forward process.")] = TrainConfig.forward_errors,
+    final_step_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Diffusion: share of windows trained at the last step T.")
+    ] = TrainConfig.final_step_share,
     velocity_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the velocity error in the loss.")] = TrainConfig.velocity_weight,
+    ema_decay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decay of the weights' exponential moving average.")] = TrainConfig.ema_decay,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations and checkpoints.")] = TrainConfig.eval_every,
     window: Annotated[int, typer.Option(min=1, help="Frames per window.")] = DenoiserConfig.window,
     dim: Annotated[int, typer.Option(min=2, help="Channels per token.")] = DenoiserConfig.dim,
@@ -67,7 +71,8 @@ def command(
     try:
         train_config = TrainConfig(
             steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
-            velocity_weight=velocity_weight, eval_every=eval_every, seed=seed,
+            velocity_weight=velocity_weight, eval_every=eval_every, seed=seed, final_step_share=final_step_share,
+            ema_decay=ema_decay,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
