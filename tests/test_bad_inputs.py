@@ -175,7 +175,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
 
 
-@pytest.mark.parametrize("command", ["info", "evaluate"])
+@pytest.mark.parametrize("command", ["info", "evaluate", "refine"])
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_fails_cleanly(tmp_path, sequence, command, case):
     build, message = BAD_INPUTS[case]
@@ -219,13 +219,13 @@ def write_files(folder: Path, make_sequence, names: list[str]) -> list[Path]:
     return paths
 
 
-@pytest.mark.parametrize("command", ["info", "evaluate"])
+@pytest.mark.parametrize("command", ["info", "evaluate", "refine"])
 def test_continue_on_error_processes_the_rest_and_summarises(tmp_path, make_sequence, command):
     paths = write_files(tmp_path, make_sequence, ["a", "bad1", "b", "bad2", "c"])
     result = runner.invoke(app, [command, "--json", "--continue-on-error", *map(str, paths)])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
-    done = [entry["file"] for entry in document["files" if command == "info" else "sequences"]]
+    done = [entry["file"] for entry in document["sequences" if command == "evaluate" else "files"]]
     assert done == [str(paths[0]), str(paths[2]), str(paths[4])]
     assert [entry["file"] for entry in document["failed"]] == [str(paths[1]), str(paths[3])]
     assert len(error_lines(result.stderr)) == 2
@@ -233,13 +233,13 @@ def test_continue_on_error_processes_the_rest_and_summarises(tmp_path, make_sequ
     assert "bad1.npz" in result.stderr and "bad2.npz" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["info", "evaluate"])
+@pytest.mark.parametrize("command", ["info", "evaluate", "refine"])
 def test_without_continue_on_error_stops_at_first_failure(tmp_path, make_sequence, command):
     paths = write_files(tmp_path, make_sequence, ["a", "bad", "b", "c"])
     result = runner.invoke(app, [command, "--json", *map(str, paths)])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
-    assert len(document["files" if command == "info" else "sequences"]) == 1
+    assert len(document["sequences" if command == "evaluate" else "files"]) == 1
     assert [entry["file"] for entry in document["failed"]] == [str(paths[1])]
     assert "2 inputs not processed" in result.stderr
 

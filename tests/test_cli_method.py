@@ -83,7 +83,7 @@ def test_refine_writes_refined_poses_and_keeps_the_input(trained, tmp_path):
                     "--device", "cpu", "--steps", "2", "--json")
     assert source.read_bytes() == before
     (entry,) = json.loads(result.stdout)["files"]
-    assert entry["frames"] == 40 and entry["output"] == str(out)
+    assert entry["frames"] == 40 and entry["output"] == str(out) and entry["file"] == str(source)
     (original,), (refined,) = load_poses(source), load_poses(out)
     np.testing.assert_array_equal(refined.poses_3d, original.poses_3d)
     np.testing.assert_array_equal(refined.gt_3d, original.gt_3d)

@@ -80,7 +80,7 @@ def _refine_file(
         seq.provenance = {**seq.provenance, "refine": {**provenance, "filled_values": filled}}
     save_poses(output, sequences, overwrite=overwrite, inputs=all_inputs)
     seconds = time.perf_counter() - start
-    return {"input": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled, "seconds": round(seconds, 3)}
+    return {"file": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled, "seconds": round(seconds, 3)}
 
 
 def command(

@@ -1,0 +1,60 @@
+"""The shipped weights/ on the shipped examples/: refinement lowers the error of real estimator output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from d3prefine import Refiner
+from d3prefine.cli import app
+from d3prefine.io import load_poses
+from d3prefine.metrics import accel_error, mpjpe, p_mpjpe
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.npz"))
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def refiner():
+    return Refiner.from_pretrained(device="cpu")
+
+
+def test_weights_describe_their_training(refiner):
+    assert refiner.model.config.layout == "h36m17" and refiner.noise.layout == "h36m17"
+    assert refiner.weights_path == ROOT / "weights" / "denoiser.safetensors"
+    assert refiner.noise.info["frames"] > 1_000_000
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_refinement_lowers_mpjpe_and_p_mpjpe_of_every_example(refiner, path):
+    (seq,) = load_poses(path)
+    refined = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
+    assert mpjpe(refined, seq.gt_3d) < 0.95 * mpjpe(seq.poses_3d, seq.gt_3d)
+    assert p_mpjpe(refined, seq.gt_3d) < 0.95 * p_mpjpe(seq.poses_3d, seq.gt_3d)
+    assert accel_error(refined, seq.gt_3d) < accel_error(seq.poses_3d, seq.gt_3d)
+
+
+def test_more_steps_and_samples_still_improve_and_are_reproducible(refiner):
+    (seq,) = load_poses(ROOT / "examples" / "wave.npz")
+    run = lambda: refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=5, samples=4, seed=3)
+    a, b = run(), run()
+    np.testing.assert_array_equal(a.poses_3d, b.poses_3d)
+    assert mpjpe(a.poses_3d, seq.gt_3d) < mpjpe(seq.poses_3d, seq.gt_3d)
+    assert a.uncertainty.shape == (seq.num_frames, 17) and 0.0 < float(a.uncertainty[:, 1:].mean()) < 0.1
+
+
+def test_readme_main_job_refine_then_evaluate(tmp_path):
+    """The README's set-up command: refine the example with no flags, then evaluate it."""
+    out = tmp_path / "walk.refined.npz"
+    refined = runner.invoke(app, ["refine", str(ROOT / "examples" / "walk.npz"), "-o", str(out)])
+    assert refined.exit_code == 0, refined.output
+    result = runner.invoke(app, ["evaluate", str(out), "--baseline", str(ROOT / "examples" / "walk.npz"), "--json"])
+    assert result.exit_code == 0, result.output
+    (score,) = json.loads(result.stdout)["sequences"]
+    assert score["key"] == "poses_3d_refined"
+    assert score["change_pct"]["mpjpe"] < -5.0 and score["change_pct"]["p_mpjpe"] < -5.0
