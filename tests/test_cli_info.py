@@ -136,3 +136,16 @@ def test_version_and_help():
     bare = runner.invoke(app, [])
     assert bare.exit_code == 2  # no command is a usage error; help is shown
     assert "info" in bare.output and "evaluate" in bare.output
+
+
+def test_python_dash_m_runs_the_same_cli(tmp_path, sequence):
+    import subprocess
+    import sys
+
+    save_poses(tmp_path / "walk.npz", [sequence])
+    result = subprocess.run([sys.executable, "-m", "d3prefine", "info", "--json", str(tmp_path / "walk.npz")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["files"][0]["sequences"][0]["frames"] == 32
+    version = subprocess.run([sys.executable, "-m", "d3prefine", "--version"], capture_output=True, text=True, check=False)
+    assert version.returncode == 0 and version.stdout.startswith("d3prefine ")
