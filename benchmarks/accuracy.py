@@ -383,7 +383,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="score a seeded subsample of this many validation sequences per file")
     parser.add_argument("--tune-sequences", type=int, default=300, help="training sequences (seeded subsample) to tune the smoothers on")
-    parser.add_argument("--batch-size", type=int, default=256, help="windows per network call")
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per network call")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsamples and of the sampled row")

@@ -19,6 +19,7 @@ Writes ``<out>.json`` and ``<out>.md`` (see ``benchmarks/README.md``).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import resource
 import subprocess
@@ -50,7 +51,8 @@ from d3prefine.preprocess import normalize_screen
 from d3prefine.refine import Refiner
 
 FPS = 30.0
-DEFAULT_STEPS, DEFAULT_BATCH = 1, 256  # what `d3prefine refine` does without options
+_DEFAULTS = inspect.signature(Refiner.refine_many).parameters
+DEFAULT_STEPS, DEFAULT_BATCH = _DEFAULTS["steps"].default, _DEFAULTS["batch_size"].default  # `refine` without options
 TARGET_FPS, TARGET_THREADS = 5_000.0, 2
 TARGET_PEAK_MB, TARGET_PEAK_FRAMES = 1_024.0, 100_000
 MAX_SOURCE_FRAMES = 10_000  # frames of --input kept for tiling
@@ -76,7 +78,7 @@ class Plan:
 
 
 FULL = Plan(steps=(1, 5, 10), batch_sizes=(64, 256, 1024), frames=20_000, sequence_frames=300, scaling=(1_000, 10_000, 100_000))
-QUICK = Plan(steps=(1,), batch_sizes=(256,), frames=2_000, sequence_frames=300, scaling=(200, 2_000))
+QUICK = Plan(steps=(1,), batch_sizes=(DEFAULT_BATCH,), frames=2_000, sequence_frames=300, scaling=(200, 2_000))
 
 
 def synthetic_walk(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

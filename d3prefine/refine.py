@@ -115,7 +115,7 @@ class Refiner:
         sequences: Sequence[tuple[np.ndarray, np.ndarray, tuple[int, int] | None]],
         *,
         steps: int = 1,
-        batch_size: int = 256,
+        batch_size: int = 64,
         overlap: int | None = None,
         samples: int = 1,
         eta: float = 1.0,

@@ -120,7 +120,7 @@ def test_speed_quick(files, tmp_path):
     assert speed.main([str(a) for a in argv]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
     (row,) = document["throughput"]
-    assert (row["device"], row["threads"], row["steps"], row["batch_size"], row["frames"]) == ("cpu", 1, 1, 256, 2000)
+    assert (row["device"], row["threads"], row["steps"], row["batch_size"], row["frames"]) == ("cpu", 1, 1, 64, 2000)
     assert row["frames_per_s"] == pytest.approx(row["frames"] / row["seconds"])
     temporal, frame = document["estimators"]
     assert temporal["estimator"] == "TemporalLifter" and temporal["frames_per_s"] > 0

@@ -99,7 +99,7 @@ def command(
     ] = 1,
     eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements.")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = 64,
     fill: Annotated[
         int, typer.Option("--fill", min=0, help="Interpolate NaN gaps of at most this many frames (0: refuse NaN).")
     ] = 0,
