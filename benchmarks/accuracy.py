@@ -59,7 +59,7 @@ SMOOTHER_GRIDS: dict[Smoother, list[dict[str, float]]] = {
     Smoother.SAVGOL: [{"window": w, "polyorder": p} for w in (3, 5, 9, 15, 21, 31, 45, 61, 91) for p in (1, 2, 3) if p < w],
     Smoother.ONE_EURO: [
         {"min_cutoff": f, "beta": b, "d_cutoff": 1.0}
-        for f in (0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0) for b in (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+        for f in (0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0) for b in (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
     ],
 }
 #: The parameter that sets how strongly each smoother smooths: a tuned value at either end of
@@ -379,7 +379,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 10], help="K of the deterministic d3prefine rows")
     parser.add_argument("--samples", type=int, default=8, help="S of the sampled d3prefine row (< 2: no such row)")
     parser.add_argument("--sample-steps", type=int, default=5, help="K of the sampled row")
-    parser.add_argument("--eta", type=float, default=1.0, help="stochasticity of the sampled row")
+    parser.add_argument("--eta", type=float, default=0.3, help="stochasticity of the sampled row")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="score a seeded subsample of this many validation sequences per file")
     parser.add_argument("--tune-sequences", type=int, default=300, help="training sequences (seeded subsample) to tune the smoothers on")

@@ -118,7 +118,7 @@ class Refiner:
         batch_size: int = 64,
         overlap: int | None = None,
         samples: int = 1,
-        eta: float = 1.0,
+        eta: float = 0.3,
         seed: int = 0,
         progress: Callable[[int], None] | None = None,
     ) -> list[RefineResult]:

@@ -97,7 +97,7 @@ def command(
     samples: Annotated[
         int, typer.Option("--samples", min=1, help="Stochastic refinements to average; >= 2 also writes 'uncertainty' (needs --steps >= 2).")
     ] = 1,
-    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements.")] = 1.0,
+    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements; small values keep samples near the deterministic path (eta=1 was worse than the input on the examples).")] = 0.3,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = 64,
     fill: Annotated[
