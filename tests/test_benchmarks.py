@@ -74,7 +74,7 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     rows = {row["label"]: row for row in section["rows"]}
     assert [row["kind"] for row in section["rows"]] == ["base", "smoother", "smoother", "gaussian_mean", "variant", "variant",
                                                         "d3prefine", "d3prefine", "d3prefine"]
-    assert list(rows)[-3:] == ["d3prefine K=1", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=1"]
+    assert list(rows)[-3:] == ["d3prefine K=1", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=0.3"]
     for row in section["rows"]:
         assert set(row["metrics"]) == set(row["change_pct"]) == set(METRIC_NAMES)
         assert row["frames"] == 80 and row["seconds"] >= 0
