@@ -37,18 +37,18 @@ from benchmarks.report import (
     fmt,
     markdown_table,
     parse_device,
+    run_and_write,
     run_info,
     run_summary,
-    write_report,
 )
 from d3prefine.baselines import Smoother, smooth, tune_smoother
-from d3prefine.cli._common import err_console, log, report_error
-from d3prefine.errors import D3PrefineError, ExitCode, InputError
+from d3prefine.cli._common import err_console, log
+from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs
-from d3prefine.refine import Refiner
+from d3prefine.refine import DEFAULT_SMOOTH, Refiner
 
 METRIC_TITLES = {
     "mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",
@@ -230,12 +230,15 @@ class Bench:
             params = {"variant": variant.name, "steps": 1}
             rows.append(_score(name, RowKind.VARIANT, params, sequences, partial(self._refined, refiner, sequences, name, steps=1)))
         options = [{"steps": k} for k in args.steps]
+        options.insert(1, {"steps": args.steps[0], "smooth": 0})
         if args.samples > 1:
             options.append({"steps": args.sample_steps, "samples": args.samples, "eta": args.eta})
         for option in options:
             name = f"d3prefine K={option['steps']}"
             if "samples" in option:
                 name += f", S={option['samples']} samples, eta={option['eta']:g}"
+            if "smooth" in option:
+                name += ", no smoothing"
             refined = partial(self._refined, self.refiner, sequences, name, **option)
             rows.append(_score(name, RowKind.D3PREFINE, {"samples": 1, **option}, sequences, refined))
         return {
@@ -421,7 +424,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     return {
         "benchmark": "accuracy",
         "run": run_info("benchmarks.accuracy", argv, [args.device]),
-        "settings": {**settings, "threads": torch.get_num_threads(), "smoother_grids": {k.value: g for k, g in SMOOTHER_GRIDS.items()}},
+        "settings": {**settings, "smooth": DEFAULT_SMOOTH, "threads": torch.get_num_threads(), "smoother_grids": {k.value: g for k, g in SMOOTHER_GRIDS.items()}},
         "weights": weights,
         "metrics": {"names": list(METRIC_NAMES), "units": METRIC_UNITS},
         "estimators": estimators,
@@ -431,14 +434,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    try:
+
+    def build() -> tuple[dict, str]:
         document = run(args, argv)
-        json_path, md_path = write_report(args.out, to_json(document), markdown(document))
-    except D3PrefineError as error:
-        report_error(error)
-        return ExitCode.FAILED
-    log(f"wrote {json_path} and {md_path}")
-    return ExitCode.OK
+        return to_json(document), markdown(document)
+
+    return run_and_write(args.out, build)
 
 
 if __name__ == "__main__":

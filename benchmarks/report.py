@@ -14,6 +14,7 @@ import os
 import platform
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -24,8 +25,8 @@ import torch
 import typer
 
 from d3prefine import __version__
-from d3prefine.cli._common import jsonable, resolve_device
-from d3prefine.errors import OutputError
+from d3prefine.cli._common import jsonable, log, report_error, resolve_device
+from d3prefine.errors import D3PrefineError, ExitCode, OutputError
 from d3prefine.io import atomic_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -182,3 +183,15 @@ def write_report(out: Path, document: dict, markdown: str) -> tuple[Path, Path]:
     except OSError as error:
         raise OutputError(f"{out}: cannot write the report ({error.strerror})") from None
     return paths
+
+
+def run_and_write(out: Path, build: Callable[[], tuple[dict, str]]) -> int:
+    """Run a benchmark (``build`` returns its JSON document and Markdown), write ``<out>.json`` and
+    ``<out>.md``; returns the exit code (a bad input, weights or output path: one error line, 1)."""
+    try:
+        json_path, md_path = write_report(out, *build())
+    except D3PrefineError as error:
+        report_error(error)
+        return ExitCode.FAILED
+    log(f"wrote {json_path} and {md_path}")
+    return ExitCode.OK

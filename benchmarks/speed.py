@@ -40,9 +40,9 @@ from benchmarks.report import (
     fmt,
     markdown_table,
     parse_device,
+    run_and_write,
     run_info,
     run_summary,
-    write_report,
 )
 from d3prefine.cli._common import log, report_error
 from d3prefine.errors import D3PrefineError, ExitCode
@@ -320,18 +320,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    try:
-        if args.scaling_child is not None:
+    if args.scaling_child is not None:
+        try:
             print(json.dumps(scaling_child(args.scaling_child, args.source, args.weights, args.noise)))
-            return ExitCode.OK
+        except D3PrefineError as error:
+            report_error(error)
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    def build() -> tuple[dict, str]:
         document = run(args, argv)
-        json_document = {**document, "targets": [c.to_json() for c in document["targets"]]}
-        json_path, md_path = write_report(args.out, json_document, markdown(document))
-    except D3PrefineError as error:
-        report_error(error)
-        return ExitCode.FAILED
-    log(f"wrote {json_path} and {md_path}")
-    return ExitCode.OK
+        return {**document, "targets": [c.to_json() for c in document["targets"]]}, markdown(document)
+
+    return run_and_write(args.out, build)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ pids=()
 for ((i = 0; i < shards; i++)); do
     d3prefine refine "${inputs[@]}" \
         --out-dir "$out_dir" --shard "$i/$shards" \
-        --continue-on-error --steps 5 --device auto --json \
+        --continue-on-error --device auto --json \
         >"$out_dir/shard$i.json" 2>"$out_dir/shard$i.log" &
     pids+=($!)
 done

@@ -89,11 +89,25 @@ def test_refine_writes_refined_poses_and_keeps_the_input(trained, tmp_path):
     np.testing.assert_array_equal(refined.gt_3d, original.gt_3d)
     assert refined.poses_3d_refined.shape == (40, 17, 3) and refined.uncertainty is None
     assert refined.provenance["refine"]["steps"] == 2 and refined.provenance["source"] == "tests/conftest.py"
+    assert refined.provenance["refine"]["smooth"] == 9
     invoke("refine", source, "-o", out, "--weights", trained["model"], "--noise", trained["noise"], code=1)
     again = invoke("refine", source, "-o", out, "--weights", trained["model"], "--noise", trained["noise"], "--overwrite")
     assert "refined 1 file(s)" in again.stderr
     evaluation = json.loads(invoke("evaluate", out, "--json").stdout)
     assert evaluation["sequences"][0]["baseline_source"] == "poses_3d"
+
+
+def test_refine_smoothing_option(trained, tmp_path):
+    args = ("--weights", trained["model"], "--noise", trained["noise"], "--device", "cpu")
+    raw, smoothed = tmp_path / "raw.npz", tmp_path / "smoothed.npz"
+    invoke("refine", trained["val"], "-o", raw, "--smooth", "0", *args)
+    invoke("refine", trained["val"], "-o", smoothed, "--smooth", "5", *args)
+    (a,), (b,) = load_poses(raw), load_poses(smoothed)
+    assert a.provenance["refine"]["smooth"] == 0 and b.provenance["refine"]["smooth"] == 5
+    assert not np.allclose(a.poses_3d_refined, b.poses_3d_refined)
+    bad = invoke("refine", trained["val"], "-o", tmp_path / "bad.npz", "--smooth", "4", *args, code=2)
+    assert "'--smooth'" in bad.stderr and "odd window" in bad.stderr
+    assert not (tmp_path / "bad.npz").exists()
 
 
 def test_refine_samples_write_uncertainty_and_are_seeded(trained, tmp_path):

@@ -13,7 +13,7 @@ from d3prefine.metrics import mpjpe
 from d3prefine.model import DenoiserConfig
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
-from d3prefine.train import ForwardErrors, Trainer, TrainConfig, WindowSampler
+from d3prefine.train import ForwardErrors, TrainConfig, Trainer, WindowSampler
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -22,7 +22,7 @@ from d3prefine.metrics import (
     pool_reports,
     procrustes_align,
 )
-from d3prefine.skeleton import H36M_17, JointLayout
+from d3prefine.skeleton import JointLayout
 
 CHAIN3 = JointLayout(name="chain3", joint_names=("a", "b", "c"), parents=(-1, 0, 1), left_right=())
 

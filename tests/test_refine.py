@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from d3prefine.baselines import savgol
 from d3prefine.errors import InputError, WeightsError
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple, model_inputs
-from d3prefine.refine import Refiner
+from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
 from tests.conftest import build_sequence
 
 TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)
@@ -40,10 +41,23 @@ def test_shapes_and_root_trajectory_are_kept(noise, frames):
 @pytest.mark.parametrize("steps", [1, 4])
 def test_untrained_network_applies_the_gaussian_conditional_mean(noise, steps):
     seq = build_sequence(50, seed=8)
-    out = _refiner(noise, trained=False).refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=steps)
+    out = _refiner(noise, trained=False).refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=steps, smooth=0)
     x = model_inputs(seq.poses_2d, seq.poses_3d, seq.image_size, 0)
     mean = noise.mean(torch.from_numpy(x.p), torch.from_numpy(x.y)).numpy()
     np.testing.assert_allclose(out.poses_3d, seq.poses_3d - mean, atol=1e-5)
+
+
+def test_smoothing_filters_the_root_relative_refinement_only(noise):
+    seq = build_sequence(40, seed=5)
+    refiner = _refiner(noise)
+    raw = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, smooth=0).poses_3d
+    smoothed = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
+    root = seq.poses_3d[:, :1]
+    expected = savgol(raw - root, DEFAULT_SMOOTH, SMOOTH_POLYORDER) + root
+    np.testing.assert_allclose(smoothed, expected, atol=1e-5)
+    np.testing.assert_allclose(smoothed[:, 0], seq.poses_3d[:, 0], atol=1e-6)
+    jerk = lambda poses: np.abs(np.diff(poses - root, n=2, axis=0)).mean()
+    assert jerk(smoothed) < 0.8 * jerk(raw)
 
 
 def test_batching_and_sequence_grouping_do_not_change_results(noise):
@@ -83,6 +97,9 @@ def test_invalid_requests_raise(noise):
         refiner.refine(seq.poses_2d[:, :16], seq.poses_3d[:, :16], image_size=seq.image_size)
     with pytest.raises(ValueError, match="steps"):
         refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=500)
+    for window in (2, 3, -1):
+        with pytest.raises(ValueError, match="smooth must be 0"):
+            refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, smooth=window)
 
 
 def test_mismatched_noise_statistics_are_refused():

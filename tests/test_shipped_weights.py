@@ -39,6 +39,15 @@ def test_refinement_lowers_mpjpe_and_p_mpjpe_of_every_example(refiner, path):
     assert accel_error(refined, seq.gt_3d) < accel_error(seq.poses_3d, seq.gt_3d)
 
 
+def test_smoothing_lowers_the_acceleration_error_without_raising_mpjpe(refiner):
+    (seq,) = load_poses(ROOT / "examples" / "walk.npz")
+    args = (seq.poses_2d, seq.poses_3d)
+    raw = refiner.refine(*args, image_size=seq.image_size, smooth=0).poses_3d
+    smoothed = refiner.refine(*args, image_size=seq.image_size).poses_3d
+    assert accel_error(smoothed, seq.gt_3d) < 0.8 * accel_error(raw, seq.gt_3d)
+    assert mpjpe(smoothed, seq.gt_3d) < mpjpe(raw, seq.gt_3d) + 5e-4
+
+
 def test_more_steps_and_samples_still_improve_and_are_reproducible(refiner):
     (seq,) = load_poses(ROOT / "examples" / "wave.npz")
     run = lambda: refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=5, samples=4, seed=3)

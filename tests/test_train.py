@@ -8,7 +8,7 @@ from d3prefine.checkpoint import load_denoiser
 from d3prefine.model import DenoiserConfig
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
-from d3prefine.train import Trainer, TrainConfig, WindowSampler
+from d3prefine.train import TrainConfig, Trainer, WindowSampler
 from tests.conftest import build_sequence
 
 TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)

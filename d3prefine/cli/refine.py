@@ -34,7 +34,7 @@ from d3prefine.cli._common import (
 )
 from d3prefine.errors import InputError
 from d3prefine.io import fill_gaps, load_poses, save_poses
-from d3prefine.refine import Refiner
+from d3prefine.refine import DEFAULT_SMOOTH, Refiner, check_smooth
 
 
 def _refine_file(
@@ -100,6 +100,9 @@ def command(
     eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements; small values keep samples near the deterministic path (eta=1 was worse than the input on the examples).")] = 0.3,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = 64,
+    smooth: Annotated[
+        int, typer.Option("--smooth", min=0, help="Savitzky-Golay window (odd, frames) applied to the refined poses; 0: off.")
+    ] = DEFAULT_SMOOTH,
     fill: Annotated[
         int, typer.Option("--fill", min=0, help="Interpolate NaN gaps of at most this many frames (0: refuse NaN).")
     ] = 0,
@@ -117,7 +120,11 @@ def command(
     selected = apply_shard(files, shard)
     torch_device = resolve_device(device)
     refiner = Refiner.from_pretrained(weights, noise, device=torch_device)
-    options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size}
+    try:
+        check_smooth(smooth)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--smooth'") from None
+    options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth}
     provenance = {
         "tool": f"d3prefine {__version__}",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
