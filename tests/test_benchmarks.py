@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, report, speed
+from benchmarks import accuracy, report, reverse_steps, speed
 from d3prefine.baselines import savgol
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.io import PoseSequence, load_poses, save_poses
@@ -161,3 +161,16 @@ def test_report_checks_changes_and_tables():
     assert report.Check("t", "row", float("nan"), report.Compare.AT_MOST, 1.0, "MiB").verdict == "n/a"
     assert report.change_pct(42.0, 50.0) == pytest.approx(-16.0) and report.change_pct(1.0, 0.0) is None
     assert report.markdown_table(["a", "b"], [["x|y", "1"]]).splitlines() == ["| a | b |", "| --- | ---: |", "| x\\|y | 1 |"]
+
+
+def test_reverse_steps_probe(files, tmp_path):
+    out = tmp_path / "steps"
+    argv = ["--val", files["val"], "--weights", files["weights"], "--windows", "5", "--threads", "1", "--out", out]
+    assert reverse_steps.main([str(a) for a in argv]) == 0
+    (section,) = json.loads(out.with_suffix(".json").read_text())["files"]
+    assert section["windows"] == 5 and [row["t"] for row in section["steps"]] == [75, 50, 25]
+    # The true forward state at step t carries t/T of the input's error (per joint, so also on average).
+    for row in section["steps"]:
+        assert row["true_state_mpjpe"] == pytest.approx(row["t"] / 100 * section["input_mpjpe"], rel=1e-4)
+        assert row["ddim_state_mpjpe"] > 0 and row["ddim_x0_mpjpe"] > 0
+    assert "| t | true forward state |" in out.with_suffix(".md").read_text()

@@ -1,0 +1,111 @@
+"""Why more reverse steps do not help: the denoiser on true forward states versus DDIM states.
+
+The accuracy benchmark shows K = 2, 5, 10 slightly worse than K = 1. This script measures why,
+on fixed validation windows (root-relative, metres in, millimetres out):
+
+* ``K=1``: the clean-pose estimate ``x0_hat`` from the estimator output ``y`` at step T;
+* for each intermediate step t, two states with the same nominal step:
+  - the **true forward state** ``x + (t/T)(y - x)``: ground truth plus the scaled real error,
+    which is what training shows the network at step t;
+  - the **DDIM state** ``x0_hat_T + (t/T) e_hat_T``: what a deterministic reverse step from T
+    actually hands the network at step t (``d3prefine.schedule.ErrorSchedule.step``);
+  and for each the error of the state itself and of the network's ``x0_hat`` from it.
+
+If the network improves a lot from true forward states but not from DDIM states, the later
+steps fail because the DDIM state is unlike anything seen in training: its error is the part
+of the real error the first step could not predict plus a rescaled copy of the prediction, not a
+scaled real error.
+
+    python -m benchmarks.reverse_steps --val data/val_temporal.h5 --val data/val_frame.h5 \\
+        --out benchmarks/results/reverse_steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from benchmarks.report import file_digest, markdown_table, run_and_write, run_info, run_summary
+from d3prefine.cli._common import log
+from d3prefine.io import load_poses
+from d3prefine.refine import Refiner
+from d3prefine.train import WindowSampler
+
+STEPS = (75, 50, 25)  # intermediate steps t (of T = 100) probed
+
+
+def _mpjpe_mm(pose: torch.Tensor, gt: torch.Tensor) -> float:
+    return 1000.0 * float(torch.linalg.norm(pose - gt, dim=-1).mean())  # metres -> millimetres
+
+
+@torch.inference_mode()
+def probe(refiner: Refiner, path: Path, windows: int, seed: int) -> dict:
+    """Errors (mm) of states and of the network's clean-pose estimates on ``windows`` windows of ``path``."""
+    sampler = WindowSampler(load_poses(path), refiner.window, refiner.layout.root)
+    p, y, x = sampler.batch(sampler.fixed(windows, seed), refiner.device)
+    T = refiner.schedule.num_train_timesteps
+    mean = refiner.noise.mean(p, y)
+
+    def estimate(state: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        error = refiner.noise.denormalize(refiner.model(state, p, torch.full((len(state),), t, device=refiner.device)), mean)
+        return state - (t / T) * error, error
+
+    x0_T, e_T = estimate(y, T)
+    rows = []
+    for t in STEPS:
+        true_state, ddim_state = x + (t / T) * (y - x), x0_T + (t / T) * e_T
+        rows.append({
+            "t": t,
+            "true_state_mpjpe": _mpjpe_mm(true_state, x), "true_x0_mpjpe": _mpjpe_mm(estimate(true_state, t)[0], x),
+            "ddim_state_mpjpe": _mpjpe_mm(ddim_state, x), "ddim_x0_mpjpe": _mpjpe_mm(estimate(ddim_state, t)[0], x),
+        })
+    return {"val_file": path, "windows": len(y), "input_mpjpe": _mpjpe_mm(y, x), "k1_mpjpe": _mpjpe_mm(x0_T, x), "steps": rows}
+
+
+def markdown(document: dict) -> str:
+    lines = ["# Why more reverse steps do not help", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
+             "MPJPE (mm, root-relative) on fixed validation windows. A *state* is what the network gets at step t; "
+             "*x0_hat* is its clean-pose estimate from that state. The true forward state is what training shows; "
+             "the DDIM state is what inference hands over after the first step.", ""]
+    for section in document["files"]:
+        lines += [f"## {section['val_file']}", "",
+                  f"{section['windows']} windows: estimator input {section['input_mpjpe']:.2f} mm, K=1 {section['k1_mpjpe']:.2f} mm.", "",
+                  markdown_table(["t", "true forward state", "x0_hat from it", "DDIM state", "x0_hat from it"],
+                                 [[str(r["t"]), *(f"{r[k]:.2f}" for k in ("true_state_mpjpe", "true_x0_mpjpe", "ddim_state_mpjpe", "ddim_x0_mpjpe"))]
+                                  for r in section["steps"]]), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reverse_steps", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--val", type=Path, action="append", required=True, help="validation pose file with gt_3d (repeatable)")
+    parser.add_argument("--weights", type=Path, default=None, help="denoiser file or folder (default: the shipped weights/)")
+    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: next to the weights)")
+    parser.add_argument("--windows", type=int, default=1024, help="fixed validation windows per file")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the window choice")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    def build() -> tuple[dict, str]:
+        refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
+        files = []
+        for path in args.val:
+            files.append(probe(refiner, path, args.windows, args.seed))
+            log(f"{path}: K=1 {files[-1]['k1_mpjpe']:.2f} mm; " + ", ".join(
+                f"t={r['t']}: x0_hat {r['true_x0_mpjpe']:.2f} (true state) vs {r['ddim_x0_mpjpe']:.2f} (DDIM state)" for r in files[-1]["steps"]))
+        document = {"benchmark": "reverse_steps", "run": run_info("benchmarks.reverse_steps", argv, ["cpu"]),
+                    "weights": {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)},
+                    "settings": {"windows": args.windows, "seed": args.seed, "steps": list(STEPS)}, "files": files}
+        return document, markdown(document)
+
+    return run_and_write(args.out, build)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
