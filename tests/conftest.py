@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from d3prefine.cli import app
 from d3prefine.io import PoseSequence
 from d3prefine.skeleton import H36M_17
 
@@ -36,6 +39,13 @@ _BONES = {
     15: ((0.0, 1.0, 0.0), 0.28),  # r_elbow
     16: ((0.0, 1.0, 0.0), 0.25),  # r_wrist
 }
+
+
+def cli_json(command: str, *args: str) -> dict:
+    """Run ``d3prefine COMMAND --json ARGS`` in-process; assert exit 0; the parsed stdout."""
+    result = CliRunner().invoke(app, [command, "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
 
 
 def synthetic_motion(frames: int, rng: np.random.Generator) -> np.ndarray:

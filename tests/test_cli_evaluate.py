@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from typer.testing import CliRunner
 
 from d3prefine.cli import app
 from d3prefine.io import PoseSequence, save_poses
+from tests.conftest import cli_json
 
 runner = CliRunner()
 NON_ROOT = 16 / 17  # share of joints that move when every joint but the root is offset
@@ -32,9 +32,7 @@ def refined_sequence(make_sequence, frames: int = 32, name: str = "walk", refine
 
 
 def evaluate_json(*args: str) -> dict:
-    result = runner.invoke(app, ["evaluate", "--json", *args])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return cli_json("evaluate", *args)
 
 
 def test_constant_offset_gives_known_errors_and_baseline_change(tmp_path, make_sequence):

@@ -13,14 +13,13 @@ from typer.testing import CliRunner
 
 from d3prefine.cli import app
 from d3prefine.io import save_poses
+from tests.conftest import cli_json
 
 runner = CliRunner()
 
 
 def info_json(*args: str) -> dict:
-    result = runner.invoke(app, ["info", "--json", *args])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return cli_json("info", *args)
 
 
 def test_describes_a_pose_file(tmp_path, sequence):
