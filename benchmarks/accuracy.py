@@ -48,7 +48,7 @@ from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs
-from d3prefine.refine import DEFAULT_SMOOTH, Refiner
+from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner
 
 METRIC_TITLES = {
     "mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",
@@ -68,7 +68,6 @@ STRENGTH = {Smoother.SAVGOL: "window", Smoother.ONE_EURO: "min_cutoff"}
 # Targets of issue 5 for the d3prefine rows (see benchmarks/README.md).
 TARGET_CHANGE_PCT = {"mpjpe": -15.0, "p_mpjpe": -15.0, "accel_error": -60.0}
 TARGET_GAIN_MM = 2.0  # MPJPE and P-MPJPE at least this much lower than the best baseline row
-DEFAULT_STEPS = 1  # what `d3prefine refine` does without --steps
 
 
 class RowKind(str, Enum):
@@ -382,11 +381,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 10], help="K of the deterministic d3prefine rows")
     parser.add_argument("--samples", type=int, default=8, help="S of the sampled d3prefine row (< 2: no such row)")
     parser.add_argument("--sample-steps", type=int, default=5, help="K of the sampled row")
-    parser.add_argument("--eta", type=float, default=0.3, help="stochasticity of the sampled row")
+    parser.add_argument("--eta", type=float, default=DEFAULT_ETA, help="stochasticity of the sampled row")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="score a seeded subsample of this many validation sequences per file")
     parser.add_argument("--tune-sequences", type=int, default=300, help="training sequences (seeded subsample) to tune the smoothers on")
-    parser.add_argument("--batch-size", type=int, default=64, help="windows per network call")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="windows per network call")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsamples and of the sampled row")

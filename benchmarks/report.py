@@ -25,8 +25,8 @@ import torch
 import typer
 
 from d3prefine import __version__
-from d3prefine.cli._common import jsonable, log, report_error, resolve_device
-from d3prefine.errors import D3PrefineError, ExitCode, OutputError
+from d3prefine.cli._common import jsonable, log, resolve_device, run_reporting
+from d3prefine.errors import OutputError
 from d3prefine.io import atomic_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -188,10 +188,9 @@ def write_report(out: Path, document: dict, markdown: str) -> tuple[Path, Path]:
 def run_and_write(out: Path, build: Callable[[], tuple[dict, str]]) -> int:
     """Run a benchmark (``build`` returns its JSON document and Markdown), write ``<out>.json`` and
     ``<out>.md``; returns the exit code (a bad input, weights or output path: one error line, 1)."""
-    try:
+
+    def action() -> None:
         json_path, md_path = write_report(out, *build())
-    except D3PrefineError as error:
-        report_error(error)
-        return ExitCode.FAILED
-    log(f"wrote {json_path} and {md_path}")
-    return ExitCode.OK
+        log(f"wrote {json_path} and {md_path}")
+
+    return run_reporting(action)

@@ -19,7 +19,6 @@ Writes ``<out>.json`` and ``<out>.md`` (see ``benchmarks/README.md``).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import resource
 import subprocess
@@ -44,15 +43,12 @@ from benchmarks.report import (
     run_info,
     run_summary,
 )
-from d3prefine.cli._common import log, report_error
-from d3prefine.errors import D3PrefineError, ExitCode
+from d3prefine.cli._common import log, run_reporting
 from d3prefine.io import load_poses
 from d3prefine.preprocess import normalize_screen
-from d3prefine.refine import Refiner
+from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, Refiner
 
 FPS = 30.0
-_DEFAULTS = inspect.signature(Refiner.refine_many).parameters
-DEFAULT_STEPS, DEFAULT_BATCH = _DEFAULTS["steps"].default, _DEFAULTS["batch_size"].default  # `refine` without options
 TARGET_FPS, TARGET_THREADS = 5_000.0, 2
 TARGET_PEAK_MB, TARGET_PEAK_FRAMES = 1_024.0, 100_000
 MAX_SOURCE_FRAMES = 10_000  # frames of --input kept for tiling
@@ -78,7 +74,7 @@ class Plan:
 
 
 FULL = Plan(steps=(1, 5, 10), batch_sizes=(64, 256, 1024), frames=20_000, sequence_frames=300, scaling=(1_000, 10_000, 100_000))
-QUICK = Plan(steps=(1,), batch_sizes=(DEFAULT_BATCH,), frames=2_000, sequence_frames=300, scaling=(200, 2_000))
+QUICK = Plan(steps=(1,), batch_sizes=(DEFAULT_BATCH_SIZE,), frames=2_000, sequence_frames=300, scaling=(200, 2_000))
 
 
 def synthetic_walk(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -210,12 +206,12 @@ def scaling_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Na
 
 def checks(throughput: list[dict], scaling: list[dict], threads: int) -> list[Check]:
     """The targets of issue 5, plus the linearity of time in the sequence length."""
-    default_key = ("cpu", DEFAULT_STEPS, DEFAULT_BATCH)
+    default_key = ("cpu", DEFAULT_STEPS, DEFAULT_BATCH_SIZE)
     default = next((r for r in throughput if (r["device"], r["steps"], r["batch_size"]) == default_key), None)
     note = "" if threads == TARGET_THREADS else f" (measured with {threads} threads, the target is for {TARGET_THREADS})"
     longest = next((r for r in scaling if r["frames"] == TARGET_PEAK_FRAMES), None)
     result = [
-        Check(f"refine throughput, default settings (K={DEFAULT_STEPS}, batch {DEFAULT_BATCH}), CPU{note}", f"cpu, {threads} threads",
+        Check(f"refine throughput, default settings (K={DEFAULT_STEPS}, batch {DEFAULT_BATCH_SIZE}), CPU{note}", f"cpu, {threads} threads",
               default["frames_per_s"] if default else None, Compare.AT_LEAST, TARGET_FPS, "frames/s"),
         Check(f"peak RSS refining one {TARGET_PEAK_FRAMES:,}-frame sequence", "cpu", longest["peak_rss_mb"] if longest else None,
               Compare.AT_MOST, TARGET_PEAK_MB, "MiB"),
@@ -321,12 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.scaling_child is not None:
-        try:
-            print(json.dumps(scaling_child(args.scaling_child, args.source, args.weights, args.noise)))
-        except D3PrefineError as error:
-            report_error(error)
-            return ExitCode.FAILED
-        return ExitCode.OK
+        return run_reporting(lambda: print(json.dumps(scaling_child(args.scaling_child, args.source, args.weights, args.noise))))
 
     def build() -> tuple[dict, str]:
         document = run(args, argv)

@@ -32,6 +32,10 @@ from d3prefine.windows import OverlapAdd, frame_indices, window_starts
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DENOISER_FILE = "denoiser.safetensors"
 NOISE_FILE = "noise.safetensors"
+# What `refine` does without options (the CLI and the benchmarks take their defaults from here).
+DEFAULT_STEPS = 1  # K = 1 was the most accurate in the benchmark (README, Results)
+DEFAULT_BATCH_SIZE = 64  # windows per network call: as fast as 256 on 2 CPU cores, half the peak memory
+DEFAULT_ETA = 0.3  # stochasticity of --samples; eta = 1 was worse than the input on the examples
 # Post-filter of the refined poses: Savitzky-Golay, polynomial order 3, window in frames. 9 had the
 # lowest MPJPE of windows 5..13 on 150 training sequences of each base estimator, and cut the
 # acceleration error of the network output by a third to a half (README, Method 5).
@@ -127,11 +131,11 @@ class Refiner:
         self,
         sequences: Sequence[tuple[np.ndarray, np.ndarray, tuple[int, int] | None]],
         *,
-        steps: int = 1,
-        batch_size: int = 64,
+        steps: int = DEFAULT_STEPS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         overlap: int | None = None,
         samples: int = 1,
-        eta: float = 0.3,
+        eta: float = DEFAULT_ETA,
         seed: int = 0,
         smooth: int = DEFAULT_SMOOTH,
         progress: Callable[[int], None] | None = None,

@@ -34,6 +34,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from d3prefine.cli._common import run_reporting
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import PoseSequence, save_poses
 from d3prefine.metrics import mpjpe, p_mpjpe
@@ -404,12 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.raw.exists():
         parser.error(f"--raw {args.raw}: no such file or directory")
-    try:
-        build(args.raw, args.out, args.cameras, args.seed, args.workers, args.overwrite, args.max_motions)
-    except D3PrefineError as error:
-        console.print(f"[red]error:[/] {error}")
-        return 1
-    return 0
+    return run_reporting(lambda: build(args.raw, args.out, args.cameras, args.seed, args.workers, args.overwrite, args.max_motions))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from d3prefine.errors import D3PrefineError, InputError
+from d3prefine.cli._common import run_reporting
+from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
 
 console = Console(stderr=True)
@@ -56,20 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("examples"))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    loaded: dict[str, list[PoseSequence]] = {}
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        for example in EXAMPLES:
-            if example.file not in loaded:
-                loaded[example.file] = load_poses(args.data / example.file)
-            seq = pick(loaded[example.file], example)
-            path = args.out / example.output
-            save_poses(path, [seq], overwrite=args.overwrite)
-            console.print(f"{path}: {seq.name} ({seq.num_frames} frames, {seq.provenance['estimator']}), {path.stat().st_size / 1024:.0f} KiB")
-    except D3PrefineError as error:
-        console.print(f"[red]error:[/] {error}")
-        return 1
-    return 0
+    return run_reporting(lambda: write_examples(args.data, args.out, args.overwrite))
+
+
+def write_examples(data: Path, out: Path, overwrite: bool) -> None:
+    """Pick every example from the build in ``data`` and save it to ``out``."""
+    loaded: dict[str, list[PoseSequence]] = {}
+    for example in EXAMPLES:
+        if example.file not in loaded:
+            loaded[example.file] = load_poses(data / example.file)
+        seq = pick(loaded[example.file], example)
+        path = out / example.output
+        save_poses(path, [seq], overwrite=overwrite)
+        console.print(f"{path}: {seq.name} ({seq.num_frames} frames, {seq.provenance['estimator']}), {path.stat().st_size / 1024:.0f} KiB")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,17 @@ def report_error(error: BaseException | str) -> None:
     err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
 
 
+def run_reporting(action: Callable[[], object]) -> ExitCode:
+    """Run ``action`` for a script's ``main``: a :class:`D3PrefineError` becomes one error line
+    on stderr and exit code 1, success exit code 0."""
+    try:
+        action()
+    except D3PrefineError as error:
+        report_error(error)
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
 def log(message: str) -> None:
     """Print a plain message on stderr (no markup, no wrapping)."""
     err_console.print(Text(message), soft_wrap=True, highlight=False)

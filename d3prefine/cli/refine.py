@@ -34,7 +34,7 @@ from d3prefine.cli._common import (
 )
 from d3prefine.errors import InputError
 from d3prefine.io import fill_gaps, load_poses, save_poses
-from d3prefine.refine import DEFAULT_SMOOTH, Refiner, check_smooth
+from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner, check_smooth
 
 
 def _refine_file(
@@ -93,13 +93,13 @@ def command(
     noise: Annotated[
         Optional[Path], typer.Option("--noise", help="Noise statistics (default: noise.safetensors next to the weights).")
     ] = None,
-    steps: Annotated[int, typer.Option("--steps", "-k", min=1, help="Reverse diffusion steps K (1 = one-shot correction).")] = 1,
+    steps: Annotated[int, typer.Option("--steps", "-k", min=1, help="Reverse diffusion steps K (1 = one-shot correction).")] = DEFAULT_STEPS,
     samples: Annotated[
         int, typer.Option("--samples", min=1, help="Stochastic refinements to average; >= 2 also writes 'uncertainty' (needs --steps >= 2).")
     ] = 1,
-    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements; small values keep samples near the deterministic path (eta=1 was worse than the input on the examples).")] = 0.3,
+    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements; small values keep samples near the deterministic path (eta=1 was worse than the input on the examples).")] = DEFAULT_ETA,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = DEFAULT_BATCH_SIZE,
     smooth: Annotated[
         int, typer.Option("--smooth", min=0, help="Savitzky-Golay window (odd, frames) applied to the refined poses; 0: off.")
     ] = DEFAULT_SMOOTH,
@@ -115,15 +115,15 @@ def command(
     """Refine 3D poses: writes poses_3d_refined next to the input arrays (default: <input>.refined.<ext>)."""
     if samples > 1 and steps < 2:
         raise typer.BadParameter("--samples >= 2 needs --steps >= 2 (a single step is deterministic)", param_hint="'--samples'")
+    try:
+        check_smooth(smooth)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--smooth'") from None
     files = expand_inputs(inputs)
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
     selected = apply_shard(files, shard)
     torch_device = resolve_device(device)
     refiner = Refiner.from_pretrained(weights, noise, device=torch_device)
-    try:
-        check_smooth(smooth)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="'--smooth'") from None
     options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth}
     provenance = {
         "tool": f"d3prefine {__version__}",
