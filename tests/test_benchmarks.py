@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, report, reverse_steps, speed
+from benchmarks import accuracy, report, reverse_steps, smoothing, speed
 from d3prefine.baselines import savgol
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.io import PoseSequence, load_poses, save_poses
@@ -174,3 +174,19 @@ def test_reverse_steps_probe(files, tmp_path):
         assert row["true_state_mpjpe"] == pytest.approx(row["t"] / 100 * section["input_mpjpe"], rel=1e-4)
         assert row["ddim_state_mpjpe"] > 0 and row["ddim_x0_mpjpe"] > 0
     assert "| t | true forward state |" in out.with_suffix(".md").read_text()
+
+
+def test_smoothing_window_choice(files, tmp_path):
+    out = tmp_path / "smoothing"
+    argv = ["--train", files["train"], "--weights", files["weights"], "--sequences", "3", "--threads", "1", "--out", out]
+    assert smoothing.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    (section,) = document["files"]
+    assert section["sequences"] == 3 and section["frames"] == 180
+    assert [row["window"] for row in section["rows"]] == list(smoothing.WINDOWS)
+    unfiltered, *filtered = section["rows"]
+    assert all(change == 0 for change in unfiltered["change_pct_vs_unfiltered"].values())
+    assert all(row["metrics"]["mpjpe"] != unfiltered["metrics"]["mpjpe"] for row in filtered)
+    best = min(filtered, key=lambda row: row["metrics"]["mpjpe"])["window"]
+    assert document["best_window"] == best and document["default_window"] == 9
+    assert f"Lowest MPJPE over all files: window {best}" in out.with_suffix(".md").read_text()

@@ -1,0 +1,93 @@
+"""How the default ``--smooth`` window was chosen: the refined poses with each candidate window.
+
+Refines a seeded subsample of **training** sequences of each file (the validation split is kept
+for the accuracy benchmark) with the shipped weights, K = 1, once per Savitzky-Golay window
+(0 = no filter), and scores them against ``gt_3d`` (root-relative, pooled frame-weighted; mm,
+mm/frame²). ``DEFAULT_SMOOTH`` in ``d3prefine/refine.py`` is the window with the lowest MPJPE
+summed over the files.
+
+    python -m benchmarks.smoothing --train data/train_temporal.h5 --train data/train_frame.h5 \\
+        --out benchmarks/results/smoothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from benchmarks.accuracy import estimator_label, load_scored
+from benchmarks.report import change_pct, file_digest, fmt, markdown_table, run_and_write, run_info, run_summary
+from d3prefine.cli._common import log
+from d3prefine.metrics import evaluate_poses, pool_reports
+from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
+
+WINDOWS = (0, 5, 7, 9, 11, 13)  # candidate windows (frames); 0 = the network output unfiltered
+METRICS = ("mpjpe", "p_mpjpe", "accel_error")
+
+
+def score_windows(refiner: Refiner, path: Path, count: int, seed: int) -> dict:
+    """Pooled metrics of ``count`` sequences of ``path`` refined with every window of :data:`WINDOWS`."""
+    sequences = load_scored(path, count, seed)
+    inputs = [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences]
+    rows = []
+    for window in WINDOWS:
+        refined = refiner.refine_many(inputs, smooth=window)
+        report = pool_reports([evaluate_poses(r.poses_3d, seq.gt_3d, seq.layout) for r, seq in zip(refined, sequences)])
+        rows.append({"window": window, "metrics": {m: report.summary[m] for m in METRICS}})
+    base = rows[0]["metrics"]
+    for row in rows:
+        row["change_pct_vs_unfiltered"] = {m: change_pct(row["metrics"][m], base[m]) for m in METRICS}
+    label = estimator_label(sequences, path)
+    log(f"{label}: " + ", ".join(f"window {r['window']}: MPJPE {r['metrics']['mpjpe']:.3f}" for r in rows))
+    return {"estimator": label, "file": path, "sequences": len(sequences), "frames": sum(s.num_frames for s in sequences), "rows": rows}
+
+
+def best_window(files: list[dict]) -> int:
+    """The window (> 0) with the lowest MPJPE summed over the files."""
+    totals = {w: sum(row["metrics"]["mpjpe"] for f in files for row in f["rows"] if row["window"] == w) for w in WINDOWS if w}
+    return min(totals, key=totals.get)
+
+
+def markdown(document: dict) -> str:
+    lines = ["# Choice of the --smooth window", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
+             f"Training sequences refined with K = 1 and a Savitzky-Golay filter of order {SMOOTH_POLYORDER}; in parentheses the change "
+             "versus no filter (window 0). "
+             f"Lowest MPJPE over all files: window {document['best_window']} (the default is {document['default_window']}).", ""]
+    for f in document["files"]:
+        header = ["window", "MPJPE (mm)", "P-MPJPE (mm)", "accel. error (mm/frame^2)"]
+        table = [[str(r["window"]), *(f"{fmt(r['metrics'][m], 3 if m == 'mpjpe' else 2)} ({fmt(r['change_pct_vs_unfiltered'][m], 1, '%', signed=True)})"
+                                      for m in METRICS)] for r in f["rows"]]
+        lines += [f"## {f['estimator']}", "", f"{f['sequences']} sequences, {f['frames']:,} frames of `{f['file']}`.", "", markdown_table(header, table), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.smoothing", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--train", type=Path, action="append", required=True, help="training pose file with gt_3d (repeatable)")
+    parser.add_argument("--weights", type=Path, default=None, help="denoiser file or folder (default: the shipped weights/)")
+    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: next to the weights)")
+    parser.add_argument("--sequences", type=int, default=150, help="seeded subsample of sequences per file")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    def build() -> tuple[dict, str]:
+        refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
+        files = [score_windows(refiner, path, args.sequences, args.seed) for path in args.train]
+        document = {"benchmark": "smoothing", "run": run_info("benchmarks.smoothing", argv, ["cpu"]),
+                    "weights": {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)},
+                    "settings": {"sequences": args.sequences, "seed": args.seed, "windows": list(WINDOWS), "polyorder": SMOOTH_POLYORDER},
+                    "best_window": best_window(files), "default_window": DEFAULT_SMOOTH, "files": files}
+        return document, markdown(document)
+
+    return run_and_write(args.out, build)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
