@@ -32,14 +32,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmarks.report import (
     Check,
     Compare,
+    add_weights_arguments,
     change_pct,
-    file_digest,
     fmt,
     markdown_table,
     parse_device,
     run_and_write,
     run_info,
     run_summary,
+    weights_digest,
 )
 from d3prefine.baselines import Smoother, smooth, tune_smoother
 from d3prefine.cli._common import err_console, log
@@ -373,8 +374,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--val", type=Path, action="append", required=True, help="validation pose file of one base estimator (repeat)")
     parser.add_argument("--train", type=Path, action="append", required=True,
                         help="training pose file of one base estimator, to tune the smoothers on (repeat)")
-    parser.add_argument("--weights", type=Path, default=None, help="d3prefine denoiser file or folder (default: the shipped weights/)")
-    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: noise.safetensors next to the weights)")
+    add_weights_arguments(parser)
     parser.add_argument("--variant", type=Variant.parse, action="append", default=[], metavar="NAME=DENOISER[:NOISE]",
                         help="an ablation denoiser refined with K=1; NOISE defaults to the d3prefine noise file (repeat)")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
@@ -416,8 +416,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     for section in estimators:
         section["targets"] = target_checks(section["rows"])
         section["multistep_vs_variants"] = multistep_vs_variants(section["rows"])
-    weights = {"d3prefine": {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)}}
-    weights.update({v.name: {"denoiser": file_digest(r.weights_path), "noise": file_digest(r.noise_path)} for v, r in variants})
+    weights = {"d3prefine": weights_digest(refiner), **{v.name: weights_digest(r) for v, r in variants}}
     names = ("steps", "samples", "sample_steps", "eta", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
     settings = {name: getattr(args, name) for name in names}
     return {

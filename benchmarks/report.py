@@ -28,6 +28,7 @@ from d3prefine import __version__
 from d3prefine.cli._common import jsonable, log, resolve_device, run_reporting
 from d3prefine.errors import OutputError
 from d3prefine.io import atomic_file
+from d3prefine.refine import Refiner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,28 @@ def parse_device(parser: argparse.ArgumentParser, device: str) -> str:
         return resolve_device(device)
     except typer.BadParameter as error:
         parser.error(str(error))
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--weights`` and ``--noise``: which trained files to load (default: the shipped ``weights/``)."""
+    parser.add_argument("--weights", type=Path, default=None, help="denoiser file or folder (default: the shipped weights/)")
+    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: noise.safetensors next to the weights)")
+
+
+def probe_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """Parser of a CPU probe script: description from its docstring, ``--weights``, ``--noise``,
+    ``--seed``, ``--threads`` (2) and ``--out``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=" ".join(doc.split("\n\n")[0].split()))
+    add_weights_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the windows or sequences drawn")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    return parser
+
+
+def weights_digest(refiner: Refiner) -> dict:
+    """``{"denoiser", "noise"}``: :func:`file_digest` of the files a refiner was loaded from."""
+    return {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)}
 
 
 def _git(*args: str) -> str | None:

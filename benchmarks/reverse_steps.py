@@ -22,13 +22,12 @@ scaled real error.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
-from benchmarks.report import file_digest, markdown_table, run_and_write, run_info, run_summary
+from benchmarks.report import markdown_table, probe_parser, run_and_write, run_info, run_summary, weights_digest
 from d3prefine.cli._common import log
 from d3prefine.io import load_poses
 from d3prefine.refine import Refiner
@@ -81,14 +80,9 @@ def markdown(document: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reverse_steps", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser = probe_parser("benchmarks.reverse_steps", __doc__)
     parser.add_argument("--val", type=Path, action="append", required=True, help="validation pose file with gt_3d (repeatable)")
-    parser.add_argument("--weights", type=Path, default=None, help="denoiser file or folder (default: the shipped weights/)")
-    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: next to the weights)")
     parser.add_argument("--windows", type=int, default=1024, help="fixed validation windows per file")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the window choice")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -100,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{path}: K=1 {files[-1]['k1_mpjpe']:.2f} mm; " + ", ".join(
                 f"t={r['t']}: x0_hat {r['true_x0_mpjpe']:.2f} (true state) vs {r['ddim_x0_mpjpe']:.2f} (DDIM state)" for r in files[-1]["steps"]))
         document = {"benchmark": "reverse_steps", "run": run_info("benchmarks.reverse_steps", argv, ["cpu"]),
-                    "weights": {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)},
+                    "weights": weights_digest(refiner),
                     "settings": {"windows": args.windows, "seed": args.seed, "steps": list(STEPS)}, "files": files}
         return document, markdown(document)
 

@@ -12,14 +12,13 @@ summed over the files.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.report import change_pct, file_digest, fmt, markdown_table, run_and_write, run_info, run_summary
+from benchmarks.report import change_pct, fmt, markdown_table, probe_parser, run_and_write, run_info, run_summary, weights_digest
 from d3prefine.cli._common import log
 from d3prefine.metrics import evaluate_poses, pool_reports
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
@@ -66,14 +65,9 @@ def markdown(document: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.smoothing", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser = probe_parser("benchmarks.smoothing", __doc__)
     parser.add_argument("--train", type=Path, action="append", required=True, help="training pose file with gt_3d (repeatable)")
-    parser.add_argument("--weights", type=Path, default=None, help="denoiser file or folder (default: the shipped weights/)")
-    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: next to the weights)")
     parser.add_argument("--sequences", type=int, default=150, help="seeded subsample of sequences per file")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -81,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
         files = [score_windows(refiner, path, args.sequences, args.seed) for path in args.train]
         document = {"benchmark": "smoothing", "run": run_info("benchmarks.smoothing", argv, ["cpu"]),
-                    "weights": {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)},
+                    "weights": weights_digest(refiner),
                     "settings": {"sequences": args.sequences, "seed": args.seed, "windows": list(WINDOWS), "polyorder": SMOOTH_POLYORDER},
                     "best_window": best_window(files), "default_window": DEFAULT_SMOOTH, "files": files}
         return document, markdown(document)

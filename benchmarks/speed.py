@@ -35,6 +35,7 @@ from benchmarks.report import (
     REPO_ROOT,
     Check,
     Compare,
+    add_weights_arguments,
     file_digest,
     fmt,
     markdown_table,
@@ -42,6 +43,7 @@ from benchmarks.report import (
     run_and_write,
     run_info,
     run_summary,
+    weights_digest,
 )
 from d3prefine.cli._common import log, run_reporting
 from d3prefine.io import load_poses
@@ -270,8 +272,7 @@ def markdown(document: dict) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", type=Path, help="writes OUT.json and OUT.md")
-    parser.add_argument("--weights", type=Path, default=None, help="denoiser file or folder (default: the shipped weights/)")
-    parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: noise.safetensors next to the weights)")
+    add_weights_arguments(parser)
     parser.add_argument("--threads", type=int, default=TARGET_THREADS, help="torch CPU threads")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="cpu: CPU rows only; auto/cuda: CUDA rows too")
     parser.add_argument("--input", type=Path, default=None,
@@ -304,7 +305,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         "benchmark": "speed",
         "run": run_info("benchmarks.speed", argv, sorted({"cpu", args.device})),
         "settings": {"threads": args.threads, "device": args.device, "quick": args.quick, "input": origin, "plan": asdict(plan),
-                     "weights": {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)}},
+                     "weights": weights_digest(refiner)},
         "throughput": throughput,
         "estimators": estimators,
         "scaling": scaling,
