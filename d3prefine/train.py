@@ -15,6 +15,13 @@ Forward errors (``forward_errors``):
     sampled     e drawn from the noise model's conditional law (the paper's forward process);
     real        e = y - x, the estimator's own error, scaled by s_t;
     mixed       half the windows of each batch one way, half the other.
+Intermediate states (``intermediate_states``, diffusion windows with t < T):
+    forward     the forward process above;
+    sampler     the state a DDIM sampler reaches after its first step, from T to t:
+                ``x_t = x_T - (1 - s_t) e_hat_T`` with ``x_T = x + e`` (the estimator output ``y``
+                for real errors) and ``e_hat_T`` the current network's gradient-free estimate
+                there; for real errors, the forward state with the real error replaced by the
+                network's own estimate.
 """
 
 from __future__ import annotations
@@ -57,6 +64,13 @@ class ForwardErrors(str, Enum):
     MIXED = "mixed"
 
 
+class IntermediateStates(str, Enum):
+    """What the diffusion windows with t < T start from (see the module docstring)."""
+
+    FORWARD = "forward"
+    SAMPLER = "sampler"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings (stored with the weights)."""
@@ -71,6 +85,7 @@ class TrainConfig:
     objective: Objective = Objective.DIFFUSION
     forward_errors: ForwardErrors = ForwardErrors.REAL
     final_step_share: float = 0.5  # diffusion: share of windows trained at t = T (the rest: t uniform in 1..T)
+    intermediate_states: IntermediateStates = IntermediateStates.SAMPLER
     eval_every: int = 1000  # steps between validations (an "epoch")
     val_windows: int = 1024  # fixed validation windows
     seed: int = 0
@@ -78,6 +93,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "objective", Objective(self.objective))  # unknown names raise ValueError
         object.__setattr__(self, "forward_errors", ForwardErrors(self.forward_errors))
+        object.__setattr__(self, "intermediate_states", IntermediateStates(self.intermediate_states))
         if not 0.0 <= self.final_step_share <= 1.0:
             raise ValueError(f"final_step_share must be in [0, 1], got {self.final_step_share}")
         if min(self.steps, self.batch_size, self.eval_every, self.val_windows) < 1:
@@ -202,6 +218,19 @@ class Trainer:
         use_real = (torch.rand(len(y), generator=self.state.generator) < 0.5).to(y.device).reshape(-1, 1, 1, 1)
         return torch.where(use_real, real, sampled)
 
+    def _sampler_states(self, x_t: torch.Tensor, x_T: torch.Tensor, p: torch.Tensor, mean: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``x_t`` with the windows at t < T replaced by the first DDIM step's state ``x_T - (1 - s_t) e_hat_T`` (metres)."""
+        T = self.schedule.num_train_timesteps
+        inner = t < T
+        if not bool(inner.any()):
+            return x_t
+        with torch.no_grad():
+            e_T = self.noise.denormalize(self.state.model(x_T[inner], p[inner], torch.full_like(t[inner], T)), mean[inner])
+        s = self.schedule.scale(t[inner]).to(self.device).reshape(-1, 1, 1, 1)
+        x_t = x_t.clone()
+        x_t[inner] = x_T[inner] - (1.0 - s) * e_T
+        return x_t
+
     def train_step(self) -> float:
         """One optimizer step; returns the loss (metres)."""
         st, cfg = self.state, self.config
@@ -214,7 +243,10 @@ class Trainer:
             t = torch.randint(1, T + 1, (len(y),), generator=st.generator)
             t[torch.rand(len(y), generator=st.generator) < cfg.final_step_share] = T
         t = t.to(self.device)
-        x_t = self.schedule.add_noise(x, self._forward_errors(y, x, mean), t)
+        error = self._forward_errors(y, x, mean)
+        x_t = self.schedule.add_noise(x, error, t)
+        if cfg.intermediate_states is IntermediateStates.SAMPLER:
+            x_t = self._sampler_states(x_t, x + error, p, mean, t)
         e_hat = self.noise.denormalize(self.parallel(x_t, p, t), mean)
         x0_hat = x_t - self.schedule.scale(t).to(self.device).reshape(-1, 1, 1, 1) * e_hat
         loss = _loss(x0_hat, x, cfg.velocity_weight)

@@ -69,6 +69,23 @@ def test_unknown_modes_raise():
         TrainConfig(objective="gan")
     with pytest.raises(ValueError):
         TrainConfig(forward_errors="uniform")
+    with pytest.raises(ValueError):
+        TrainConfig(intermediate_states="backward")
+
+
+def test_sampler_states_replace_the_real_error_by_the_networks_estimate_below_T(biased):
+    trainer = _setup(TrainConfig(intermediate_states="sampler", forward_errors="real"), biased)
+    p, y, x = trainer.train_data.batch(torch.tensor([0, 5, 9]), torch.device("cpu"))
+    mean = trainer.noise.mean(p, y)
+    t = torch.tensor([100, 50, 20])
+    forward = trainer.schedule.add_noise(x, y - x, t)
+    states = trainer._sampler_states(forward, y, p, mean, t)
+    torch.testing.assert_close(states[0], y[0])  # t = T: the estimator output either way
+    with torch.no_grad():
+        e_T = trainer.noise.denormalize(trainer.state.model(y, p, torch.full((3,), 100)), mean)
+    torch.testing.assert_close(states[1], y[1] - 0.5 * e_T[1])
+    torch.testing.assert_close(states[2], y[2] - 0.8 * e_T[2])
+    assert not torch.allclose(states[1], forward[1])  # the untrained estimate is not the real error
 
 
 def test_sequences_without_ground_truth_are_refused():

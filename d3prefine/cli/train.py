@@ -23,7 +23,7 @@ from d3prefine.io import check_output_path, load_poses
 from d3prefine.model import DenoiserConfig
 from d3prefine.noise import NoiseModel
 from d3prefine.skeleton import get_layout
-from d3prefine.train import ForwardErrors, Objective, TrainConfig, Trainer, WindowSampler, init_distributed
+from d3prefine.train import ForwardErrors, IntermediateStates, Objective, TrainConfig, Trainer, WindowSampler, init_distributed
 
 FilesOption = Annotated[list[Path], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
 
@@ -49,6 +49,10 @@ def command(
     final_step_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Diffusion: share of windows trained at the last step T.")
     ] = TrainConfig.final_step_share,
+    intermediate_states: Annotated[
+        IntermediateStates,
+        typer.Option(help="Diffusion, t < T: forward-process states, or the states a two-step sampler reaches (y - (1 - s_t) e_hat_T)."),
+    ] = TrainConfig.intermediate_states,
     velocity_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the velocity error in the loss.")] = TrainConfig.velocity_weight,
     ema_decay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decay of the weights' exponential moving average.")] = TrainConfig.ema_decay,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations and checkpoints.")] = TrainConfig.eval_every,
@@ -72,6 +76,7 @@ def command(
         train_config = TrainConfig(
             steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
             velocity_weight=velocity_weight, eval_every=eval_every, seed=seed, final_step_share=final_step_share,
+            intermediate_states=intermediate_states,
             ema_decay=ema_decay,
         )
     except ValueError as err:
