@@ -5,6 +5,7 @@ conditional mean and ablation variants, on the validation files of each base est
         --train data/train_temporal.h5 --train data/train_frame.h5 --weights weights/ \\
         --variant regression=runs/variants/regression.safetensors \\
         --variant isotropic=runs/variants/isotropic.safetensors:runs/variants/noise_isotropic.safetensors \\
+        --variant forward-states=runs/variants/forward.safetensors \\
         --out benchmarks/results/accuracy
 
 Every validation file holds the outputs of one base estimator (named by the sequences'

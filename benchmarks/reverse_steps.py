@@ -1,23 +1,27 @@
-"""Why more reverse steps do not help: the denoiser on true forward states versus DDIM states.
+"""What more reverse steps can do: the denoiser on true forward states versus DDIM states.
 
-The accuracy benchmark shows K = 2, 5, 10 slightly worse than K = 1. This script measures why,
-on fixed validation windows (root-relative, metres in, millimetres out):
+On fixed validation windows (root-relative, metres in, millimetres out):
 
 * ``K=1``: the clean-pose estimate ``x0_hat`` from the estimator output ``y`` at step T;
 * for each intermediate step t, two states with the same nominal step:
   - the **true forward state** ``x + (t/T)(y - x)``: ground truth plus the scaled real error,
-    which is what training shows the network at step t;
+    what ``--intermediate-states forward`` training shows the network at step t;
   - the **DDIM state** ``x0_hat_T + (t/T) e_hat_T``: what a deterministic reverse step from T
-    actually hands the network at step t (``d3prefine.schedule.ErrorSchedule.step``);
-  and for each the error of the state itself and of the network's ``x0_hat`` from it.
+    actually hands the network at step t (``d3prefine.schedule.ErrorSchedule.step``), and what
+    ``--intermediate-states sampler`` training shows it;
+  and for each the error of the state itself and of the network's ``x0_hat`` from it (from the
+  DDIM state at t that is the K = 2 result with its middle step at t).
 
-If the network improves a lot from true forward states but not from DDIM states, the later
-steps fail because the DDIM state is unlike anything seen in training: its error is the part
-of the real error the first step could not predict plus a rescaled copy of the prediction, not a
-scaled real error.
+For a model trained on forward states, a network that improves a lot from true forward states
+but not from DDIM states fails at later steps because the DDIM state is unlike anything seen in
+training: its error is the part of the real error the first step could not predict plus a
+rescaled copy of the prediction, not a scaled real error.
 
     python -m benchmarks.reverse_steps --val data/val_temporal.h5 --val data/val_frame.h5 \\
         --out benchmarks/results/reverse_steps
+    python -m benchmarks.reverse_steps --val data/val_temporal.h5 --val data/val_frame.h5 \\
+        --weights runs/variants/forward.safetensors --noise weights/noise.safetensors \\
+        --out benchmarks/results/reverse_steps_forward
 """
 
 from __future__ import annotations
@@ -65,10 +69,11 @@ def probe(refiner: Refiner, path: Path, windows: int, seed: int) -> dict:
 
 
 def markdown(document: dict) -> str:
-    lines = ["# Why more reverse steps do not help", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
+    lines = ["# Reverse steps: true forward states versus DDIM states", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
              "MPJPE (mm, root-relative) on fixed validation windows. A *state* is what the network gets at step t; "
-             "*x0_hat* is its clean-pose estimate from that state. The true forward state is what training shows; "
-             "the DDIM state is what inference hands over after the first step.", ""]
+             "*x0_hat* is its clean-pose estimate from that state (from the DDIM state at t: the K=2 result with its middle step at t). "
+             "The true forward state is what `--intermediate-states forward` training shows; the DDIM state is what inference "
+             "hands over after the first step and what `--intermediate-states sampler` training shows.", ""]
     for section in document["files"]:
         lines += [f"## {section['val_file']}", "",
                   f"{section['windows']} windows: estimator input {section['input_mpjpe']:.2f} mm, K=1 {section['k1_mpjpe']:.2f} mm.", "",
