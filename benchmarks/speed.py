@@ -7,7 +7,8 @@ versus sequence length.
   on the CPU with ``--threads`` torch threads, plus the same rows on CUDA when it is used. The
   input is a fixed set of sequences tiled from ``--input`` (default: the first
   ``examples/*.npz``, else a synthetic walk: the values do not change the cost). Only the
-  ``refine_many`` call is timed, after one warm-up call.
+  ``refine_many`` call is timed, after one warm-up call, ``repeats`` times; a row reports the
+  median (and the fastest and slowest), since single timings on a shared machine vary by 10-20 %.
 * Base estimators: ``TemporalLifter`` and ``FrameLifter`` (``recipes/estimators.py``) on the
   same frames, from ``--estimators`` (skipped with a note where the weights are missing).
 * Scaling: one sequence of each length refined with the default settings, each in a fresh
@@ -66,17 +67,19 @@ REST_POSE = np.array([
 
 @dataclass(frozen=True)
 class Plan:
-    """What to measure: K and batch sizes of the throughput rows, their input size, scaling lengths."""
+    """What to measure: K and batch sizes of the throughput rows, their input size and timings
+    per row, scaling lengths."""
 
     steps: tuple[int, ...]
     batch_sizes: tuple[int, ...]
     frames: int
     sequence_frames: int
+    repeats: int
     scaling: tuple[int, ...]
 
 
-FULL = Plan(steps=(1, 5, 10), batch_sizes=(64, 256, 1024), frames=20_000, sequence_frames=300, scaling=(1_000, 10_000, 100_000))
-QUICK = Plan(steps=(1,), batch_sizes=(DEFAULT_BATCH_SIZE,), frames=2_000, sequence_frames=300, scaling=(200, 2_000))
+FULL = Plan(steps=(1, 5, 10), batch_sizes=(64, 256, 1024), frames=20_000, sequence_frames=300, repeats=3, scaling=(1_000, 10_000, 100_000))
+QUICK = Plan(steps=(1,), batch_sizes=(DEFAULT_BATCH_SIZE,), frames=2_000, sequence_frames=300, repeats=2, scaling=(200, 2_000))
 
 
 def synthetic_walk(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -113,12 +116,15 @@ def _rate(frames: int, seconds: float) -> dict:
     return {"frames": frames, "seconds": seconds, "frames_per_s": frames / seconds}
 
 
-def _timed_refine(refiner: Refiner, inputs: list, **options) -> float:
-    """Seconds of one ``refine_many`` call, after a warm-up call on the first sequence."""
+def _timed_refine(refiner: Refiner, inputs: list, repeats: int, **options) -> list[float]:
+    """Seconds of ``repeats`` ``refine_many`` calls, after a warm-up call on the first sequence."""
     refiner.refine_many(inputs[:1], **options)
-    start = time.perf_counter()
-    refiner.refine_many(inputs, **options)
-    return time.perf_counter() - start
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        refiner.refine_many(inputs, **options)
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def throughput_rows(refiner: Refiner, inputs: list, plan: Plan, threads: int) -> list[dict]:
@@ -126,11 +132,12 @@ def throughput_rows(refiner: Refiner, inputs: list, plan: Plan, threads: int) ->
     rows = []
     for steps in plan.steps:
         for batch_size in plan.batch_sizes:
-            seconds = _timed_refine(refiner, inputs, steps=steps, batch_size=batch_size)
+            seconds = _timed_refine(refiner, inputs, plan.repeats, steps=steps, batch_size=batch_size)
             device = refiner.device.type
             config = {"device": device, "threads": threads if device == "cpu" else None, "steps": steps, "batch_size": batch_size}
-            rows.append({**config, **_rate(frames, seconds)})
-            log(f"  {device} K={steps} batch {batch_size}: {frames / seconds:,.0f} frames/s")
+            spread = {"repeats": len(seconds), "frames_per_s_min": frames / max(seconds), "frames_per_s_max": frames / min(seconds)}
+            rows.append({**config, **_rate(frames, float(np.median(seconds))), **spread})
+            log(f"  {device} K={steps} batch {batch_size}: {frames / float(np.median(seconds)):,.0f} frames/s (median of {len(seconds)})")
     return rows
 
 
@@ -234,7 +241,8 @@ def _rate_cells(r: dict) -> list[str]:
 
 
 def _throughput_cells(r: dict) -> list[str]:
-    return [r["device"], str(r["threads"] or "—"), str(r["steps"]), str(r["batch_size"]), *_rate_cells(r)]
+    spread = f"{fmt(r['frames_per_s_min'], 0)} – {fmt(r['frames_per_s_max'], 0)}"
+    return [r["device"], str(r["threads"] or "—"), str(r["steps"]), str(r["batch_size"]), *_rate_cells(r), spread]
 
 
 def _estimator_cells(r: dict) -> list[str]:
@@ -256,8 +264,9 @@ def markdown(document: dict) -> str:
         "# d3prefine speed benchmark", "", f"`{document['run']['command']}`", "",
         f"{run_summary(document['run'])}; devices {document['run']['machine']['devices']}; input: {settings['input']}.", "",
         "## Refinement throughput", "",
-        f"`refine_many` on {plan['frames']:,} frames in sequences of {plan['sequence_frames']} frames, timed after one warm-up call.", "",
-        markdown_table(["device", "threads", "K", "batch", *RATE_HEADER], list(map(_throughput_cells, document["throughput"]))),
+        f"`refine_many` on {plan['frames']:,} frames in sequences of {plan['sequence_frames']} frames, timed {plan['repeats']} times "
+        "after one warm-up call: the median time, and the range of the frames/s.", "",
+        markdown_table(["device", "threads", "K", "batch", *RATE_HEADER, "frames/s range"], list(map(_throughput_cells, document["throughput"]))),
         "", "## Base estimators (CPU, same frames)", "",
         markdown_table(["estimator", *RATE_HEADER], list(map(_estimator_cells, document["estimators"]))),
         "", "## Scaling (one sequence, default settings, CPU, a fresh process per length)", "",

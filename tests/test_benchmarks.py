@@ -129,6 +129,7 @@ def test_speed_quick(files, tmp_path):
     (row,) = document["throughput"]
     assert (row["device"], row["threads"], row["steps"], row["batch_size"], row["frames"]) == ("cpu", 1, 1, 64, 2000)
     assert row["frames_per_s"] == pytest.approx(row["frames"] / row["seconds"])
+    assert row["repeats"] == 2 and row["frames_per_s_min"] <= row["frames_per_s"] <= row["frames_per_s_max"]
     temporal, frame = document["estimators"]
     assert temporal["estimator"] == "TemporalLifter" and temporal["frames_per_s"] > 0
     assert frame["estimator"] == "FrameLifter" and "not found" in frame["skipped"]
