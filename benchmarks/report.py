@@ -47,17 +47,6 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", type=Path, default=None, help="noise statistics (default: noise.safetensors next to the weights)")
 
 
-def probe_parser(module: str, doc: str) -> argparse.ArgumentParser:
-    """Parser of a CPU probe script: description from its docstring, ``--weights``, ``--noise``,
-    ``--seed``, ``--threads`` (2) and ``--out``."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=" ".join(doc.split("\n\n")[0].split()))
-    add_weights_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the windows or sequences drawn")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
-    return parser
-
-
 def weights_digest(refiner: Refiner) -> dict:
     """``{"denoiser", "noise"}``: :func:`file_digest` of the files a refiner was loaded from."""
     return {"denoiser": file_digest(refiner.weights_path), "noise": file_digest(refiner.noise_path)}
@@ -217,3 +206,32 @@ def run_and_write(out: Path, build: Callable[[], tuple[dict, str]]) -> int:
         log(f"wrote {json_path} and {md_path}")
 
     return run_reporting(action)
+
+
+def run_probe(
+    module: str,
+    doc: str,
+    argv: list[str],
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    measure: Callable[[Refiner, argparse.Namespace], dict],
+    markdown: Callable[[dict], str],
+) -> int:
+    """``main`` of a CPU probe script: its parser (description from ``doc``, ``--weights``,
+    ``--noise``, ``--seed``, ``--threads`` (2), ``--out`` plus ``add_arguments``), the refiner on the
+    CPU, and a report ``{"benchmark", "run", "weights", **measure(refiner, args)}``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=" ".join(doc.split("\n\n")[0].split()))
+    add_weights_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the windows or sequences drawn")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    def build() -> tuple[dict, str]:
+        refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
+        document = {"benchmark": module.rsplit(".", 1)[-1], "run": run_info(module, argv, ["cpu"]), "weights": weights_digest(refiner),
+                    **measure(refiner, args)}
+        return document, markdown(document)
+
+    return run_and_write(args.out, build)

@@ -26,12 +26,13 @@ rescaled copy of the prediction, not a scaled real error.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import torch
 
-from benchmarks.report import markdown_table, probe_parser, run_and_write, run_info, run_summary, weights_digest
+from benchmarks.report import markdown_table, run_probe, run_summary
 from d3prefine.cli._common import log
 from d3prefine.io import load_poses
 from d3prefine.refine import Refiner
@@ -83,27 +84,23 @@ def markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = probe_parser("benchmarks.reverse_steps", __doc__)
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="validation pose file with gt_3d (repeatable)")
     parser.add_argument("--windows", type=int, default=1024, help="fixed validation windows per file")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
 
-    def build() -> tuple[dict, str]:
-        refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
-        files = []
-        for path in args.val:
-            files.append(probe(refiner, path, args.windows, args.seed))
-            log(f"{path}: K=1 {files[-1]['k1_mpjpe']:.2f} mm; " + ", ".join(
-                f"t={r['t']}: x0_hat {r['true_x0_mpjpe']:.2f} (true state) vs {r['ddim_x0_mpjpe']:.2f} (DDIM state)" for r in files[-1]["steps"]))
-        document = {"benchmark": "reverse_steps", "run": run_info("benchmarks.reverse_steps", argv, ["cpu"]),
-                    "weights": weights_digest(refiner),
-                    "settings": {"windows": args.windows, "seed": args.seed, "steps": list(STEPS)}, "files": files}
-        return document, markdown(document)
 
-    return run_and_write(args.out, build)
+def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
+    files = []
+    for path in args.val:
+        files.append(probe(refiner, path, args.windows, args.seed))
+        log(f"{path}: K=1 {files[-1]['k1_mpjpe']:.2f} mm; " + ", ".join(
+            f"t={r['t']}: x0_hat {r['true_x0_mpjpe']:.2f} (true state) vs {r['ddim_x0_mpjpe']:.2f} (DDIM state)" for r in files[-1]["steps"]))
+    return {"settings": {"windows": args.windows, "seed": args.seed, "steps": list(STEPS)}, "files": files}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return run_probe("benchmarks.reverse_steps", __doc__, argv, _add_arguments, _measure, markdown)
 
 
 if __name__ == "__main__":

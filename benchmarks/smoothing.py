@@ -12,13 +12,12 @@ summed over the files.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.report import change_pct, fmt, markdown_table, probe_parser, run_and_write, run_info, run_summary, weights_digest
+from benchmarks.report import change_pct, fmt, markdown_table, run_probe, run_summary
 from d3prefine.cli._common import log
 from d3prefine.metrics import evaluate_poses, pool_reports
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
@@ -63,24 +62,20 @@ def markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = probe_parser("benchmarks.smoothing", __doc__)
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, action="append", required=True, help="training pose file with gt_3d (repeatable)")
     parser.add_argument("--sequences", type=int, default=150, help="seeded subsample of sequences per file")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
 
-    def build() -> tuple[dict, str]:
-        refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
-        files = [score_windows(refiner, path, args.sequences, args.seed) for path in args.train]
-        document = {"benchmark": "smoothing", "run": run_info("benchmarks.smoothing", argv, ["cpu"]),
-                    "weights": weights_digest(refiner),
-                    "settings": {"sequences": args.sequences, "seed": args.seed, "windows": list(WINDOWS), "polyorder": SMOOTH_POLYORDER},
-                    "best_window": best_window(files), "default_window": DEFAULT_SMOOTH, "files": files}
-        return document, markdown(document)
 
-    return run_and_write(args.out, build)
+def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
+    files = [score_windows(refiner, path, args.sequences, args.seed) for path in args.train]
+    return {"settings": {"sequences": args.sequences, "seed": args.seed, "windows": list(WINDOWS), "polyorder": SMOOTH_POLYORDER},
+            "best_window": best_window(files), "default_window": DEFAULT_SMOOTH, "files": files}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return run_probe("benchmarks.smoothing", __doc__, argv, _add_arguments, _measure, markdown)
 
 
 if __name__ == "__main__":

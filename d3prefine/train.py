@@ -226,9 +226,8 @@ class Trainer:
             return x_t
         with torch.no_grad():
             e_T = self.noise.denormalize(self.state.model(x_T[inner], p[inner], torch.full_like(t[inner], T)), mean[inner])
-        s = self.schedule.scale(t[inner]).to(self.device).reshape(-1, 1, 1, 1)
         x_t = x_t.clone()
-        x_t[inner] = x_T[inner] - (1.0 - s) * e_T
+        x_t[inner] = self.schedule.add_noise(x_T[inner] - e_T, e_T, t[inner])  # x0_hat_T + s_t e_hat_T, as ErrorSchedule.step moves
         return x_t
 
     def train_step(self) -> float:

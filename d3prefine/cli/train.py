@@ -51,7 +51,7 @@ def command(
     ] = TrainConfig.final_step_share,
     intermediate_states: Annotated[
         IntermediateStates,
-        typer.Option(help="Diffusion, t < T: forward-process states, or the states a two-step sampler reaches (y - (1 - s_t) e_hat_T)."),
+        typer.Option(help="Diffusion, t < T: the states the sampler's first step reaches (y - (1 - s_t) e_hat_T for real errors), or forward-process states."),
     ] = TrainConfig.intermediate_states,
     velocity_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the velocity error in the loss.")] = TrainConfig.velocity_weight,
     ema_decay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decay of the weights' exponential moving average.")] = TrainConfig.ema_decay,
