@@ -6,6 +6,7 @@ conditional mean and ablation variants, on the validation files of each base est
         --variant regression=runs/variants/regression.safetensors \\
         --variant isotropic=runs/variants/isotropic.safetensors:runs/variants/noise_isotropic.safetensors \\
         --variant forward-states=runs/variants/forward.safetensors \\
+        --variant share-0.75=runs/variants/share75.safetensors \\
         --out benchmarks/results/accuracy
 
 Every validation file holds the outputs of one base estimator (named by the sequences'
