@@ -400,6 +400,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     """Load everything, run every row; returns the report document (rows as :class:`Row`)."""
+    provenance = run_info("benchmarks.accuracy", argv, [args.device])
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     refiner = Refiner.from_pretrained(args.weights, args.noise, device=args.device)
@@ -423,7 +424,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     settings = {name: getattr(args, name) for name in names}
     return {
         "benchmark": "accuracy",
-        "run": run_info("benchmarks.accuracy", argv, [args.device]),
+        "run": provenance,
         "settings": {**settings, "smooth": DEFAULT_SMOOTH, "threads": torch.get_num_threads(), "smoother_grids": {k.value: g for k, g in SMOOTHER_GRIDS.items()}},
         "weights": weights,
         "metrics": {"names": list(METRIC_NAMES), "units": METRIC_UNITS},

@@ -91,7 +91,8 @@ def machine_info(devices: list[str]) -> dict:
 
 def run_info(script: str, argv: list[str], devices: list[str]) -> dict:
     """Provenance of a run: the exact command line, UTC date, git commit (and whether the
-    working tree had changes) and :func:`machine_info`."""
+    working tree had changes) and :func:`machine_info`. Call it before the work starts, so that
+    date and tree are those of the code that ran, not of edits made while it ran."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "command": shlex.join(["python", "-m", script, *argv]),
@@ -229,9 +230,9 @@ def run_probe(
     torch.set_num_threads(args.threads)
 
     def build() -> tuple[dict, str]:
+        provenance = run_info(module, argv, ["cpu"])
         refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
-        document = {"benchmark": module.rsplit(".", 1)[-1], "run": run_info(module, argv, ["cpu"]), "weights": weights_digest(refiner),
-                    **measure(refiner, args)}
+        document = {"benchmark": module.rsplit(".", 1)[-1], "run": provenance, "weights": weights_digest(refiner), **measure(refiner, args)}
         return document, markdown(document)
 
     return run_and_write(args.out, build)

@@ -298,6 +298,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
+    provenance = run_info("benchmarks.speed", argv, sorted({"cpu", args.device}))
     plan = QUICK if args.quick else FULL
     p2d, p3d, origin = source_frames(args.input)
     inputs = tiled(p2d, p3d, plan.frames, plan.sequence_frames)
@@ -312,7 +313,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     scaling = scaling_rows(plan, p2d, p3d, args)
     return {
         "benchmark": "speed",
-        "run": run_info("benchmarks.speed", argv, sorted({"cpu", args.device})),
+        "run": provenance,
         "settings": {"threads": args.threads, "device": args.device, "quick": args.quick, "input": origin, "plan": asdict(plan),
                      "weights": weights_digest(refiner)},
         "throughput": throughput,

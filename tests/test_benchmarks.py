@@ -191,3 +191,23 @@ def test_smoothing_window_choice(files, tmp_path):
     best = min(filtered, key=lambda row: row["metrics"]["mpjpe"])["window"]
     assert document["best_window"] == best and document["default_window"] == 9
     assert f"Lowest MPJPE over all files: window {best}" in out.with_suffix(".md").read_text()
+
+
+def test_provenance_is_the_tree_that_ran(files, tmp_path, monkeypatch):
+    """A file edited while a benchmark runs does not mark its report "with uncommitted changes"."""
+    status = {"value": ""}  # `git status --porcelain`: clean until the work starts
+    monkeypatch.setattr(report, "_git", lambda *args: status["value"] if args[0] == "status" else "0" * 40)
+    load = report.Refiner.from_pretrained
+
+    def load_then_edit(*args, **kwargs):
+        status["value"] = " M README.md"
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(report.Refiner, "from_pretrained", load_then_edit)
+    out = tmp_path / "steps"
+    argv = ["--val", files["val"], "--weights", files["weights"], "--windows", "2", "--threads", "1", "--out", out]
+    assert reverse_steps.main([str(a) for a in argv]) == 0
+    run = json.loads(out.with_suffix(".json").read_text())["run"]
+    assert run["git_commit"] == "0" * 40 and run["git_dirty"] is False
+    assert status["value"] == " M README.md"  # the edit did happen during the run
+    assert "(with uncommitted changes)" not in out.with_suffix(".md").read_text()
