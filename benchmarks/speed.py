@@ -136,8 +136,9 @@ def throughput_rows(refiner: Refiner, inputs: list, plan: Plan, threads: int) ->
             device = refiner.device.type
             config = {"device": device, "threads": threads if device == "cpu" else None, "steps": steps, "batch_size": batch_size}
             spread = {"repeats": len(seconds), "frames_per_s_min": frames / max(seconds), "frames_per_s_max": frames / min(seconds)}
-            rows.append({**config, **_rate(frames, float(np.median(seconds))), **spread})
-            log(f"  {device} K={steps} batch {batch_size}: {frames / float(np.median(seconds)):,.0f} frames/s (median of {len(seconds)})")
+            rate = _rate(frames, float(np.median(seconds)))
+            rows.append({**config, **rate, **spread})
+            log(f"  {device} K={steps} batch {batch_size}: {rate['frames_per_s']:,.0f} frames/s (median of {len(seconds)})")
     return rows
 
 
