@@ -91,6 +91,9 @@ class NoiseModel:
     chol: torch.Tensor
     info: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.mode = NoiseMode(self.mode)  # a mode name is accepted; an unknown one raises ValueError
+
     # ------------------------------------------------------------------ algebra
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> NoiseModel:
         """A copy on ``device`` with floating tensors cast to ``dtype``."""
@@ -107,13 +110,12 @@ class NoiseModel:
         lz = torch.einsum("bij,...bj->...bi", self.chol, _to_blocks(z, self.mode))
         return mean + _from_blocks(lz, self.num_joints)
 
-    def sample(self, mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, mean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One error drawn from ``N(mean, L L^T)``, ``(..., J, 3)`` metres.
 
         ``z`` is drawn on the generator's device and moved to ``mean``'s.
         """
-        device = generator.device if generator is not None else mean.device
-        z = torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype).to(mean.device)
+        z = torch.randn(mean.shape, generator=generator, device=generator.device, dtype=mean.dtype).to(mean.device)
         return self.denormalize(z, mean)
 
     # ------------------------------------------------------------------ fitting

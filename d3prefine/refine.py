@@ -33,12 +33,12 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DENOISER_FILE = "denoiser.safetensors"
 NOISE_FILE = "noise.safetensors"
 # What `refine` does without options (the CLI and the benchmarks take their defaults from here).
-DEFAULT_STEPS = 1  # K = 1 was the most accurate in the benchmark (README, Results)
+DEFAULT_STEPS = 1  # K = 2..10 were within 0.3 mm of K = 1 in the benchmark at K times the cost (README, Results)
 DEFAULT_BATCH_SIZE = 64  # windows per network call: as fast as 256 on 2 CPU cores, half the peak memory
 DEFAULT_ETA = 0.3  # stochasticity of --samples; eta = 1 was worse than the input on the examples
 # Post-filter of the refined poses: Savitzky-Golay, polynomial order 3, window in frames. 9 had the
-# lowest MPJPE of windows 5..13 on 150 training sequences of each base estimator and cut the
-# acceleration error of the network output by 42-60 % (`python -m benchmarks.smoothing`).
+# lowest MPJPE of windows 5..13, summed over 150 training sequences of each base estimator, and cut
+# the acceleration error of the network output by 44-61 % (`python -m benchmarks.smoothing`).
 SMOOTH_POLYORDER = 3
 DEFAULT_SMOOTH = 9
 
@@ -149,7 +149,9 @@ class Refiner:
             samples: 1 for the deterministic refinement; S >= 2 draws S stochastic refinements
                 (DDIM with ``eta``, needs ``steps >= 2``), returns their mean and their spread.
             eta: stochasticity of the sampled refinements, in ``(0, 1]``.
-            seed: seed of the ``torch.Generator`` used for sampling.
+            seed: seed (>= 0) of the sampling noise. Each window draws its noise from its own
+                generator, seeded by ``seed``, the sequence's index in ``sequences`` and the
+                window's start, so the samples do not depend on ``batch_size`` or the device.
             smooth: odd Savitzky-Golay window (frames, polynomial order 3) applied along time to
                 each refined sample; 0 turns the filter off.
             progress: called with the number of frames finished after each batch.
@@ -160,6 +162,8 @@ class Refiner:
             raise ValueError("stochastic samples need steps >= 2 and 0 < eta <= 1")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         check_smooth(smooth)
         w = self.window
         overlap = w // 3 if overlap is None else overlap
@@ -167,10 +171,11 @@ class Refiner:
             raise ValueError(f"overlap must be in 0..{w - 1}, got {overlap}")
         self.schedule.set_timesteps(steps)
         inputs = [self._inputs(p2d, p3d, size) for p2d, p3d, size in sequences]
-        generator = torch.Generator(device=self.device).manual_seed(seed)
         blends = [OverlapAdd(len(x.y), (samples, *x.y.shape[1:]), w) for x in inputs]
+        noise_shape = (samples, len(self.schedule.timesteps), w, self.layout.num_joints, 3)
         for batch in _batches(inputs, w, w - overlap, batch_size):
-            refined = self._refine_windows(batch.p, batch.y, samples, eta, generator)  # (S, B, W, J, 3)
+            z = _window_noise(batch.origin, seed, noise_shape) if samples > 1 else None
+            refined = self._refine_windows(batch.p, batch.y, eta, z)  # (S, B, W, J, 3)
             for k, (seq, start) in enumerate(batch.origin):
                 blends[seq].add(start, refined[:, k].transpose(1, 0, 2, 3))
             if progress is not None:
@@ -187,19 +192,24 @@ class Refiner:
         return model_inputs(poses_2d, poses_3d, image_size, self.layout.root)
 
     @torch.inference_mode()
-    def _refine_windows(self, p: np.ndarray, y: np.ndarray, samples: int, eta: float, generator: torch.Generator) -> np.ndarray:
-        """Run the reverse process on windows ``(B, W, J, .)``; returns ``(S, B, W, J, 3)`` metres."""
+    def _refine_windows(self, p: np.ndarray, y: np.ndarray, eta: float, z: torch.Tensor | None) -> np.ndarray:
+        """Run the reverse process on windows ``(B, W, J, .)``; returns ``(S, B, W, J, 3)`` metres.
+
+        ``z`` is the whitened noise ``(S, K, B, W, J, 3)`` of stochastic sampling, ``None`` for the
+        deterministic refinement (S = 1).
+        """
         p_t = torch.from_numpy(p).to(self.device)
         y_t = torch.from_numpy(y).to(self.device)
         mean = self.noise.mean(p_t, y_t)
+        no_error = torch.zeros_like(mean)
         out = []
-        for _ in range(samples):
+        for s in range(1 if z is None else len(z)):
             x = y_t
-            for t in self.schedule.timesteps.tolist():
+            for k, t in enumerate(self.schedule.timesteps.tolist()):
                 steps_t = torch.full((len(x),), t, device=self.device)
                 e_hat = self.noise.denormalize(self.model(x, p_t, steps_t), mean)
-                noise = self.noise.sample(torch.zeros_like(mean), generator) if samples > 1 else None
-                x = self.schedule.step(e_hat, t, x, eta=eta if samples > 1 else 0.0, error_mean=mean, variance_noise=noise).prev_sample
+                noise = None if z is None else self.noise.denormalize(z[s, k].to(self.device), no_error)  # L z, metres
+                x = self.schedule.step(e_hat, t, x, eta=0.0 if z is None else eta, error_mean=mean, variance_noise=noise).prev_sample
             out.append(x.cpu().numpy())
         return np.stack(out)
 
@@ -212,6 +222,19 @@ class Refiner:
         mean = blended.mean(axis=1)
         spread = np.sqrt(((blended - mean[:, None]) ** 2).sum(-1).mean(1)) if blended.shape[1] > 1 else None
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread)
+
+
+def _window_noise(origin: list[tuple[int, int]], seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Whitened noise ``(S, K, B, W, J, 3)`` for the windows ``origin`` (sequence index, start) of
+    a batch, ``shape = (S, K, W, J, 3)`` per window. Each window draws on the CPU from its own
+    generator, seeded by ``(seed, sequence index, start)``, so its noise is the same whatever
+    batch it falls in and whatever the device."""
+    draws = []
+    for seq, start in origin:
+        entropy = np.random.SeedSequence(seed, spawn_key=(seq, start + shape[2]))  # start >= -W/2
+        generator = torch.Generator().manual_seed(int(entropy.generate_state(1, np.uint64)[0]))
+        draws.append(torch.randn(shape, generator=generator))
+    return torch.stack(draws, dim=2)
 
 
 @dataclass

@@ -41,6 +41,17 @@ class JointLayout:
         for j, p in enumerate(self.parents):
             if p >= n or (p >= 0 and p == j):
                 raise ValueError(f"layout {self.name}: joint {j} has invalid parent {p}")
+        for j in range(n):  # every chain of parents reaches the root within n steps, else it has a cycle
+            chain, k = 0, j
+            while k != self.root:
+                k, chain = self.parents[k], chain + 1
+                if chain > n:
+                    raise ValueError(f"layout {self.name}: the parents of joint {j} form a cycle")
+        paired = [j for pair in self.left_right for j in pair]
+        if any(len(pair) != 2 for pair in self.left_right) or len(set(paired)) != len(paired):
+            raise ValueError(f"layout {self.name}: left_right must be pairs of distinct joints, each joint in one pair at most")
+        if any(not 0 <= j < n for j in paired) or self.root in paired:
+            raise ValueError(f"layout {self.name}: left_right pairs must name non-root joints 0..{n - 1}")
 
     @property
     def num_joints(self) -> int:

@@ -26,6 +26,7 @@ Intermediate states (``intermediate_states``, diffusion windows with t < T):
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -191,11 +192,10 @@ class Trainer:
         self.schedule = ErrorSchedule(model_config.num_train_timesteps)
         self.train_data, self.val_data = train_data, val_data
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        torch.manual_seed(train_config.seed)  # same initial weights on every process
-        model = PoseDenoiser(model_config).to(device)
-        ema = PoseDenoiser(model_config).to(device)
-        ema.load_state_dict(model.state_dict())
-        ema.requires_grad_(False)
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, the same on every process;
+            torch.manual_seed(train_config.seed)  # the caller's global RNG state is left as it was
+            model = PoseDenoiser(model_config).to(device)
+        ema = copy.deepcopy(model).requires_grad_(False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
         generator = torch.Generator().manual_seed(train_config.seed + 1000 * self.rank)
         self.state = TrainState(model, ema, optimizer, generator, 0, [])

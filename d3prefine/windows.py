@@ -15,7 +15,7 @@ import numpy as np
 def window_starts(num_frames: int, window: int, hop: int) -> np.ndarray:
     """Start frames of the windows covering ``num_frames`` frames (negative: left padding).
 
-    For ``num_frames < window`` the single window starts at ``-(window - num_frames) // 2``, so
+    For ``num_frames < window`` the single window starts at ``-((window - num_frames) // 2)``, so
     the padding is shared between both ends.
     """
     if num_frames < 1 or window < 1 or not 1 <= hop <= window:

@@ -195,28 +195,29 @@ def fit(config: LifterConfig, fit_config: FitConfig, inputs: list[np.ndarray], t
         targets: matching root-relative 3D ``(T, J, 3)`` metres (camera frame).
         progress: optional ``callable(step, loss_m)`` called every 50 steps.
     """
-    torch.manual_seed(fit_config.seed)
-    model = config.build()
-    chunk = fit_config.chunk if model.pad > 0 else 1
-    batches = _Batches(inputs, targets, model.pad, chunk, np.random.default_rng(fit_config.seed))
-    num_chunks = max(1, fit_config.batch_frames // chunk)
-    optimizer = torch.optim.Adam(model.parameters(), lr=fit_config.lr)
-    gamma = (fit_config.lr_final / fit_config.lr) ** (1.0 / max(1, fit_config.steps))
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
-    model.train()
-    for step in range(fit_config.steps):
-        x, y = batches.sample(num_chunks)
-        if fit_config.flip:
-            x, y = _flip(x, y, torch.rand(len(x)) < 0.5)
-        loss = mpjpe_loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if progress is not None and (step % 50 == 0 or step == fit_config.steps - 1):
-            progress(step, float(loss.detach()))
-    model.eval()
-    return model
+    with torch.random.fork_rng(devices=[]):  # dropout and flips draw from torch's global RNG: seeded
+        torch.manual_seed(fit_config.seed)  # here, restored to the caller's state afterwards
+        model = config.build()
+        chunk = fit_config.chunk if model.pad > 0 else 1
+        batches = _Batches(inputs, targets, model.pad, chunk, np.random.default_rng(fit_config.seed))
+        num_chunks = max(1, fit_config.batch_frames // chunk)
+        optimizer = torch.optim.Adam(model.parameters(), lr=fit_config.lr)
+        gamma = (fit_config.lr_final / fit_config.lr) ** (1.0 / max(1, fit_config.steps))
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+        model.train()
+        for step in range(fit_config.steps):
+            x, y = batches.sample(num_chunks)
+            if fit_config.flip:
+                x, y = _flip(x, y, torch.rand(len(x)) < 0.5)
+            loss = mpjpe_loss(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if progress is not None and (step % 50 == 0 or step == fit_config.steps - 1):
+                progress(step, float(loss.detach()))
+        model.eval()
+        return model
 
 
 @torch.no_grad()

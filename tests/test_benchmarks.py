@@ -139,7 +139,9 @@ def test_speed_quick(files, tmp_path):
     throughput, peak, linear = document["targets"]
     assert throughput["value"] == pytest.approx(row["frames_per_s"]) and throughput["pass"] == (row["frames_per_s"] >= 5000)
     assert peak["value"] is None and peak["pass"] is None  # 100k frames are not run in --quick
-    assert linear["unit"] == "x" and linear["value"] > 0
+    short, long = document["scaling"]
+    ratio = (long["seconds"] / long["frames"]) / (short["seconds"] / short["frames"])
+    assert linear["unit"] == "x" and linear["value"] == pytest.approx(ratio) and linear["pass"] == (ratio <= 1.5)
     report = out.with_suffix(".md").read_text()
     for title in ("## Refinement throughput", "## Base estimators", "## Scaling", "## Targets", "| device | threads | K |"):
         assert title in report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +57,18 @@ def test_fit_noise_needs_ground_truth_and_refuses_to_overwrite(trained, tmp_path
     assert "exists" in result.stderr
 
 
-def test_train_writes_weights_checkpoint_and_resumes(trained):
+def test_train_writes_weights_checkpoint_and_resumes(trained, tmp_path):
     checkpoint = trained["model"].with_name("model.ckpt.safetensors")
     assert checkpoint.is_file()
     info = json.loads(invoke("info", "--json", trained["model"]).stdout)
     assert "d3prefine-denoiser" in json.dumps(info)
+    shutil.copy(checkpoint, tmp_path / checkpoint.name)  # resume a copy: the other tests use the 6-step model
     result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
-                    "-o", trained["model"], "--steps", "9", "--batch-size", "4", "--eval-every", "3",
+                    "-o", tmp_path / "model.safetensors", "--steps", "9", "--batch-size", "4", "--eval-every", "3",
                     "--device", "cpu", "--resume", "--json", *TINY)
     document = json.loads(result.stdout)
     assert document["steps"] == 9 and [h["step"] for h in document["history"]] == [3, 6, 9]
-    assert "resumed from" in result.stderr
+    assert "resumed from" in result.stderr and (tmp_path / "model.safetensors").is_file()
 
 
 def test_train_rejects_unknown_objective(trained, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 
 import h5py
@@ -180,12 +181,18 @@ def test_missing_directory_and_unwritable_targets(tmp_path, sequence):
         save_poses(tmp_path / "out.csv", [sequence])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_unwritable_directory(tmp_path, sequence):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    with pytest.raises(OutputError, match="cannot write in"):
-        save_poses(locked / "out.npz", [sequence])
+def test_unwritable_directory(tmp_path, sequence, monkeypatch):
+    real_open = os.open
+
+    def refuse_new_files(path, flags, *args):  # a directory without write permission, even for root
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refuse_new_files)
+    with pytest.raises(OutputError, match=r"out.npz: cannot write in .* \(Permission denied\)$"):
+        save_poses(tmp_path / "out.npz", [sequence])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_refuses_invalid_sequences(tmp_path, sequence):

@@ -126,8 +126,16 @@ def test_load_errors(tmp_path):
 
 
 def test_unknown_mode_raises(data):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'per_limb' is not a valid NoiseMode"):
         NoiseModel.fit([data], mode="per_limb", layout="toy")
+    fitted = NoiseModel.fit([data], layout="toy")
+    tensors = {k: getattr(fitted, k) for k in ("mu_e", "mu_c", "gain", "chol")}
+    with pytest.raises(ValueError, match="'bogus' is not a valid NoiseMode"):
+        NoiseModel("bogus", 4, "toy", **tensors)
+    by_name = NoiseModel("per_joint", 4, "toy", **tensors)  # a mode's name works like the Enum
+    assert by_name.mode is NoiseMode.PER_JOINT
+    p, y, _ = data
+    torch.testing.assert_close(by_name.mean(torch.from_numpy(p).float(), torch.from_numpy(y).float()), fitted.mean(torch.from_numpy(p).float(), torch.from_numpy(y).float()))
 
 
 def test_isotropic_fit_is_the_rms_error_and_round_trips(tmp_path, data):

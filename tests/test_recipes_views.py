@@ -31,7 +31,8 @@ def test_long_walk_is_cut_by_distance():
 
 
 def test_stable_seed_is_deterministic_and_distinct():
-    assert stable_seed(0, "dataset-2_walk_active_001", 1) == stable_seed(0, "dataset-2_walk_active_001", 1)
+    # pinned: the committed datasets and examples were drawn with it, whatever Python's hash seed
+    assert stable_seed(0, "dataset-2_walk_active_001", 1) == 9534900000025574778
     seeds = {stable_seed(s, n, w) for s in (0, 1) for n in ("a", "b") for w in (0, 1)}
     assert len(seeds) == 8
 

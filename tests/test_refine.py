@@ -81,6 +81,18 @@ def test_sampling_is_seeded_and_reports_uncertainty(noise):
     np.testing.assert_allclose(a.uncertainty[:, 0], 0.0, atol=1e-6)  # the root is never moved
 
 
+def test_samples_do_not_depend_on_batching(noise):
+    seqs = [build_sequence(n, seed=n) for n in (30, 70)]
+    args = [(s.poses_2d, s.poses_3d, s.image_size) for s in seqs]
+    refiner = _refiner(noise)
+    options = {"steps": 3, "samples": 4, "seed": 1}
+    together = refiner.refine_many(args, batch_size=2, **options)
+    alone = refiner.refine(*args[0][:2], image_size=args[0][2], batch_size=64, **options)
+    np.testing.assert_allclose(together[0].poses_3d, alone.poses_3d, atol=1e-5)
+    np.testing.assert_allclose(together[0].uncertainty, alone.uncertainty, atol=1e-5)
+    assert not np.allclose(together[1].uncertainty[:30], alone.uncertainty)  # another sequence, other noise
+
+
 def test_progress_reports_every_frame_once(noise):
     seqs = [build_sequence(n, seed=n) for n in (4, 50)]
     done = []
@@ -97,6 +109,8 @@ def test_invalid_requests_raise(noise):
         refiner.refine(seq.poses_2d[:, :16], seq.poses_3d[:, :16], image_size=seq.image_size)
     with pytest.raises(ValueError, match="steps"):
         refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=500)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=2, samples=2, seed=-1)
     for window in (2, 3, -1):
         with pytest.raises(ValueError, match="smooth must be 0"):
             refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, smooth=window)

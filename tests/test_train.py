@@ -40,6 +40,20 @@ def test_a_few_hundred_steps_reduce_the_training_loss(biased):
     assert scores["val_mpjpe"] < scores["val_input_mpjpe"]
 
 
+def test_the_seed_fixes_the_initial_weights_and_leaves_the_global_rng_alone(biased):
+    config = TrainConfig(steps=1, batch_size=4, warmup=1, val_windows=4, seed=5)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = _setup(config, biased)
+    assert torch.equal(torch.rand(3), expected)  # building a Trainer did not reseed or advance it
+    again, other = _setup(config, biased), _setup(TrainConfig(steps=1, batch_size=4, warmup=1, val_windows=4, seed=6), biased)
+    weights = [dict(t.state.model.named_parameters())["blocks.0.proj.weight"] for t in (first, again, other)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    for name, value in first.state.ema.state_dict().items():  # the EMA starts as a copy of the model
+        assert torch.equal(value, first.state.model.state_dict()[name]), name
+
+
 def test_short_sequences_are_padded_to_one_window():
     data = WindowSampler([build_sequence(4)], window=9, root=0)
     assert data.starts.tolist() == [0] and data.p.shape == (9, 17, 2)

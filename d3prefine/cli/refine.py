@@ -98,7 +98,7 @@ def command(
         int, typer.Option("--samples", min=1, help="Stochastic refinements to average; >= 2 also writes 'uncertainty' (needs --steps >= 2).")
     ] = 1,
     eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements; small values keep samples near the deterministic path (eta=1 was worse than the input on the examples).")] = DEFAULT_ETA,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the sampling noise (same samples whatever --batch-size or --device).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = DEFAULT_BATCH_SIZE,
     smooth: Annotated[
         int, typer.Option("--smooth", min=0, help="Savitzky-Golay window (odd, frames) applied to the refined poses; 0: off.")
