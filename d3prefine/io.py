@@ -53,6 +53,13 @@ METADATA_KEYS = ("fps", "units", "joint_layout", "image_size", "provenance")
 BONE_RANGE_M = (0.05, 0.6)
 #: Normalized screen coordinates stay within a few units; larger 2D values are pixels.
 MAX_NORMALIZED_2D = 10.0
+#: Largest accepted image side in pixels (``image_size``).
+MAX_IMAGE_SIDE = 1_000_000
+
+
+def valid_sequence_name(name: str) -> bool:
+    """Whether ``name`` can name a sequence in every format: non-empty, no ``/``, not ``.`` or ``..``."""
+    return bool(name) and "/" not in name and name not in (".", "..")
 
 
 class PoseFormat(str, Enum):
@@ -149,10 +156,13 @@ def _decode_metadata(items: dict[str, Any], where: str) -> dict[str, Any]:
         meta["fps"] = float(fps)
     if "image_size" in items:
         size = np.asarray(items["image_size"])
-        integral = size.dtype.kind in "iu" or (size.dtype.kind == "f" and np.array_equal(size, np.round(size)))
-        if size.shape != (2,) or not integral or (size <= 0).any():
+        integral = size.dtype.kind in "iu" or (
+            size.dtype.kind == "f" and bool(np.isfinite(size).all()) and np.array_equal(size, np.round(size))
+        )
+        if size.shape != (2,) or not integral or (size <= 0).any() or (size > MAX_IMAGE_SIDE).any():
             raise InputError(
-                f"{where}: key 'image_size': expected 2 positive integers (width, height), got {size.tolist()!r} ({size.dtype})"
+                f"{where}: key 'image_size': expected 2 positive integers (width, height) up to {MAX_IMAGE_SIDE:,} pixels, "
+                f"got {size.tolist()!r} ({size.dtype})"
             )
         meta["image_size"] = (int(size[0]), int(size[1]))
     if "provenance" in items:
@@ -161,6 +171,8 @@ def _decode_metadata(items: dict[str, Any], where: str) -> dict[str, Any]:
             provenance = json.loads(text)
         except json.JSONDecodeError as error:
             raise InputError(f"{where}: key 'provenance': expected a JSON object, got invalid JSON ({error.msg})") from None
+        except RecursionError:
+            raise InputError(f"{where}: key 'provenance': expected a JSON object, got JSON nested too deeply to read") from None
         if not isinstance(provenance, dict):
             raise InputError(f"{where}: key 'provenance': expected a JSON object, got {type(provenance).__name__}")
         meta["provenance"] = provenance
@@ -288,17 +300,27 @@ def _read_npz(path: Path) -> list[tuple[str, dict[str, Any], str]]:
                         f"{path}: key {key!r}: holds a pickled object array, which is never loaded "
                         "(expected numeric arrays and plain strings)"
                     ) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-        raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file: {error})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, MemoryError) as error:
+        # MemoryError: an array header declaring a shape far larger than the file
+        raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file: {type(error).__name__} {error})") from None
     if not items:
         raise InputError(f"{path}: empty npz archive, expected keys {', '.join(REQUIRED_ARRAYS)}")
     return _group_npz_keys(items, path)
 
 
+def _hdf5_nodes(group: h5py.Group, where: str) -> list[tuple[str, Any]]:
+    """``(name, node)`` of the members of ``group``; a link to nothing (soft or external) is an error."""
+    nodes = list(group.items())
+    broken = next((key for key, node in nodes if node is None), None)
+    if broken is not None:
+        raise InputError(f"{where}: key {broken!r}: a link to a missing object (soft or external link)")
+    return nodes
+
+
 def _hdf5_items(group: h5py.Group, where: str) -> dict[str, Any]:
     """Datasets and attributes of one HDF5 group as raw items."""
     items: dict[str, Any] = {}
-    for key, node in group.items():
+    for key, node in _hdf5_nodes(group, where):
         if not isinstance(node, h5py.Dataset):
             raise InputError(f"{where}: key {key!r}: expected a dataset, got a group")
         items[key] = node[()]
@@ -312,14 +334,15 @@ def _hdf5_items(group: h5py.Group, where: str) -> dict[str, Any]:
 def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
     try:
         with h5py.File(path, "r") as handle:
-            datasets = [key for key, node in handle.items() if isinstance(node, h5py.Dataset)]
+            nodes = _hdf5_nodes(handle, str(path))
+            datasets = [key for key, node in nodes if isinstance(node, h5py.Dataset)]
             if datasets:
                 items = _hdf5_items(handle, str(path))
                 name = _as_text(items.pop("name"), str(path), "name") if "name" in items else path.stem
                 return [(name, items, str(path))]
             sequences = [
                 (name, _hdf5_items(group, f"{path}: sequence {name!r}"), f"{path}: sequence {name!r}")
-                for name, group in handle.items()
+                for name, group in nodes
             ]
     except (OSError, RuntimeError, KeyError, ValueError) as error:
         raise InputError(f"{path}: not a valid HDF5 file (corrupt or truncated file: {error})") from None
@@ -346,14 +369,21 @@ def load_poses(path: str | os.PathLike, *, allow_nan: bool = False) -> list[Pose
     fmt = pose_format(path)
     if fmt is None:
         raise InputError(f"{path}: unknown file suffix {path.suffix!r}, expected one of {', '.join(SUFFIXES)}")
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise InputError(f"{path}: cannot read file ({error.strerror})") from None
+    if not exists:
         raise InputError(f"{path}: file not found")
-    if not path.is_file():
+    if not is_file:
         raise InputError(f"{path}: expected a file, got a directory or special file")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: cannot read file (permission denied)")
     raw = _read_npz(path) if fmt is PoseFormat.NPZ else _read_hdf5(path)
     names = [name for name, _, _ in raw]
+    invalid = next((name for name in names if not valid_sequence_name(name)), None)
+    if invalid is not None:
+        raise InputError(f"{path}: invalid sequence name {invalid!r}, expected a non-empty name without '/', not '.' or '..'")
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate is not None:
         raise InputError(f"{path}: sequence {duplicate!r} appears more than once, expected unique names")
@@ -487,12 +517,24 @@ def check_output_path(
     for source in inputs:
         if _same_file(path, Path(source)):
             raise OutputError(f"{path}: refusing to write over input file {source}")
-    if path.is_dir():
+    try:
+        is_dir, exists, parent_is_dir = path.is_dir(), path.exists(), path.parent.is_dir()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise OutputError(f"{path}: cannot write ({error.strerror})") from None
+    if is_dir:
         raise OutputError(f"{path}: is a directory, expected a file path")
-    if path.exists() and not overwrite:
+    if exists and not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
-    if not path.parent.is_dir():
+    if not parent_is_dir:
         raise OutputError(f"{path}: directory {path.parent} does not exist")
+
+
+def check_output_suffix(path: str | os.PathLike) -> PoseFormat:
+    """The format a pose file ``path`` is written in; :class:`OutputError` for an unknown suffix."""
+    fmt = pose_format(Path(path))
+    if fmt is None:
+        raise OutputError(f"{path}: unknown file suffix {Path(path).suffix!r}, expected one of {', '.join(SUFFIXES)}")
+    return fmt
 
 
 @contextmanager
@@ -501,7 +543,8 @@ def atomic_file(path: Path) -> Iterator[Path]:
 
     On any exception the temporary file is removed and ``path`` is left untouched.
     """
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    stem = path.name.encode()[:200].decode(errors="ignore")  # room for the marks within a 255-byte name
+    temp = path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp")
     try:
         os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as error:
@@ -543,15 +586,13 @@ def save_poses(
             ``overwrite``, its directory is missing or unwritable, or writing failed.
     """
     path = Path(path)
-    fmt = pose_format(path)
-    if fmt is None:
-        raise OutputError(f"{path}: unknown file suffix {path.suffix!r}, expected one of {', '.join(SUFFIXES)}")
+    fmt = check_output_suffix(path)
     if not sequences:
         raise OutputError(f"{path}: no sequences to write")
     names = [seq.name for seq in sequences]
     for name in names:
-        if not name or "/" in name or names.count(name) > 1:
-            raise OutputError(f"{path}: invalid sequence name {name!r}, expected unique non-empty names without '/'")
+        if not valid_sequence_name(name) or names.count(name) > 1:
+            raise OutputError(f"{path}: invalid sequence name {name!r}, expected unique non-empty names without '/', not '.' or '..'")
     for seq in sequences:
         try:
             json.dumps(seq.provenance)

@@ -92,7 +92,14 @@ class NoiseModel:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.mode = NoiseMode(self.mode)  # a mode name is accepted; an unknown one raises ValueError
+        """Check the mode (a name is accepted) and the tensor shapes it implies; raises ``ValueError``."""
+        self.mode = NoiseMode(self.mode)
+        j = self.num_joints
+        blocks, de, dc = {NoiseMode.PER_JOINT: (j, 3, 5), NoiseMode.FULL_BODY: (1, 3 * j, 5 * j), NoiseMode.ISOTROPIC: (j, 3, 0)}[self.mode]
+        expected = {"mu_e": (blocks, de), "mu_c": (blocks, dc), "gain": (blocks, de, dc), "chol": (blocks, de, de)}
+        for name, shape in expected.items():
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"{self.mode.value} model of {j} joints: tensor {name!r} has shape {tuple(getattr(self, name).shape)}, expected {shape}")
 
     # ------------------------------------------------------------------ algebra
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> NoiseModel:
@@ -227,7 +234,7 @@ class NoiseModel:
         try:
             return cls(NoiseMode(meta["mode"]), int(meta["num_joints"]), meta["layout"], info=json.loads(meta.get("info", "{}")), **{k: tensors[k] for k in _TENSORS})
         except (KeyError, ValueError) as err:
-            raise WeightsError(f"{path}: invalid noise metadata ({err})") from None
+            raise WeightsError(f"{path}: invalid noise file ({err})") from None
 
 
 def _rms_per_joint(var_blocks: torch.Tensor, num_joints: int) -> list[float]:

@@ -27,7 +27,7 @@ def read_tensors(path: str | Path, expected_format: str) -> tuple[dict[str, torc
     """Tensors and metadata of a file whose ``format`` is ``expected_format``.
 
     Raises:
-        WeightsError: missing file, not safetensors, or another format.
+        WeightsError: missing file, not safetensors, another format, or a tensor holding NaN or inf.
     """
     path = Path(path)
     if not path.is_file():
@@ -40,4 +40,7 @@ def read_tensors(path: str | Path, expected_format: str) -> tuple[dict[str, torc
         raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
     if metadata.get("format") != expected_format:
         raise WeightsError(f"{path}: expected a {expected_format} file, got format {metadata.get('format')!r}")
+    broken = next((name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())), None)
+    if broken is not None:
+        raise WeightsError(f"{path}: tensor {broken!r} holds NaN or inf (a corrupt or diverged file)")
     return tensors, metadata

@@ -41,6 +41,7 @@ import torch
 import torch.distributed as dist
 
 from d3prefine.checkpoint import CHECKPOINT_FORMAT, save_denoiser
+from d3prefine.errors import WeightsError
 from d3prefine.io import PoseSequence
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
@@ -338,7 +339,7 @@ class Trainer:
         tensors, meta = read_tensors(path, CHECKPOINT_FORMAT)
         st = self.state
         if DenoiserConfig.from_json(meta["config"]) != st.model.config:
-            raise ValueError(f"{path}: checkpoint architecture differs from the requested one")
+            raise WeightsError(f"{path}: checkpoint architecture differs from the requested one ({meta['config']})")
         st.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         st.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
         optim = st.optimizer.state_dict()

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from d3prefine.cli import app
 from d3prefine.io import load_poses, save_poses
+from d3prefine.refine import Refiner
 from tests.conftest import build_sequence
 
 runner = CliRunner()
@@ -55,6 +56,59 @@ def test_fit_noise_needs_ground_truth_and_refuses_to_overwrite(trained, tmp_path
     assert "missing key 'gt_3d'" in result.stderr and not (tmp_path / "n.safetensors").exists()
     result = invoke("fit-noise", trained["train"], "-o", trained["noise"], code=1)
     assert "exists" in result.stderr
+
+
+def test_fit_noise_never_writes_over_its_inputs_and_names_its_output(trained, tmp_path):
+    gt = tmp_path / "gt.npz"
+    save_poses(gt, [build_sequence(20, name="t0")])
+    before = gt.read_bytes()
+    (tmp_path / "gt.safetensors").symlink_to(gt)  # another name of the ground-truth file
+    result = invoke("fit-noise", trained["train"], "--gt", gt, "-o", tmp_path / "gt.safetensors", "--overwrite", code=1)
+    assert "refusing to write over input file" in result.stderr and gt.read_bytes() == before
+    result = invoke("fit-noise", trained["train"], "--gt", gt, "-o", gt, "--overwrite", code=2)
+    assert result.stderr.startswith("error: ") and "expected a .safetensors file name" in result.stderr
+    assert gt.read_bytes() == before
+    save_poses(tmp_path / "one.npz", [build_sequence(1, name="single")])
+    result = invoke("fit-noise", tmp_path / "one.npz", "-o", tmp_path / "n.safetensors", code=1)
+    assert result.stderr == f"error: {tmp_path / 'one.npz'}: fitting a noise model needs at least 2 frames\n"
+
+
+def test_paths_with_markup_characters_are_printed_as_they_are(trained, tmp_path):
+    out = tmp_path / "x[b]y[red].safetensors"
+    result = invoke("fit-noise", trained["train"], "-o", out)
+    assert out.is_file() and f"wrote {out}:" in result.stderr
+
+
+def test_an_existing_output_is_refused_before_refining(trained, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(Refiner, "refine_many", lambda *args, **kwargs: calls.append(args))
+    out = tmp_path / "out.npz"
+    out.write_bytes(b"keep")
+    for target in (out, tmp_path / "out.csv", tmp_path / "missing" / "out.npz"):
+        result = invoke("refine", trained["val"], "-o", target, "--weights", trained["model"], "--noise", trained["noise"], code=1)
+        assert result.stderr.startswith(f"error: {target}: ")
+    assert calls == [] and out.read_bytes() == b"keep"
+
+
+def test_train_never_writes_over_its_inputs(trained, tmp_path):
+    base = ["train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"], "--steps", "1", *TINY]
+    before = {key: trained[key].read_bytes() for key in ("train", "noise")}
+    result = invoke(*base, "-o", tmp_path / "m.safetensors", "--checkpoint", trained["train"], code=2)
+    assert "--checkpoint" in result.stderr and ".safetensors" in result.stderr
+    result = invoke(*base, "-o", tmp_path / "m.safetensors", "--checkpoint", trained["noise"], "--overwrite", code=1)
+    assert "refusing to write over input file" in result.stderr
+    result = invoke(*base, "-o", trained["noise"], "--overwrite", code=1)
+    assert "refusing to write over input file" in result.stderr
+    assert {key: trained[key].read_bytes() for key in ("train", "noise")} == before
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_resuming_another_architecture_is_a_one_line_error(trained, tmp_path):
+    shutil.copy(trained["model"].with_name("model.ckpt.safetensors"), tmp_path / "model.ckpt.safetensors")
+    result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
+                    "-o", tmp_path / "model.safetensors", "--steps", "9", "--resume", *TINY[:-2], "--heads", "4", code=1)
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: ") and "checkpoint architecture differs from the requested one" in line
 
 
 def test_train_writes_weights_checkpoint_and_resumes(trained, tmp_path):

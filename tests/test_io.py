@@ -256,3 +256,11 @@ def test_fill_gaps_rejects_long_and_total_gaps(sequence):
         fill_gaps(dataclasses.replace(sequence, poses_3d=poses_3d), max_gap=100)
     with pytest.raises(ValueError):
         fill_gaps(sequence, max_gap=-1)
+
+
+def test_the_longest_file_names_can_be_written(tmp_path, sequence):
+    target = tmp_path / ("n" * 251 + ".npz")  # 255 bytes, the usual limit; the temporary name must fit too
+    save_poses(target, [sequence])
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    with pytest.raises(OutputError, match=r"cannot write \(File name too long\)"):
+        save_poses(tmp_path / ("n" * 252 + ".npz"), [sequence])

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from d3prefine.errors import WeightsError
 from d3prefine.noise import NoiseMode, NoiseModel
@@ -123,6 +125,25 @@ def test_load_errors(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(WeightsError, match="not a readable safetensors"):
         NoiseModel.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "change", "message"),
+    [
+        ("mu_c", lambda t: t[:3], r"invalid noise file \(per_joint model of 4 joints: tensor 'mu_c' has shape \(3, 5\), expected \(4, 5\)\)"),
+        ("gain", lambda t: t[..., :4], r"tensor 'gain' has shape \(4, 3, 4\), expected \(4, 3, 5\)"),
+        ("chol", lambda t: torch.full_like(t, float("nan")), r"tensor 'chol' holds NaN or inf"),
+    ],
+)
+def test_load_refuses_wrong_shapes_and_non_finite_tensors(tmp_path, data, tensor, change, message):
+    path = tmp_path / "noise.safetensors"
+    NoiseModel.fit([data], layout="toy").save(path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    save_file({**tensors, tensor: change(tensors[tensor]).contiguous()}, str(path), metadata=metadata)
+    with pytest.raises(WeightsError, match=message):
+        NoiseModel.load(path)
 
 
 def test_unknown_mode_raises(data):

@@ -173,3 +173,20 @@ def test_evaluate_plot_writes_a_figure_per_file(tmp_path, make_sequence):
     with Image.open(tmp_path / "figs" / "a.png") as image:
         assert image.size == (1600, 1000)
     assert json.loads(result.stdout)["sequences"][0]["metrics"]["mpjpe"] > 0
+
+
+def test_evaluate_plot_refuses_clashing_names_and_keeps_existing_figures(tmp_path, make_sequence):
+    seq = make_sequence(24)
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        save_poses(tmp_path / folder / "walk.npz", [seq])
+    figs = tmp_path / "figs"
+    clash = runner.invoke(app, ["evaluate", str(tmp_path / "d1" / "walk.npz"), str(tmp_path / "d2" / "walk.npz"), "--plot", str(figs)])
+    assert clash.exit_code == 2 and "would both write" in clash.stderr and not figs.exists()
+    first = ["evaluate", str(tmp_path / "d1" / "walk.npz"), "--plot", str(figs)]
+    assert runner.invoke(app, first).exit_code == 0
+    drawn = (figs / "walk.png").read_bytes()
+    again = runner.invoke(app, first)
+    assert again.exit_code == 1 and "already exists (use --overwrite" in again.stderr
+    assert (figs / "walk.png").read_bytes() == drawn
+    assert runner.invoke(app, [*first, "--overwrite"]).exit_code == 0

@@ -3,12 +3,14 @@
 Each command module in this package defines a function ``command`` (its docstring is the
 command's help); :data:`COMMANDS` maps command names to modules, so adding a command is one
 line. Errors meant for users (:class:`~d3prefine.errors.D3PrefineError`) that escape a
-command are printed as one line and exit with code 1.
+command are printed as one line and exit with code 1; usage errors (bad options, nothing to
+do) as one line and exit with code 2.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -29,8 +31,14 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# typer exports click's BadParameter but not its bases: UsageError (exit 2) and ClickException.
+_UsageError = typer.BadParameter.__base__
+_ClickException = _UsageError.__base__
+
+
 class _ErrorReportingGroup(TyperGroup):
-    """Turns a :class:`D3PrefineError` raised by any command into ``error: <message>`` and exit 1."""
+    """One line ``error: <message>`` on stderr for every error: a :class:`D3PrefineError` raised by
+    a command exits 1, a usage error exits 2 (instead of typer's multi-line box)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -38,6 +46,23 @@ class _ErrorReportingGroup(TyperGroup):
         except D3PrefineError as error:
             report_error(error)
             raise typer.Exit(ExitCode.FAILED) from None
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _ClickException as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # no arguments at all: show the help
+                error.show()
+                sys.exit(error.exit_code)
+            command = getattr(getattr(error, "ctx", None), "command_path", None)
+            report_error(f"{error.format_message()} (see '{command} --help')" if command else error.format_message())
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            report_error("aborted")
+            sys.exit(ExitCode.FAILED)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 app = typer.Typer(

@@ -147,6 +147,12 @@ def usage_error(message: str) -> typer.BadParameter:
     return typer.BadParameter(message)
 
 
+def check_weights_suffix(path: Path, option: str) -> None:
+    """Raise a usage error (exit 2) unless ``path``, given to ``option``, ends in ``.safetensors``."""
+    if path.suffix.lower() != ".safetensors":
+        raise usage_error(f"{option} {path}: expected a .safetensors file name")
+
+
 def expand_inputs(paths: Sequence[Path], suffixes: Sequence[str] = POSE_SUFFIXES) -> list[Path]:
     """Expand command-line inputs into a list of files, keeping their order.
 
@@ -160,12 +166,16 @@ def expand_inputs(paths: Sequence[Path], suffixes: Sequence[str] = POSE_SUFFIXES
     """
     expanded: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError:  # e.g. a name too long for the file system: the input fails when it is read
+            is_dir, exists = False, True
+        if is_dir:
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
                 raise usage_error(f"folder {path} holds no files ending in {', '.join(suffixes)}")
             expanded.extend(found)
-        elif not path.exists() and glob.has_magic(str(path)):
+        elif not exists and glob.has_magic(str(path)):
             matches = sorted(Path(match) for match in glob.glob(str(path)))
             if not matches:
                 raise usage_error(f"pattern {str(path)!r} matches no file")

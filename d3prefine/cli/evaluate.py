@@ -41,6 +41,7 @@ from d3prefine.cli._common import (
     expand_inputs,
     log,
     out_console,
+    output_paths,
     run_batch,
     usage_error,
 )
@@ -134,16 +135,16 @@ def evaluate_file(
 
 @dataclass(frozen=True)
 class PlotRequest:
-    """``--plot DIR``: summary figures of every evaluated file, ``DIR/<stem>.png``."""
+    """``--plot DIR``: summary figures of every evaluated file, ``figures[file]`` (``DIR/<stem>.png``)."""
 
-    folder: Path
+    figures: dict[Path, Path]
     inputs: list[Path]
+    overwrite: bool
 
     def draw(self, path: Path, sequences: list[PoseSequence]) -> None:
         from d3prefine.plot import write_file_figures  # matplotlib is an optional extra
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        written = write_file_figures(sequences, self.folder / f"{path.stem}.png", overwrite=True, inputs=self.inputs)
+        written = write_file_figures(sequences, self.figures[path], overwrite=self.overwrite, inputs=self.inputs)
         for outputs in written.values():
             log(f"{path}: wrote {', '.join(map(str, outputs))}")
 
@@ -269,6 +270,7 @@ def command(
     plot: Annotated[
         Path | None, typer.Option("--plot", file_okay=False, help="Also draw each file's summary figures (PNG) into this folder.")
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing figures in the --plot folder.")] = False,
     json_output: JsonOption = False,
     continue_on_error: ContinueOnErrorOption = False,
     shard: ShardOption = None,
@@ -276,12 +278,14 @@ def command(
     """Score 3D poses against ground truth: MPJPE, P-MPJPE, N-MPJPE, MPJVE, acceleration error, bone-length std (mm)."""
     if baseline is None and baseline_key is not None and key is not None and baseline_key is key:
         raise usage_error(f"--baseline-key {baseline_key.value} is the prediction key itself")
-    inputs = apply_shard(expand_inputs(preds), shard)
+    files = expand_inputs(preds)
+    figures = output_paths(files, output=None, out_dir=plot, tag="", suffix=".png") if plot else {}
+    inputs = apply_shard(files, shard)
     reference = Reference.load(gt) if gt else None
     rule = BaselineRule(Reference.load(baseline) if baseline else None, baseline_key)
     batch = run_batch(
         inputs,
-        lambda path: evaluate_file(path, key, reference, rule, PlotRequest(plot, inputs) if plot else None),
+        lambda path: evaluate_file(path, key, reference, rule, PlotRequest(figures, files, overwrite) if plot else None),
         continue_on_error=continue_on_error,
         description="evaluating",
     )

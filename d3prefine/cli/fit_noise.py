@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from d3prefine.cli._common import InputsArgument, JsonOption, emit_json, err_console, expand_inputs, out_console
+from d3prefine.cli._common import InputsArgument, JsonOption, check_weights_suffix, emit_json, expand_inputs, log, out_console
 from d3prefine.cli.pairing import Reference, ground_truth
+from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.noise import NoiseMode, NoiseModel
 from d3prefine.preprocess import error_triple
@@ -29,7 +30,8 @@ def command(
 ) -> None:
     """Fit the error model e | (2D pose, 3D pose) from estimator outputs paired with ground truth."""
     files = expand_inputs(preds)
-    check_output_path(output, overwrite=overwrite, inputs=files)
+    check_weights_suffix(output, "-o/--output")
+    check_output_path(output, overwrite=overwrite, inputs=[*files, *([gt] if gt else [])])
     reference = Reference.load(gt) if gt else None
     triples, sequences = [], 0
     for path in files:
@@ -39,12 +41,15 @@ def command(
             triples.append(error_triple(seq.poses_2d, seq.poses_3d, truth, seq.image_size, seq.layout.root))
         sequences += len(seqs)
     layout = seqs[0].layout
-    model = NoiseModel.fit(
-        triples, mode=mode, layout=layout.name, ridge=ridge,
-        info={"estimator": estimator, "sources": [str(p) for p in files], "sequences": sequences},
-    )
+    try:
+        model = NoiseModel.fit(
+            triples, mode=mode, layout=layout.name, ridge=ridge,
+            info={"estimator": estimator, "sources": [str(p) for p in files], "sequences": sequences},
+        )
+    except ValueError as error:  # too little data to fit
+        raise InputError(f"{', '.join(map(str, files))}: {error}") from None
     model.save(output)
-    err_console.print(f"wrote {output}: {mode.value} model from {model.info['frames']} frames of {sequences} sequences", highlight=False)
+    log(f"wrote {output}: {mode.value} model from {model.info['frames']} frames of {sequences} sequences")
     if json_output:
         emit_json({"output": output, "mode": mode.value, "layout": layout.name, "info": model.info})
     elif mode is not NoiseMode.ISOTROPIC:

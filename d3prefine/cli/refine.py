@@ -28,12 +28,13 @@ from d3prefine.cli._common import (
     emit_json,
     err_console,
     expand_inputs,
+    log,
     output_paths,
     resolve_device,
     run_batch,
 )
 from d3prefine.errors import InputError
-from d3prefine.io import fill_gaps, load_poses, save_poses
+from d3prefine.io import check_output_path, check_output_suffix, fill_gaps, load_poses, save_poses
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner, check_smooth
 
 
@@ -51,13 +52,15 @@ def _refine_file(
     """Refine every sequence of ``path`` and write ``output``; returns a JSON-ready summary."""
     start = time.perf_counter()
     sequences = load_poses(path, allow_nan=fill > 0)
+    check_output_suffix(output)  # the output is checked before the work, not only when it is written
+    check_output_path(output, overwrite=overwrite, inputs=all_inputs)
     filled = 0
     if fill > 0:
         for k, seq in enumerate(sequences):
             sequences[k], count = fill_gaps(seq, fill)
             filled += count
         if filled:
-            err_console.print(f"{path}: interpolated {filled} missing values (gaps of at most {fill} frames)", highlight=False)
+            log(f"{path}: interpolated {filled} missing values (gaps of at most {fill} frames)")
     for seq in sequences:
         if seq.joint_layout != refiner.layout.name:
             raise InputError(
@@ -119,10 +122,10 @@ def command(
         check_smooth(smooth)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--smooth'") from None
+    torch_device = resolve_device(device)
     files = expand_inputs(inputs)
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
     selected = apply_shard(files, shard)
-    torch_device = resolve_device(device)
     refiner = Refiner.from_pretrained(weights, noise, device=torch_device)
     options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth}
     provenance = {
@@ -146,8 +149,5 @@ def command(
     if json_output:
         emit_json({"files": results, "failed": [{"file": o.path, "error": o.error} for o in batch.failures]})
     if results:
-        err_console.print(
-            f"refined {len(results)} file(s), {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s)",
-            highlight=False,
-        )
+        log(f"refined {len(results)} file(s), {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s)")
     raise typer.Exit(batch.exit_code)

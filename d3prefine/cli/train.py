@@ -17,7 +17,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from d3prefine import __version__
-from d3prefine.cli._common import DeviceOption, JsonOption, emit_json, err_console, expand_inputs, resolve_device
+from d3prefine.cli._common import (
+    DeviceOption,
+    JsonOption,
+    check_weights_suffix,
+    emit_json,
+    err_console,
+    expand_inputs,
+    log,
+    resolve_device,
+    usage_error,
+)
 from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.model import DenoiserConfig
@@ -28,8 +38,8 @@ from d3prefine.train import ForwardErrors, IntermediateStates, Objective, TrainC
 FilesOption = Annotated[list[Path], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
 
 
-def _load(paths: list[Path]) -> list:
-    sequences = [seq for path in expand_inputs(paths) for seq in load_poses(path)]
+def _load(files: list[Path]) -> list:
+    sequences = [seq for path in files for seq in load_poses(path)]
     missing = [seq.name for seq in sequences if seq.gt_3d is None]
     if missing:
         raise InputError(f"{len(missing)} sequences have no gt_3d (first: {missing[0]!r}); training needs ground truth")
@@ -82,9 +92,16 @@ def command(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     checkpoint = checkpoint or output.with_name(output.stem + ".ckpt.safetensors")
+    check_weights_suffix(output, "-o/--output")
+    check_weights_suffix(checkpoint, "--checkpoint")
+    if checkpoint.resolve() == output.resolve():
+        raise usage_error("--checkpoint must differ from -o/--output")
     if resume and not checkpoint.is_file():
-        raise typer.BadParameter(f"--resume: no checkpoint at {checkpoint}")
-    check_output_path(output, overwrite=overwrite or resume)
+        raise usage_error(f"--resume: no checkpoint at {checkpoint}")
+    data_files, val_files = expand_inputs(data), expand_inputs(val)
+    inputs = [*data_files, *val_files, noise]
+    check_output_path(output, overwrite=overwrite or resume, inputs=inputs)
+    check_output_path(checkpoint, overwrite=overwrite or resume, inputs=inputs)
     if threads is not None:
         torch.set_num_threads(threads)
     torch_device, distributed = init_distributed(resolve_device(device))
@@ -94,16 +111,14 @@ def command(
         num_joints=layout.num_joints, window=window, dim=dim, depth=depth, heads=heads, layout=layout.name
     )
     started = time.perf_counter()
-    train_data = WindowSampler(_load(data), window, layout.root)
-    val_data = WindowSampler(_load(val), window, layout.root)
-    err_console.print(
-        f"data: {len(train_data.starts)} training windows, {len(val_data.starts)} validation windows "
-        f"({time.perf_counter() - started:.0f} s to load)", highlight=False,
-    )
+    train_data = WindowSampler(_load(data_files), window, layout.root)
+    val_data = WindowSampler(_load(val_files), window, layout.root)
+    log(f"data: {len(train_data.starts)} training windows, {len(val_data.starts)} validation windows "
+        f"({time.perf_counter() - started:.0f} s to load)")
     trainer = Trainer(model_config, train_config, noise_model, train_data, val_data, torch_device)
     if resume:
         trainer.load_checkpoint(checkpoint)
-        err_console.print(f"resumed from {checkpoint} at step {trainer.state.step}", highlight=False)
+        log(f"resumed from {checkpoint} at step {trainer.state.step}")
     info = {
         "tool": f"d3prefine {__version__}",
         "command": shlex.join(["d3prefine", *sys.argv[1:]]),
@@ -132,6 +147,6 @@ def command(
     if distributed:
         torch.distributed.destroy_process_group()
     if trainer.rank == 0:
-        err_console.print(f"wrote {output} after {trainer.state.step} steps ({time.perf_counter() - started:.0f} s)", highlight=False)
+        log(f"wrote {output} after {trainer.state.step} steps ({time.perf_counter() - started:.0f} s)")
         if json_output:
             emit_json({"output": output, "steps": trainer.state.step, "history": history})
