@@ -57,9 +57,23 @@ MAX_NORMALIZED_2D = 10.0
 MAX_IMAGE_SIDE = 1_000_000
 
 
+#: Deepest nesting of lists and objects accepted in ``provenance``.
+MAX_PROVENANCE_DEPTH = 64
+
+
 def valid_sequence_name(name: str) -> bool:
-    """Whether ``name`` can name a sequence in every format: non-empty, no ``/``, not ``.`` or ``..``."""
-    return bool(name) and "/" not in name and name not in (".", "..")
+    """Whether ``name`` can name a sequence in every format: non-empty, no ``/`` or NUL, not ``.`` or ``..``."""
+    return bool(name) and "/" not in name and "\x00" not in name and name not in (".", "..")
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of lists and objects in decoded JSON (0 for a scalar), without recursion."""
+    depth, level = 0, [node for node in [value] if isinstance(node, (dict, list))]
+    while level:
+        depth += 1
+        children = [item for node in level for item in (node.values() if isinstance(node, dict) else node)]
+        level = [node for node in children if isinstance(node, (dict, list))]
+    return depth
 
 
 class PoseFormat(str, Enum):
@@ -175,6 +189,8 @@ def _decode_metadata(items: dict[str, Any], where: str) -> dict[str, Any]:
             raise InputError(f"{where}: key 'provenance': expected a JSON object, got JSON nested too deeply to read") from None
         if not isinstance(provenance, dict):
             raise InputError(f"{where}: key 'provenance': expected a JSON object, got {type(provenance).__name__}")
+        if _json_depth(provenance) > MAX_PROVENANCE_DEPTH:
+            raise InputError(f"{where}: key 'provenance': expected a JSON object nested at most {MAX_PROVENANCE_DEPTH} levels deep")
         meta["provenance"] = provenance
     return meta
 
@@ -300,8 +316,8 @@ def _read_npz(path: Path) -> list[tuple[str, dict[str, Any], str]]:
                         f"{path}: key {key!r}: holds a pickled object array, which is never loaded "
                         "(expected numeric arrays and plain strings)"
                     ) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, MemoryError) as error:
-        # MemoryError: an array header declaring a shape far larger than the file
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, MemoryError, OverflowError) as error:
+        # MemoryError, OverflowError: an array header declaring a shape far larger than the file
         raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file: {type(error).__name__} {error})") from None
     if not items:
         raise InputError(f"{path}: empty npz archive, expected keys {', '.join(REQUIRED_ARRAYS)}")
@@ -344,7 +360,7 @@ def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
                 (name, _hdf5_items(group, f"{path}: sequence {name!r}"), f"{path}: sequence {name!r}")
                 for name, group in nodes
             ]
-    except (OSError, RuntimeError, KeyError, ValueError) as error:
+    except (OSError, RuntimeError, KeyError, ValueError, MemoryError, OverflowError) as error:
         raise InputError(f"{path}: not a valid HDF5 file (corrupt or truncated file: {error})") from None
     if not sequences:
         raise InputError(f"{path}: empty HDF5 file, expected one group per sequence or top-level datasets")
@@ -383,7 +399,7 @@ def load_poses(path: str | os.PathLike, *, allow_nan: bool = False) -> list[Pose
     names = [name for name, _, _ in raw]
     invalid = next((name for name in names if not valid_sequence_name(name)), None)
     if invalid is not None:
-        raise InputError(f"{path}: invalid sequence name {invalid!r}, expected a non-empty name without '/', not '.' or '..'")
+        raise InputError(f"{path}: invalid sequence name {invalid!r}, expected a non-empty name without '/' or NUL, not '.' or '..'")
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate is not None:
         raise InputError(f"{path}: sequence {duplicate!r} appears more than once, expected unique names")
@@ -592,7 +608,7 @@ def save_poses(
     names = [seq.name for seq in sequences]
     for name in names:
         if not valid_sequence_name(name) or names.count(name) > 1:
-            raise OutputError(f"{path}: invalid sequence name {name!r}, expected unique non-empty names without '/', not '.' or '..'")
+            raise OutputError(f"{path}: invalid sequence name {name!r}, expected unique non-empty names without '/' or NUL, not '.' or '..'")
     for seq in sequences:
         try:
             json.dumps(seq.provenance)

@@ -165,6 +165,8 @@ class NoiseModel:
         if mode is NoiseMode.ISOTROPIC:  # one std for every coordinate of the joints that have an error
             second = torch.diagonal(acc.outer[:, :3, :3], dim1=-2, dim2=-1).sum(-1) / acc.count  # E|e_j|^2
             moving = second > 0
+            if not bool(moving.any()):
+                raise ValueError("fitting an isotropic noise model needs errors, but every prediction equals its ground truth")
             std = float((second[moving].sum() / (3 * moving.sum())).sqrt())
             still = tuple(int(j) for j in torch.nonzero(~moving).flatten())
             return cls.isotropic(std, num_joints=num_joints, layout=layout, still=still, info={**(info or {}), "frames": int(acc.count)})
@@ -233,8 +235,8 @@ class NoiseModel:
             raise WeightsError(f"{path}: missing tensors {sorted(missing)}")
         try:
             return cls(NoiseMode(meta["mode"]), int(meta["num_joints"]), meta["layout"], info=json.loads(meta.get("info", "{}")), **{k: tensors[k] for k in _TENSORS})
-        except (KeyError, ValueError) as err:
-            raise WeightsError(f"{path}: invalid noise file ({err})") from None
+        except (KeyError, ValueError, RecursionError) as err:
+            raise WeightsError(f"{path}: invalid noise file ({type(err).__name__}: {err})") from None
 
 
 def _rms_per_joint(var_blocks: torch.Tensor, num_joints: int) -> list[float]:

@@ -358,6 +358,12 @@ def write_figures(
     return paths
 
 
+def file_figure_paths(base: str | os.PathLike, names: Sequence[str]) -> list[Path]:
+    """The PNG of each sequence of a file: ``base`` for a single sequence, else ``<base stem>_<name>.png``."""
+    base = Path(base)
+    return [base] if len(names) == 1 else [base.with_name(f"{base.stem}_{name}{base.suffix}") for name in names]
+
+
 def write_file_figures(
     sequences: Sequence[PoseSequence],
     base: str | os.PathLike,
@@ -383,9 +389,7 @@ def write_file_figures(
     Returns:
         Sequence name -> files written, in file order.
     """
-    base = Path(base)
-    names = [seq.name for seq in sequences]
-    pngs = [base] if len(names) == 1 else [base.with_name(f"{base.stem}_{name}{base.suffix}") for name in names]
+    pngs = file_figure_paths(base, [seq.name for seq in sequences])
     targets = list(zip(sequences, pngs))[:limit]
     for _, png in targets:
         for path in _outputs(png, gif=gif):

@@ -337,6 +337,12 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         """Resume from :meth:`save_checkpoint`'s file; the architecture must match."""
         tensors, meta = read_tensors(path, CHECKPOINT_FORMAT)
+        try:
+            self._restore(tensors, meta, path)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a damaged or foreign checkpoint
+            raise WeightsError(f"{path}: not a complete checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path) -> None:
         st = self.state
         if DenoiserConfig.from_json(meta["config"]) != st.model.config:
             raise WeightsError(f"{path}: checkpoint architecture differs from the requested one ({meta['config']})")

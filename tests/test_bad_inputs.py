@@ -102,14 +102,27 @@ def dangling_link(folder: Path, seq: PoseSequence) -> Path:
     return path
 
 
-def huge_header(folder: Path, seq: PoseSequence) -> Path:
-    """An npz whose poses_3d header declares 10^10 frames (1.9 TiB) that the file does not hold."""
-    path = folder / "bad.npz"
-    np.savez(path, **{k: v for k, v in members(seq).items() if k != "poses_3d"})
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**10, 17, 3)})
-    with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr("poses_3d.npy", header.getvalue())
+def huge_header(frames: int) -> Callable[[Path, PoseSequence], Path]:
+    """Builder of an npz whose poses_3d header declares ``frames`` frames that the file does not hold."""
+
+    def build(folder: Path, seq: PoseSequence) -> Path:
+        path = folder / "bad.npz"
+        np.savez(path, **{k: v for k, v in members(seq).items() if k != "poses_3d"})
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (frames, 17, 3)})
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("poses_3d.npy", header.getvalue())
+        return path
+
+    return build
+
+
+def huge_hdf5_dataset(folder: Path, seq: PoseSequence) -> Path:
+    """An HDF5 file whose poses_3d is a chunked dataset of 10^12 frames (186 TiB, never written)."""
+    path = hdf5_with()(folder, seq)
+    with h5py.File(path, "a") as handle:
+        del handle["walk"]["poses_3d"]
+        handle["walk"].create_dataset("poses_3d", shape=(10**12, 17, 3), dtype="f4", chunks=(64, 17, 3))
     return path
 
 
@@ -171,7 +184,12 @@ BAD_INPUTS = {
                                  r"key 'provenance': expected a JSON object, got JSON nested too deeply to read"),
     "sequence named '.'": (npz_with(name=np.array(".")), r"invalid sequence name '\.', expected a non-empty name without '/'"),
     "sequence name with '/'": (npz_with(name=np.array("a/b")), r"invalid sequence name 'a/b'"),
-    "array header larger than the file": (huge_header, r"not a valid npz archive \(corrupt or truncated file: "),
+    "array header larger than the file": (huge_header(10**10), r"not a valid npz archive \(corrupt or truncated file: "),
+    "array header beyond int64": (huge_header(10**29), r"not a valid npz archive \(corrupt or truncated file: "),
+    "hdf5 dataset larger than memory": (huge_hdf5_dataset, r"not a valid HDF5 file \(corrupt or truncated file: "),
+    "provenance nested 500 deep": (npz_with(provenance=np.array('{"a": ' + "[" * 499 + "]" * 499 + "}")),
+                                   r"key 'provenance': expected a JSON object nested at most 64 levels deep"),
+    "NUL in a sequence name": (npz_with(name=np.array("a\x00b")), r"invalid sequence name 'a\\x00b'"),
     "hdf5 dangling link": (dangling_link, r"bad\.h5: sequence 'walk': key 'ghost': a link to a missing object"),
     "bad provenance": (npz_with(provenance=np.array("[1, 2")), r"key 'provenance': expected a JSON object, got invalid JSON"),
     "corrupt npz": (raw_bytes(lambda f, s: b"\x93NUMPY garbage" * 50, ".npz"), r"not a valid npz archive \(corrupt or truncated"),

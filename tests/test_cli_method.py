@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from d3prefine.cli import app
@@ -75,8 +77,27 @@ def test_fit_noise_never_writes_over_its_inputs_and_names_its_output(trained, tm
 
 def test_paths_with_markup_characters_are_printed_as_they_are(trained, tmp_path):
     out = tmp_path / "x[b]y[red].safetensors"
-    result = invoke("fit-noise", trained["train"], "-o", out)
-    assert out.is_file() and f"wrote {out}:" in result.stderr
+    result = invoke("fit-noise", trained["train"], "-o", out, "--estimator", "[/bold]lifter")
+    assert out.is_file() and f"wrote {out}:" in result.stderr and "([/bold]lifter)" in result.stdout
+
+
+def test_fit_noise_isotropic_needs_errors(tmp_path):
+    seq = build_sequence(20)
+    seq.poses_3d = seq.gt_3d.copy()
+    save_poses(tmp_path / "perfect.npz", [seq])
+    result = invoke("fit-noise", tmp_path / "perfect.npz", "-o", tmp_path / "n.safetensors", "--mode", "isotropic", code=1)
+    assert "needs errors, but every prediction equals its ground truth" in result.stderr
+    assert not (tmp_path / "n.safetensors").exists()
+
+
+def test_empty_and_missing_arguments_are_one_line_usage_errors(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(trained["val"].parent)  # a folder of pose files that '' must not stand for
+    result = invoke("refine", "", "--out-dir", tmp_path, code=2)
+    assert result.stderr.startswith("error: Invalid value: an input is the empty string") and list(tmp_path.iterdir()) == []
+    result = invoke("train", "--data", "", "--val", trained["val"], "--noise", trained["noise"], "-o", tmp_path / "m.safetensors", code=2)
+    assert "an input is the empty string" in result.stderr
+    result = invoke("refine", trained["val"], "-o", code=2)
+    assert result.stderr == "error: Option '-o' requires an argument. (see 'd3prefine --help')\n"
 
 
 def test_an_existing_output_is_refused_before_refining(trained, tmp_path, monkeypatch):
@@ -101,6 +122,17 @@ def test_train_never_writes_over_its_inputs(trained, tmp_path):
     assert "refusing to write over input file" in result.stderr
     assert {key: trained[key].read_bytes() for key in ("train", "noise")} == before
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_resuming_a_damaged_checkpoint_is_a_one_line_error(trained, tmp_path):
+    checkpoint = tmp_path / "model.ckpt.safetensors"
+    with safe_open(str(trained["model"].with_name(checkpoint.name)), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(trained["model"].with_name(checkpoint.name)))
+    save_file({k: v for k, v in tensors.items() if k != "generator"}, str(checkpoint), metadata=metadata)
+    result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
+                    "-o", tmp_path / "model.safetensors", "--steps", "9", "--resume", *TINY, code=1)
+    assert result.stderr.strip().splitlines()[-1] == f"error: {checkpoint}: not a complete checkpoint (KeyError: 'generator')"
 
 
 def test_resuming_another_architecture_is_a_one_line_error(trained, tmp_path):

@@ -130,7 +130,7 @@ def test_load_errors(tmp_path):
 @pytest.mark.parametrize(
     ("tensor", "change", "message"),
     [
-        ("mu_c", lambda t: t[:3], r"invalid noise file \(per_joint model of 4 joints: tensor 'mu_c' has shape \(3, 5\), expected \(4, 5\)\)"),
+        ("mu_c", lambda t: t[:3], r"invalid noise file \(ValueError: per_joint model of 4 joints: tensor 'mu_c' has shape \(3, 5\), expected \(4, 5\)\)"),
         ("gain", lambda t: t[..., :4], r"tensor 'gain' has shape \(4, 3, 4\), expected \(4, 3, 5\)"),
         ("chol", lambda t: torch.full_like(t, float("nan")), r"tensor 'chol' holds NaN or inf"),
     ],
@@ -143,6 +143,16 @@ def test_load_refuses_wrong_shapes_and_non_finite_tensors(tmp_path, data, tensor
     tensors = load_file(str(path))
     save_file({**tensors, tensor: change(tensors[tensor]).contiguous()}, str(path), metadata=metadata)
     with pytest.raises(WeightsError, match=message):
+        NoiseModel.load(path)
+
+
+def test_load_refuses_metadata_nested_too_deeply(tmp_path, data):
+    path = tmp_path / "noise.safetensors"
+    NoiseModel.fit([data], layout="toy").save(path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    save_file(load_file(str(path)), str(path), metadata={**metadata, "info": "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(WeightsError, match=r"invalid noise file \(RecursionError"):
         NoiseModel.load(path)
 
 

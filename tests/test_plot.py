@@ -190,3 +190,14 @@ def test_evaluate_plot_refuses_clashing_names_and_keeps_existing_figures(tmp_pat
     assert again.exit_code == 1 and "already exists (use --overwrite" in again.stderr
     assert (figs / "walk.png").read_bytes() == drawn
     assert runner.invoke(app, [*first, "--overwrite"]).exit_code == 0
+
+
+def test_evaluate_plot_never_draws_two_inputs_into_one_figure(tmp_path, make_sequence):
+    two = [dataclasses.replace(make_sequence(24), name=name) for name in ("s1", "s2")]
+    save_poses(tmp_path / "a.npz", two)  # figures a_s1.png and a_s2.png
+    save_poses(tmp_path / "a_s1.npz", [make_sequence(24)])  # figure a_s1.png as well
+    figs = tmp_path / "figs"
+    args = ["evaluate", str(tmp_path / "a.npz"), str(tmp_path / "a_s1.npz"), "--plot", str(figs), "--overwrite", "--continue-on-error"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "a_s1.png: already drawn for another input of this run" in result.stderr
+    assert sorted(p.name for p in figs.iterdir()) == ["a_s1.png", "a_s2.png"]

@@ -56,8 +56,8 @@ class _ErrorReportingGroup(TyperGroup):
             if type(error).__name__ == "NoArgsIsHelpError":  # no arguments at all: show the help
                 error.show()
                 sys.exit(error.exit_code)
-            command = getattr(getattr(error, "ctx", None), "command_path", None)
-            report_error(f"{error.format_message()} (see '{command} --help')" if command else error.format_message())
+            command = getattr(getattr(error, "ctx", None), "command_path", None) or "d3prefine"
+            report_error(f"{error.format_message()} (see '{command} --help')")
             sys.exit(error.exit_code)
         except typer.Abort:
             report_error("aborted")

@@ -46,6 +46,8 @@ out_console = Console()
 
 #: File suffixes a folder given as input expands to, by default.
 POSE_SUFFIXES = tuple(SUFFIXES)
+#: Suffix of weights and noise files.
+WEIGHTS_SUFFIX = ".safetensors"
 
 R = TypeVar("R")
 
@@ -86,7 +88,7 @@ class Shard:
 
 # Options shared by the commands (use as parameter annotations).
 InputsArgument = Annotated[
-    list[Path],
+    list[str],  # strings, not Paths: an empty argument must not become '.'
     typer.Argument(
         metavar="FILE",
         help="Input files; a folder expands to its pose files, a quoted glob pattern to its matches.",
@@ -149,23 +151,26 @@ def usage_error(message: str) -> typer.BadParameter:
 
 def check_weights_suffix(path: Path, option: str) -> None:
     """Raise a usage error (exit 2) unless ``path``, given to ``option``, ends in ``.safetensors``."""
-    if path.suffix.lower() != ".safetensors":
-        raise usage_error(f"{option} {path}: expected a .safetensors file name")
+    if path.suffix.lower() != WEIGHTS_SUFFIX:
+        raise usage_error(f"{option} {path}: expected a {WEIGHTS_SUFFIX} file name")
 
 
-def expand_inputs(paths: Sequence[Path], suffixes: Sequence[str] = POSE_SUFFIXES) -> list[Path]:
+def expand_inputs(paths: Sequence[str | Path], suffixes: Sequence[str] = POSE_SUFFIXES) -> list[Path]:
     """Expand command-line inputs into a list of files, keeping their order.
 
     A folder becomes its files ending in one of ``suffixes`` (sorted, not recursive); a path
     that does not exist but contains ``*``, ``?`` or ``[`` is a glob pattern (sorted matches);
     any other path is kept as given (a missing file then fails as that input). Repeated
-    files are kept once.
+    files are kept once. An empty string (an unset shell variable) is refused, not read as ``.``.
 
     Raises:
-        typer.BadParameter: nothing to process (exit 2).
+        typer.BadParameter: an empty input or nothing to process (exit 2).
     """
     expanded: list[Path] = []
-    for path in paths:
+    for text in paths:
+        if str(text) == "":
+            raise usage_error("an input is the empty string (an unset shell variable?); give '.' for the current folder")
+        path = Path(text)
         try:
             is_dir, exists = path.is_dir(), path.exists()
         except OSError:  # e.g. a name too long for the file system: the input fails when it is read
@@ -234,7 +239,7 @@ def output_paths(
         if resolved in resolved_inputs:
             raise usage_error(f"output {target} is also an input ({resolved_inputs[resolved]}); choose another name")
         if resolved in seen:
-            raise usage_error(f"inputs {seen[resolved]} and {source} would both write {target}; use separate --out-dir runs")
+            raise usage_error(f"inputs {seen[resolved]} and {source} would both write {target}; rename one or use separate runs")
         seen[resolved] = source
     if out_dir is not None:
         try:

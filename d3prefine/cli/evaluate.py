@@ -20,7 +20,7 @@ means the prediction has the lower (better) error. All metrics are root-relative
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,7 +46,7 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.cli.pairing import Reference, ground_truth
-from d3prefine.errors import InputError
+from d3prefine.errors import InputError, OutputError
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.skeleton import JointLayout
@@ -140,11 +140,17 @@ class PlotRequest:
     figures: dict[Path, Path]
     inputs: list[Path]
     overwrite: bool
+    drawn: set[Path] = field(default_factory=set)  # figures written by this run
 
     def draw(self, path: Path, sequences: list[PoseSequence]) -> None:
-        from d3prefine.plot import write_file_figures  # matplotlib is an optional extra
+        from d3prefine.plot import file_figure_paths, write_file_figures  # matplotlib is an optional extra
 
+        pngs = file_figure_paths(self.figures[path], [seq.name for seq in sequences])
+        clash = next((png for png in pngs if png.resolve() in self.drawn), None)
+        if clash is not None:
+            raise OutputError(f"{clash}: already drawn for another input of this run (a file stem plus a sequence name); rename one input")
         written = write_file_figures(sequences, self.figures[path], overwrite=self.overwrite, inputs=self.inputs)
+        self.drawn.update(png.resolve() for png in pngs)
         for outputs in written.values():
             log(f"{path}: wrote {', '.join(map(str, outputs))}")
 
@@ -279,13 +285,13 @@ def command(
     if baseline is None and baseline_key is not None and key is not None and baseline_key is key:
         raise usage_error(f"--baseline-key {baseline_key.value} is the prediction key itself")
     files = expand_inputs(preds)
-    figures = output_paths(files, output=None, out_dir=plot, tag="", suffix=".png") if plot else {}
+    plotting = PlotRequest(output_paths(files, output=None, out_dir=plot, tag="", suffix=".png"), files, overwrite) if plot else None
     inputs = apply_shard(files, shard)
     reference = Reference.load(gt) if gt else None
     rule = BaselineRule(Reference.load(baseline) if baseline else None, baseline_key)
     batch = run_batch(
         inputs,
-        lambda path: evaluate_file(path, key, reference, rule, PlotRequest(figures, files, overwrite) if plot else None),
+        lambda path: evaluate_file(path, key, reference, rule, plotting),
         continue_on_error=continue_on_error,
         description="evaluating",
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from d3prefine.cli._common import InputsArgument, JsonOption, check_weights_suffix, emit_json, expand_inputs, log, out_console
@@ -53,7 +54,7 @@ def command(
     if json_output:
         emit_json({"output": output, "mode": mode.value, "layout": layout.name, "info": model.info})
     elif mode is not NoiseMode.ISOTROPIC:
-        table = Table(title=f"estimator error per joint ({estimator})", title_justify="left")
+        table = Table(title=escape(f"estimator error per joint ({estimator})"), title_justify="left")
         for column in ("joint", "error rms (mm)", "after conditional mean (mm)"):
             table.add_column(column, justify="left" if column == "joint" else "right")
         for name, before, after in zip(layout.joint_names, model.info["error_rms_per_joint_mm"], model.info["residual_rms_per_joint_mm"]):

@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 
 from d3prefine.cli._common import (
     POSE_SUFFIXES,
+    WEIGHTS_SUFFIX,
     ContinueOnErrorOption,
     InputsArgument,
     JsonOption,
@@ -26,8 +27,6 @@ from d3prefine.cli._common import (
 )
 from d3prefine.errors import WeightsError
 from d3prefine.io import PoseSequence, load_poses
-
-WEIGHTS_SUFFIX = ".safetensors"
 
 
 def describe_sequence(seq: PoseSequence) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from d3prefine import __version__
@@ -71,7 +72,7 @@ def _refine_file(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, transient=True, disable=not err_console.is_terminal,
     ) as progress:
-        task = progress.add_task(f"refining {path.name} (frames)", total=frames)
+        task = progress.add_task(escape(f"refining {path.name} (frames)"), total=frames)
         results = refiner.refine_many(
             [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences],
             progress=lambda n: progress.advance(task, n),

@@ -35,7 +35,7 @@ from d3prefine.noise import NoiseModel
 from d3prefine.skeleton import get_layout
 from d3prefine.train import ForwardErrors, IntermediateStates, Objective, TrainConfig, Trainer, WindowSampler, init_distributed
 
-FilesOption = Annotated[list[Path], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
+FilesOption = Annotated[list[str], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
 
 
 def _load(files: list[Path]) -> list:
