@@ -1,12 +1,13 @@
 """Accuracy benchmark: d3prefine against the base estimators, tuned smoothers, the Gaussian
-conditional mean and ablation variants, on the validation files of each base estimator.
+conditional mean, baseline denoisers (variants) and ablations of d3prefine, on the validation
+files of each base estimator.
 
     python -m benchmarks.accuracy --val data/val_temporal.h5 --val data/val_frame.h5 \\
         --train data/train_temporal.h5 --train data/train_frame.h5 --weights weights/ \\
         --variant regression=runs/variants/regression.safetensors \\
         --variant isotropic=runs/variants/isotropic.safetensors:runs/variants/noise_isotropic.safetensors \\
-        --variant forward-states=runs/variants/forward.safetensors \\
-        --variant share-0.75=runs/variants/share75.safetensors \\
+        --ablation forward-states=runs/variants/forward.safetensors \\
+        --ablation share-0.75=runs/variants/share75.safetensors \\
         --out benchmarks/results/accuracy
 
 Every validation file holds the outputs of one base estimator (named by the sequences'
@@ -59,15 +60,18 @@ METRIC_TITLES = {
 }
 #: Candidate parameters of the smoothers, tuned (lowest MPJPE) on the estimator's training file.
 SMOOTHER_GRIDS: dict[Smoother, list[dict[str, float]]] = {
-    Smoother.SAVGOL: [{"window": w, "polyorder": p} for w in (3, 5, 9, 15, 21, 31, 45, 61, 91) for p in (1, 2, 3) if p < w],
+    Smoother.SAVGOL: [{"window": w, "polyorder": p} for w in (3, 5, 9, 15, 21, 31, 45, 61, 91) for p in range(6) if p < w],
     Smoother.ONE_EURO: [
         {"min_cutoff": f, "beta": b, "d_cutoff": 1.0}
-        for f in (0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0) for b in (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+        for f in (0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0) for b in (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
     ],
 }
-#: The parameter that sets how strongly each smoother smooths: a tuned value at either end of
-#: its grid means the grid should be widened (reported as ``at_grid_edge``).
-STRENGTH = {Smoother.SAVGOL: "window", Smoother.ONE_EURO: "min_cutoff"}
+#: Grid ends that are not natural bounds of the parameter: a tuned value there means the grid
+#: should be widened (reported as ``at_grid_edge``). Polyorder 0 and beta 0 are natural bounds.
+OPEN_GRID_ENDS = {
+    Smoother.SAVGOL: {"window": ("low", "high"), "polyorder": ("high",)},
+    Smoother.ONE_EURO: {"min_cutoff": ("low", "high"), "beta": ("high",)},
+}
 # Targets of issue 5 for the d3prefine rows (see benchmarks/README.md).
 TARGET_CHANGE_PCT = {"mpjpe": -15.0, "p_mpjpe": -15.0, "accel_error": -60.0}
 TARGET_GAIN_MM = 2.0  # MPJPE and P-MPJPE at least this much lower than the best baseline row
@@ -79,7 +83,8 @@ class RowKind(str, Enum):
     BASE = "base"  # the estimator output, unrefined
     SMOOTHER = "smoother"
     GAUSSIAN_MEAN = "gaussian_mean"  # y - E[e | p, y] of the shipped noise statistics
-    VARIANT = "variant"  # an ablation denoiser, one-shot
+    VARIANT = "variant"  # a baseline denoiser (another training of the same network), one-shot
+    ABLATION = "ablation"  # d3prefine with one training choice changed, one-shot; not a baseline
     D3PREFINE = "d3prefine"  # the shipped weights
 
 
@@ -89,19 +94,21 @@ BASELINE_KINDS = (RowKind.SMOOTHER, RowKind.GAUSSIAN_MEAN, RowKind.VARIANT)
 
 @dataclass(frozen=True)
 class Variant:
-    """``NAME=DENOISER[:NOISE]`` from the command line (no NOISE: the shipped noise file)."""
+    """``NAME=DENOISER[:NOISE]`` from ``--variant`` (``kind`` VARIANT) or ``--ablation`` (ABLATION);
+    no NOISE: the shipped noise file."""
 
     name: str
     denoiser: Path
     noise: Path | None
+    kind: RowKind
 
     @classmethod
-    def parse(cls, text: str) -> Variant:
+    def parse(cls, text: str, kind: RowKind) -> Variant:
         name, equals, files = text.partition("=")
         denoiser, _, noise = files.partition(":")
         if not equals or not name or not denoiser:
             raise argparse.ArgumentTypeError(f"expected NAME=DENOISER[:NOISE], got {text!r}")
-        return cls(name, Path(denoiser), Path(noise) if noise else None)
+        return cls(name, Path(denoiser), Path(noise) if noise else None, kind)
 
 
 @dataclass(eq=False)  # rows compare (and hash) by identity
@@ -203,10 +210,9 @@ class Bench:
         start = time.perf_counter()
         params, score = tune_smoother(kind, [s.poses_3d for s in train], [s.gt_3d for s in train], fps.pop(), grid)
         self.progress.advance(task)
-        strength = sorted({candidate[STRENGTH[kind]] for candidate in grid})
-        edges = [STRENGTH[kind]] if params[STRENGTH[kind]] in (strength[0], strength[-1]) else []
+        edges = grid_edges(kind, params, grid)
         if edges:
-            log(f"  note: the tuned {kind.value} {edges[0]} lies at the edge of its grid (SMOOTHER_GRIDS)")
+            log(f"  note: the tuned {kind.value} {', '.join(edges)} lies at the edge of its grid (SMOOTHER_GRIDS)")
         tuning = {"tuned_on_sequences": len(train), "tuning_mpjpe_mm": score, "tuning_seconds": time.perf_counter() - start,
                   "at_grid_edge": edges}
         shown = ", ".join(f"{name} {value:g}" for name, value in params.items() if name != "d_cutoff")
@@ -228,9 +234,9 @@ class Bench:
         mean = partial(gaussian_mean, self.refiner.noise.to("cpu"), sequences, self.refiner.layout.root)
         rows.append(_score("Gaussian conditional mean", RowKind.GAUSSIAN_MEAN, {}, sequences, mean))
         for variant, refiner in self.variants:
-            name = f"variant {variant.name} (K=1)"
+            name = f"{variant.kind.value} {variant.name} (K=1)"
             params = {"variant": variant.name, "steps": 1}
-            rows.append(_score(name, RowKind.VARIANT, params, sequences, partial(self._refined, refiner, sequences, name, steps=1)))
+            rows.append(_score(name, variant.kind, params, sequences, partial(self._refined, refiner, sequences, name, steps=1)))
         options = [{"steps": k} for k in args.steps]
         options.insert(1, {"steps": args.steps[0], "smooth": 0})
         if args.samples > 1:
@@ -250,6 +256,16 @@ class Bench:
 
 
 # ------------------------------------------------------------------------------------------ verdicts
+
+
+def grid_edges(kind: Smoother, params: dict[str, float], grid: list[dict[str, float]]) -> list[str]:
+    """The tuned parameters of ``kind`` that lie on an open end of its grid (see ``OPEN_GRID_ENDS``)."""
+    edges = []
+    for name, ends in OPEN_GRID_ENDS[kind].items():
+        values = sorted({candidate[name] for candidate in grid})
+        if ("low" in ends and params[name] == values[0]) or ("high" in ends and params[name] == values[-1]):
+            edges.append(f"{name} {params[name]:g}")
+    return edges
 
 
 def _best(rows: list[Row], metric: str = "mpjpe") -> Row | None:
@@ -278,7 +294,7 @@ def target_checks(rows: list[Row]) -> list[Check]:
 
 
 def multistep_vs_variants(rows: list[Row]) -> list[dict]:
-    """For every variant: does the best d3prefine row with K > 1 have a lower MPJPE?"""
+    """For every variant and ablation: does the best d3prefine row with K > 1 have a lower MPJPE?"""
     best = _best([row for row in rows if row.kind is RowKind.D3PREFINE and row.params["steps"] > 1])
     return [
         {
@@ -286,7 +302,7 @@ def multistep_vs_variants(rows: list[Row]) -> list[dict]:
             "best_multistep_row": best.label if best else None, "best_multistep_mpjpe": best.metric("mpjpe") if best else None,
             "multistep_beats_variant": best.metric("mpjpe") < row.metric("mpjpe") if best else None,
         }
-        for row in rows if row.kind is RowKind.VARIANT
+        for row in rows if row.kind in (RowKind.VARIANT, RowKind.ABLATION)
     ]
 
 
@@ -352,6 +368,9 @@ def markdown(document: dict) -> str:
         "# d3prefine accuracy benchmark", "",
         f"`{run['command']}`", "",
         f"{run_summary(run)}, device {document['settings']['device']}.", "",
+        ("Variants are baselines (another training of the same network); ablations are d3prefine with one training "
+         "choice changed and are not baselines. The time column is the wall time of each row on a possibly busy "
+         "machine, not a speed measurement (see the speed benchmark)."), "",
     ]
     verdicts = [c.verdict for section in document["estimators"] for c in section["targets"]]
     head += [f"Targets: {verdicts.count('PASS')} PASS, {verdicts.count('FAIL')} FAIL, {verdicts.count('n/a')} n/a.", ""]
@@ -377,8 +396,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--train", type=Path, action="append", required=True,
                         help="training pose file of one base estimator, to tune the smoothers on (repeat)")
     add_weights_arguments(parser)
-    parser.add_argument("--variant", type=Variant.parse, action="append", default=[], metavar="NAME=DENOISER[:NOISE]",
-                        help="an ablation denoiser refined with K=1; NOISE defaults to the d3prefine noise file (repeat)")
+    parser.add_argument("--variant", type=partial(Variant.parse, kind=RowKind.VARIANT), action="append", default=[],
+                        metavar="NAME=DENOISER[:NOISE]",
+                        help="a baseline denoiser refined with K=1, counted among the baselines; NOISE defaults to the "
+                             "d3prefine noise file (repeat)")
+    parser.add_argument("--ablation", type=partial(Variant.parse, kind=RowKind.ABLATION), action="append", default=[],
+                        metavar="NAME=DENOISER[:NOISE]", help="d3prefine with one training choice changed, refined with K=1 "
+                        "and reported, but not a baseline (repeat)")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 10], help="K of the deterministic d3prefine rows")
     parser.add_argument("--samples", type=int, default=8, help="S of the sampled d3prefine row (< 2: no such row)")
@@ -400,11 +424,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     """Load everything, run every row; returns the report document (rows as :class:`Row`)."""
-    provenance = run_info("benchmarks.accuracy", argv, [args.device])
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    provenance = run_info("benchmarks.accuracy", argv, [args.device])
     refiner = Refiner.from_pretrained(args.weights, args.noise, device=args.device)
-    variants = [(v, Refiner.from_pretrained(v.denoiser, v.noise or refiner.noise_path, device=args.device)) for v in args.variant]
+    variants = [
+        (v, Refiner.from_pretrained(v.denoiser, v.noise or refiner.noise_path, device=args.device)) for v in [*args.variant, *args.ablation]
+    ]
     train: dict[str, tuple[Path, list[PoseSequence]]] = {}
     for path in args.train:
         sequences = load_scored(path, None, args.seed)
