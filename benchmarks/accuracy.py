@@ -60,7 +60,7 @@ METRIC_TITLES = {
 }
 #: Candidate parameters of the smoothers, tuned (lowest MPJPE) on the estimator's training file.
 SMOOTHER_GRIDS: dict[Smoother, list[dict[str, float]]] = {
-    Smoother.SAVGOL: [{"window": w, "polyorder": p} for w in (3, 5, 9, 15, 21, 31, 45, 61, 91) for p in range(6) if p < w],
+    Smoother.SAVGOL: [{"window": w, "polyorder": p} for w in (3, 5, 9, 15, 21, 31, 45, 61, 91) for p in range(12) if p < w],
     Smoother.ONE_EURO: [
         {"min_cutoff": f, "beta": b, "d_cutoff": 1.0}
         for f in (0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0) for b in (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)

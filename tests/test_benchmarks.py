@@ -119,7 +119,8 @@ def test_grid_edges_flag_open_ends_only():
     assert accuracy.grid_edges(Smoother.ONE_EURO, {"min_cutoff": 30.0, "beta": 300.0}, grid) == ["min_cutoff 30", "beta 300"]
     grid = accuracy.SMOOTHER_GRIDS[Smoother.SAVGOL]
     assert accuracy.grid_edges(Smoother.SAVGOL, {"window": 15, "polyorder": 0}, grid) == []
-    assert accuracy.grid_edges(Smoother.SAVGOL, {"window": 3, "polyorder": 5}, grid) == ["window 3", "polyorder 5"]
+    assert accuracy.grid_edges(Smoother.SAVGOL, {"window": 3, "polyorder": 11}, grid) == ["window 3", "polyorder 11"]
+    assert accuracy.grid_edges(Smoother.SAVGOL, {"window": 21, "polyorder": 5}, grid) == []
 
 
 def test_accuracy_needs_a_training_file_of_the_same_estimator(files, tmp_path, capsys):
