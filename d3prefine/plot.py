@@ -358,12 +358,6 @@ def write_figures(
     return paths
 
 
-def file_figure_paths(base: str | os.PathLike, names: Sequence[str]) -> list[Path]:
-    """The PNG of each sequence of a file: ``base`` for a single sequence, else ``<base stem>_<name>.png``."""
-    base = Path(base)
-    return [base] if len(names) == 1 else [base.with_name(f"{base.stem}_{name}{base.suffix}") for name in names]
-
-
 def write_file_figures(
     sequences: Sequence[PoseSequence],
     base: str | os.PathLike,
@@ -373,6 +367,7 @@ def write_file_figures(
     frames: int = STRIP_FRAMES,
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
+    drawn: set[Path] | None = None,
 ) -> dict[str, list[Path]]:
     """Figures of the sequences of one pose file (:func:`write_figures` for each).
 
@@ -385,15 +380,24 @@ def write_file_figures(
         base: PNG path of the file.
         limit: draw only the first ``limit`` sequences (``None``: all).
         gif, frames, overwrite, inputs: as :func:`write_figures`.
+        drawn: files written earlier in the same run (resolved paths), updated here. A figure of
+            this file that another file of the run already drew (``m_b.png`` of ``m.npz`` with
+            sequence ``b`` and of ``m_b.npz``) is refused instead of replaced.
 
     Returns:
         Sequence name -> files written, in file order.
     """
-    pngs = file_figure_paths(base, [seq.name for seq in sequences])
+    base = Path(base)
+    pngs = [base] if len(sequences) == 1 else [base.with_name(f"{base.stem}_{seq.name}{base.suffix}") for seq in sequences]
     targets = list(zip(sequences, pngs))[:limit]
     for _, png in targets:
         for path in _outputs(png, gif=gif):
+            if drawn is not None and path.resolve() in drawn:
+                raise OutputError(f"{path}: already drawn for another input of this run (a file stem plus a sequence name); rename one input")
             check_output_path(path, overwrite=overwrite, inputs=inputs)
-    return {
+    written = {
         seq.name: write_figures(seq, png, gif=gif, frames=frames, overwrite=overwrite, inputs=inputs) for seq, png in targets
     }
+    if drawn is not None:
+        drawn.update(path.resolve() for paths in written.values() for path in paths)
+    return written

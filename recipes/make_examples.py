@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from d3prefine.cli._common import run_reporting
-from d3prefine.errors import InputError
+from d3prefine.errors import InputError, OutputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
 
 console = Console(stderr=True)
@@ -57,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("examples"))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
     return run_reporting(lambda: write_examples(args.data, args.out, args.overwrite))
 
 
 def write_examples(data: Path, out: Path, overwrite: bool) -> None:
-    """Pick every example from the build in ``data`` and save it to ``out``."""
+    """Pick every example from the build in ``data`` and save it to ``out`` (created if missing)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{out}: cannot create the examples folder ({error.strerror})") from None
     loaded: dict[str, list[PoseSequence]] = {}
     for example in EXAMPLES:
         if example.file not in loaded:

@@ -147,6 +147,14 @@ def test_output_option_errors(tmp_path, make_sequence):
     assert result.exit_code == 2 and "would both write" in " ".join(result.output.replace("│", " ").split())
 
 
+def test_plot_never_draws_two_inputs_into_one_figure(tmp_path, make_sequence):
+    save_poses(tmp_path / "m.npz", [dataclasses.replace(make_sequence(24), name=name) for name in ("b", "c")])  # m_b.png, m_c.png
+    save_poses(tmp_path / "m_b.npz", [make_sequence(24)])  # m_b.png too
+    result = runner.invoke(app, ["plot", str(tmp_path / "m.npz"), str(tmp_path / "m_b.npz"), "--overwrite"])
+    assert result.exit_code == 1 and "m_b.png: already drawn for another input of this run" in result.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["m_b.png", "m_c.png"]
+
+
 def test_missing_matplotlib_is_a_one_line_error(tmp_path, make_sequence, monkeypatch):
     path = write(tmp_path, make_sequence(24))
     monkeypatch.delitem(sys.modules, "d3prefine.plot")

@@ -43,6 +43,13 @@ def test_make_examples_picks_walk_and_wave(tmp_path):
     assert make_examples.main(["--data", str(data), "--out", str(out)]) == 1  # exists, no --overwrite
 
 
+def test_make_examples_reports_an_unusable_output_folder(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a folder")
+    assert make_examples.main(["--data", str(tmp_path), "--out", str(tmp_path / "a_file" / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot create the examples folder" in err and "Traceback" not in err
+
+
 def test_batch_script_syntax_and_empty_folder(tmp_path):
     script = REPO / "examples" / "batch.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)

@@ -46,7 +46,7 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.cli.pairing import Reference, ground_truth
-from d3prefine.errors import InputError, OutputError
+from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.skeleton import JointLayout
@@ -143,14 +143,9 @@ class PlotRequest:
     drawn: set[Path] = field(default_factory=set)  # figures written by this run
 
     def draw(self, path: Path, sequences: list[PoseSequence]) -> None:
-        from d3prefine.plot import file_figure_paths, write_file_figures  # matplotlib is an optional extra
+        from d3prefine.plot import write_file_figures  # matplotlib is an optional extra
 
-        pngs = file_figure_paths(self.figures[path], [seq.name for seq in sequences])
-        clash = next((png for png in pngs if png.resolve() in self.drawn), None)
-        if clash is not None:
-            raise OutputError(f"{clash}: already drawn for another input of this run (a file stem plus a sequence name); rename one input")
-        written = write_file_figures(sequences, self.figures[path], overwrite=self.overwrite, inputs=self.inputs)
-        self.drawn.update(png.resolve() for png in pngs)
+        written = write_file_figures(sequences, self.figures[path], overwrite=self.overwrite, inputs=self.inputs, drawn=self.drawn)
         for outputs in written.values():
             log(f"{path}: wrote {', '.join(map(str, outputs))}")
 

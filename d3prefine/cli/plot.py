@@ -53,10 +53,11 @@ def command(
 
     files = expand_inputs(inputs)
     bases = output_paths(files, output=output, out_dir=out_dir, tag="", suffix=".png")
+    drawn: set[Path] = set()  # no input may replace a figure another input drew
 
     def plot_file(path: Path) -> list[dict]:
         written = write_file_figures(
-            load_poses(path), bases[path], limit=max_sequences, gif=gif, frames=frames, overwrite=overwrite, inputs=files
+            load_poses(path), bases[path], limit=max_sequences, gif=gif, frames=frames, overwrite=overwrite, inputs=files, drawn=drawn
         )
         for outputs in written.values():
             log(f"{path}: wrote {', '.join(map(str, outputs))}")
