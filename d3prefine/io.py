@@ -55,8 +55,6 @@ BONE_RANGE_M = (0.05, 0.6)
 MAX_NORMALIZED_2D = 10.0
 #: Largest accepted image side in pixels (``image_size``).
 MAX_IMAGE_SIDE = 1_000_000
-
-
 #: Deepest nesting of lists and objects accepted in ``provenance``.
 MAX_PROVENANCE_DEPTH = 64
 

@@ -201,7 +201,7 @@ class Refiner:
         p_t = torch.from_numpy(p).to(self.device)
         y_t = torch.from_numpy(y).to(self.device)
         mean = self.noise.mean(p_t, y_t)
-        no_error = torch.zeros_like(mean)
+        no_error = None if z is None else torch.zeros_like(mean)  # sampled errors are L z around zero
         out = []
         for s in range(1 if z is None else len(z)):
             x = y_t

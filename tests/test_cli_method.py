@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
+from d3prefine.checkpoint import CHECKPOINT_FORMAT
 from d3prefine.cli import app
 from d3prefine.io import load_poses, save_poses
 from d3prefine.refine import Refiner
+from d3prefine.tensorfile import read_tensors, write_tensors
 from tests.conftest import build_sequence
 
 runner = CliRunner()
@@ -126,10 +126,8 @@ def test_train_never_writes_over_its_inputs(trained, tmp_path):
 
 def test_resuming_a_damaged_checkpoint_is_a_one_line_error(trained, tmp_path):
     checkpoint = tmp_path / "model.ckpt.safetensors"
-    with safe_open(str(trained["model"].with_name(checkpoint.name)), framework="pt") as handle:
-        metadata = handle.metadata()
-    tensors = load_file(str(trained["model"].with_name(checkpoint.name)))
-    save_file({k: v for k, v in tensors.items() if k != "generator"}, str(checkpoint), metadata=metadata)
+    tensors, metadata = read_tensors(trained["model"].with_name(checkpoint.name), CHECKPOINT_FORMAT)
+    write_tensors(checkpoint, {k: v for k, v in tensors.items() if k != "generator"}, metadata)
     result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
                     "-o", tmp_path / "model.safetensors", "--steps", "9", "--resume", *TINY, code=1)
     assert result.stderr.strip().splitlines()[-1] == f"error: {checkpoint}: not a complete checkpoint (KeyError: 'generator')"
