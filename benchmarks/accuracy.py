@@ -157,6 +157,11 @@ def load_scored(path: Path, count: int | None, seed: int) -> list[PoseSequence]:
     return sequences
 
 
+def pooled_report(poses: Sequence[np.ndarray], sequences: Sequence[PoseSequence]) -> MetricReport:
+    """Metrics of predicted poses ``(T, J, 3)`` metres against each sequence's ``gt_3d``, pooled frame-weighted."""
+    return pool_reports([evaluate_poses(pred, seq.gt_3d, seq.layout) for pred, seq in zip(poses, sequences)])
+
+
 def _score(
     label: str, kind: RowKind, params: dict, sequences: list[PoseSequence], predict: Callable[[], list[np.ndarray]]
 ) -> Row:
@@ -164,7 +169,7 @@ def _score(
     start = time.perf_counter()
     poses = predict()
     seconds = time.perf_counter() - start
-    report = pool_reports([evaluate_poses(pred, seq.gt_3d, seq.layout) for pred, seq in zip(poses, sequences)])
+    report = pooled_report(poses, sequences)
     row = Row(label, kind, params, seconds, report)
     log(f"  {label}: MPJPE {fmt(row.metric('mpjpe'), 2)} mm, P-MPJPE {fmt(row.metric('p_mpjpe'), 2)} mm, "
         f"accel. {fmt(row.metric('accel_error'), 2)} mm/frame^2 ({report.frames} frames, {seconds:.1f} s)")

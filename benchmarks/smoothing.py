@@ -16,10 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.accuracy import estimator_label, load_scored
+from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import change_pct, fmt, markdown_table, run_probe, run_summary
 from d3prefine.cli._common import log
-from d3prefine.metrics import evaluate_poses, pool_reports
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
 
 WINDOWS = (0, 5, 7, 9, 11, 13)  # candidate windows (frames); 0 = the network output unfiltered
@@ -33,7 +32,7 @@ def score_windows(refiner: Refiner, path: Path, count: int, seed: int) -> dict:
     rows = []
     for window in WINDOWS:
         refined = refiner.refine_many(inputs, smooth=window)
-        report = pool_reports([evaluate_poses(r.poses_3d, seq.gt_3d, seq.layout) for r, seq in zip(refined, sequences)])
+        report = pooled_report([r.poses_3d for r in refined], sequences)
         rows.append({"window": window, "metrics": {m: report.summary[m] for m in METRICS}})
     base = rows[0]["metrics"]
     for row in rows:

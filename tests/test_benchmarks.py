@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, report, reverse_steps, smoothing, speed
+from benchmarks import accuracy, report, reverse_steps, scarce_data, smoothing, speed
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.io import PoseSequence, load_poses, save_poses
-from d3prefine.metrics import METRIC_NAMES, evaluate_poses, pool_reports
+from d3prefine.metrics import METRIC_NAMES, evaluate_poses, mpjpe, pool_reports
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
@@ -210,6 +210,30 @@ def test_smoothing_window_choice(files, tmp_path):
     best = min(filtered, key=lambda row: row["metrics"]["mpjpe"])["window"]
     assert document["best_window"] == best and document["default_window"] == 9
     assert f"Lowest MPJPE over all files: window {best}" in out.with_suffix(".md").read_text()
+
+
+def test_scarce_data_probe(files, tmp_path, monkeypatch):
+    for name, fields in scarce_data.MODELS.items():  # full learning rate, no EMA lag: 4 steps move the models apart
+        monkeypatch.setitem(scarce_data.MODELS, name, {**fields, "warmup": 1, "ema_decay": 0.0})
+    out = tmp_path / "scarce"
+    argv = ["--train", files["train"], "--val", files["val"], "--sequences", "3", "--val-sequences", "2",
+            "--steps", "4", "--eval-every", "2", "--threads", "1", "--out", out]
+    assert scarce_data.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["settings"]["sequences"] == 3 and document["train_sequences"] == 3 and document["train_frames"] == 180
+    assert document["windows_drawn"] == 4 * 64 and document["val_windows"] == 2 * (40 - 27 + 1)
+    assert {name: [r["step"] for r in curve] for name, curve in document["curves"].items()} == dict.fromkeys(scarce_data.MODELS, [2, 4])
+    (scored,) = document["files"]
+    rows = {r["method"]: r["metrics"] for r in scored["rows"]}
+    assert list(rows) == ["base estimator", "regression K=1", "diffusion K=1", "diffusion K=2", "diffusion, mixed errors K=1"]
+    val = accuracy.load_scored(files["val"], 2, 0)
+    pred, gt = np.concatenate([s.poses_3d for s in val]), np.concatenate([s.gt_3d for s in val])
+    assert rows["base estimator"]["mpjpe"] == pytest.approx(1000 * mpjpe(pred, gt), rel=1e-5)
+    # Three trainings: the models differ, and so do their refinements (by more than rounding).
+    values = sorted(metrics["mpjpe"] for metrics in rows.values())
+    assert min(np.diff(values)) > 1e-3
+    text = out.with_suffix(".md").read_text()
+    assert "up to 3 training sequences per `--train` file" in text and "| regression K=1 | " in text and "(+0.00)" in text
 
 
 def test_provenance_is_the_tree_that_ran(files, tmp_path, monkeypatch):
