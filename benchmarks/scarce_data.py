@@ -115,8 +115,8 @@ def markdown(document: dict) -> str:
     settings = document["settings"]
     lines = ["# Diffusion versus plain regression with scarce training pairs", "", f"`{document['run']['command']}`", "",
              run_summary(document["run"]) + ".", "",
-             f"A seeded subsample of up to {settings['sequences']:,} training sequences per `--train` file (all of a smaller file) "
-             f"({document['train_sequences']:,} sequences, {document['train_frames']:,} frames, {document['train_windows']:,} windows), "
+             f"A seeded subsample of up to {settings['sequences']:,} training sequences per `--train` file (all of a smaller file; "
+             f"in all {document['train_sequences']:,} sequences, {document['train_frames']:,} frames, {document['train_windows']:,} windows), "
              f"noise statistics fitted on them alone, and the default network trained {settings['steps']:,} steps of "
              f"{TrainConfig.batch_size} windows ({document['windows_drawn'] / document['train_windows']:.2f} draws per training window; "
              "same seed) as a plain regressor, as the diffusion model (the `train` defaults) and as the diffusion model with half of "
