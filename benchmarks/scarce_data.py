@@ -93,15 +93,16 @@ def measure(args: argparse.Namespace) -> dict:
     data = WindowSampler(sequences, DenoiserConfig.window, root)
     frames = sum(seq.num_frames for seq in sequences)
     log(f"{args.sequences} sequences per training file: {len(sequences)} sequences, {frames} frames, {len(data.starts)} windows")
-    models, curves = {}, {}
+    refiners, curves = {}, {}
     for name in MODELS:
-        models[name], curves[name] = train(name, noise, data, val_windows, args)
+        model, curves[name] = train(name, noise, data, val_windows, args)
+        refiners[name] = Refiner(model, noise, "cpu")
     files = []
     for label, path, scored in val:
         inputs = [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in scored]
         rows = [{"method": "base estimator", "metrics": _summary(pooled_report([s.poses_3d for s in scored], scored))}]
         for name, steps in SCORED:
-            refined = Refiner(models[name], noise, "cpu").refine_many(inputs, steps=steps)
+            refined = refiners[name].refine_many(inputs, steps=steps)
             rows.append({"method": f"{name} K={steps}", "model": name, "steps": steps,
                          "metrics": _summary(pooled_report([r.poses_3d for r in refined], scored))})
         log(f"  {label}: " + ", ".join(f"{r['method']} {r['metrics']['mpjpe']:.2f}" for r in rows) + " mm MPJPE")
