@@ -70,3 +70,27 @@ def test_readme_main_job_refine_then_evaluate(tmp_path):
     # the numbers the README quotes for this command: MPJPE 29.31 -> 17.60 mm
     assert score["baseline"]["mpjpe"] == pytest.approx(29.31, abs=0.005)
     assert score["metrics"]["mpjpe"] == pytest.approx(17.60, abs=0.05)
+
+
+# Golden numbers of the shipped weights on examples/walk.npz, recorded before the error-model
+# refactor (issue 18): MPJPE (m), sum of |refined| (m), joint 3 of frame 10 (m), mean uncertainty (m).
+GOLDEN = [
+    ({}, 0.017595595319010626, 844.4097079596831, [-0.014075282029807568, 0.7493367195129395, 0.06338971108198166], None),
+    ({"steps": 2}, 0.018865816568672585, 848.9025888829492, [-0.012911422178149223, 0.7506258487701416, 0.048373058438301086], None),
+    ({"steps": 5, "samples": 4, "seed": 3}, 0.019668536834411835, 849.6573285335053,
+     [-0.009196612983942032, 0.7481716275215149, 0.03742671012878418], 0.0030705767981107587),
+    ({"smooth": 0}, 0.017687535533268798, 844.6620455847296, [-0.008296865969896317, 0.7557054758071899, 0.06534101068973541], None),
+]
+
+
+@pytest.mark.parametrize(("options", "error", "total", "joint", "spread"), GOLDEN, ids=lambda v: str(v) if isinstance(v, dict) else "")
+def test_refine_output_of_the_shipped_weights_is_unchanged(refiner, options, error, total, joint, spread):
+    (seq,) = load_poses(ROOT / "examples" / "walk.npz")
+    result = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, **options)
+    assert mpjpe(result.poses_3d, seq.gt_3d) == pytest.approx(error, abs=1e-6)
+    assert float(np.abs(result.poses_3d).astype(np.float64).sum()) == pytest.approx(total, rel=1e-6)
+    np.testing.assert_allclose(result.poses_3d[10, 3], joint, atol=1e-5)
+    if spread is None:
+        assert result.uncertainty is None
+    else:
+        assert float(result.uncertainty.mean()) == pytest.approx(spread, rel=1e-4)
