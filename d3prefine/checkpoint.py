@@ -2,7 +2,10 @@
 
 A denoiser file holds the network's tensors and, in its metadata, ``format``, the
 :class:`DenoiserConfig` as JSON (the model is rebuilt from the file alone) and free-form
-JSON ``info`` (training command, validation numbers, noise file digest).
+JSON ``info`` (training command, validation numbers, noise file digest), plus optional entries
+fitted after training on held-out data without changing the tensors: ``guard`` (the
+out-of-distribution reference, :mod:`d3prefine.guard`) and ``calibration`` (the uncertainty
+scale, :mod:`d3prefine.calibration`).
 A training checkpoint additionally holds the EMA weights, the AdamW state and the sampler's
 random state, so ``train --resume`` continues exactly where it stopped.
 """
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from d3prefine.errors import WeightsError
 from d3prefine.model import DenoiserConfig, PoseDenoiser
-from d3prefine.tensorfile import read_tensors, write_tensors
+from d3prefine.tensorfile import read_metadata, read_tensors, write_tensors
 
 DENOISER_FORMAT = "d3prefine-denoiser"
 CHECKPOINT_FORMAT = "d3prefine-train-checkpoint"
@@ -35,3 +38,17 @@ def load_denoiser(path: str | Path) -> PoseDenoiser:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise WeightsError(f"{path}: config and tensors do not form a PoseDenoiser ({str(err).splitlines()[0]})") from None
     return model
+
+
+def denoiser_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a denoiser file (tensors not read)."""
+    return read_metadata(path, DENOISER_FORMAT)
+
+
+def set_denoiser_metadata(path: str | Path, output: str | Path, entries: dict[str, str]) -> None:
+    """Write ``output``: the denoiser file ``path`` with ``entries`` added to (or replacing keys of)
+    its metadata; the tensors are copied unchanged (``output`` may be ``path``: written atomically)."""
+    if "format" in entries or "config" in entries:
+        raise ValueError("the format and config entries of a denoiser file cannot be replaced")
+    tensors, meta = read_tensors(path, DENOISER_FORMAT)
+    write_tensors(output, tensors, {**meta, **entries})

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # at least one input failed (bad file, bad weights, unwritable output)
     USAGE = 2  # bad command line: unknown option, invalid value, nothing to do
+    OUT_OF_DISTRIBUTION = 3  # refine --strict: an input's guard score was above the threshold (no other failure)
 
 
 class D3PrefineError(Exception):
@@ -27,6 +28,10 @@ class InputError(D3PrefineError):
 
 class WeightsError(D3PrefineError):
     """A weights or noise-statistics file is missing, unreadable or does not match the input."""
+
+
+class OutOfDistributionError(D3PrefineError):
+    """``refine --strict``: the inputs lie too far from the weights' training data (the guard)."""
 
 
 class OutputError(D3PrefineError):

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from d3prefine.baselines import savgol
-from d3prefine.checkpoint import load_denoiser
+from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
+from d3prefine.checkpoint import denoiser_metadata, load_denoiser
 from d3prefine.errors import InputError, WeightsError
+from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import ModelInputs, model_inputs
@@ -55,12 +57,17 @@ class RefineResult:
 
     Attributes:
         poses_3d: ``(T, J, 3)`` metres, same frame and root trajectory as the input.
-        uncertainty: ``(T, J)`` metres, root-mean-square spread of the samples around their
-            mean (only with ``samples >= 2``), else ``None``.
+        uncertainty: ``(T, J)`` metres (only with ``samples >= 2``, else ``None``): with a
+            calibrated refiner (``Refiner.calibration``), the radius of the ball around each
+            refined joint that holds the true joint with the calibration's ``level`` (90 %);
+            without one, the root-mean-square spread of the samples around their mean.
+        guard: the out-of-distribution score of the inputs (:mod:`d3prefine.guard`), ``None``
+            when the weights carry no guard reference.
     """
 
     poses_3d: np.ndarray
     uncertainty: np.ndarray | None
+    guard: GuardScore | None = None
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -80,6 +87,8 @@ class Refiner:
         *,
         weights_path: Path | None = None,
         noise_path: Path | None = None,
+        guard: GuardReference | None = None,
+        calibration: UncertaintyCalibration | None = None,
     ) -> None:
         if noise.num_joints != model.config.num_joints or noise.layout != model.config.layout:
             raise WeightsError(
@@ -92,6 +101,7 @@ class Refiner:
         self.schedule = ErrorSchedule(model.config.num_train_timesteps)
         self.layout = get_layout(model.config.layout)
         self.weights_path, self.noise_path = weights_path, noise_path  # where they were loaded from, if files
+        self.guard, self.calibration = guard, calibration
 
     @classmethod
     def from_pretrained(
@@ -103,13 +113,23 @@ class Refiner:
         """Load a denoiser file (or a directory holding ``denoiser.safetensors``) and noise statistics.
 
         ``weights=None`` uses the weights shipped in ``weights/``; ``noise=None`` uses
-        ``noise.safetensors`` next to the denoiser file.
+        ``noise.safetensors`` next to the denoiser file. The guard reference and the uncertainty
+        calibration come from the denoiser file's metadata when it holds them.
         """
         path = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
         if path.is_dir():
             path = path / DENOISER_FILE
         noise_path = Path(noise) if noise is not None else path.parent / NOISE_FILE
-        return cls(load_denoiser(path), NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path)
+        model = load_denoiser(path)
+        meta = denoiser_metadata(path)
+        try:
+            guard = GuardReference.from_json(meta[GUARD_METADATA_KEY]) if GUARD_METADATA_KEY in meta else None
+            calibration = UncertaintyCalibration.from_json(meta[CALIBRATION_METADATA_KEY]) if CALIBRATION_METADATA_KEY in meta else None
+        except ValueError as err:
+            raise WeightsError(f"{path}: {err}") from None
+        return cls(
+            model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard, calibration=calibration
+        )
 
     @property
     def window(self) -> int:
@@ -213,15 +233,18 @@ class Refiner:
             out.append(x.cpu().numpy())
         return np.stack(out)
 
-    @staticmethod
-    def _result(inputs: ModelInputs, blended: np.ndarray, smooth: int) -> RefineResult:
+    def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int) -> RefineResult:
         """Mean and spread of the ``(T, S, J, 3)`` root-relative samples, each filtered along time
-        with a ``smooth``-frame window; the input root trajectory is added back."""
+        with a ``smooth``-frame window (the spread scaled by the calibration, if any), the guard
+        score; the input root trajectory is added back."""
         if smooth:
             blended = savgol(blended, smooth, SMOOTH_POLYORDER)
         mean = blended.mean(axis=1)
         spread = np.sqrt(((blended - mean[:, None]) ** 2).sum(-1).mean(1)) if blended.shape[1] > 1 else None
-        return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread)
+        if spread is not None and self.calibration is not None:
+            spread = spread * self.calibration.scale
+        guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
+        return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
 
 
 def _window_noise(origin: list[tuple[int, int]], seed: int, shape: tuple[int, ...]) -> torch.Tensor:

@@ -30,17 +30,31 @@ def read_tensors(path: str | Path, expected_format: str) -> tuple[dict[str, torc
         WeightsError: missing file, not safetensors, another format, or a tensor holding NaN or inf.
     """
     path = Path(path)
+    metadata = read_metadata(path, expected_format)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
+    broken = next((name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())), None)
+    if broken is not None:
+        raise WeightsError(f"{path}: tensor {broken!r} holds NaN or inf (a corrupt or diverged file)")
+    return tensors, metadata
+
+
+def read_metadata(path: str | Path, expected_format: str) -> dict[str, str]:
+    """The string metadata of a safetensors file whose ``format`` is ``expected_format`` (tensors not read).
+
+    Raises:
+        WeightsError: missing file, not safetensors, or another format.
+    """
+    path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: file not found")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
     if metadata.get("format") != expected_format:
         raise WeightsError(f"{path}: expected a {expected_format} file, got format {metadata.get('format')!r}")
-    broken = next((name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())), None)
-    if broken is not None:
-        raise WeightsError(f"{path}: tensor {broken!r} holds NaN or inf (a corrupt or diverged file)")
-    return tensors, metadata
+    return metadata

@@ -36,7 +36,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from d3prefine.errors import D3PrefineError, ExitCode, OutputError
+from d3prefine.errors import D3PrefineError, ExitCode, OutOfDistributionError, OutputError
 from d3prefine.io import SUFFIXES
 
 #: Logs, progress, errors and summaries (stderr).
@@ -256,6 +256,7 @@ class Outcome(Generic[R]):
     path: Path
     value: R | None = None
     error: str | None = None
+    refused: bool = False  # failed as out of distribution (refine --strict), not as a bad input
 
     @property
     def ok(self) -> bool:
@@ -281,8 +282,12 @@ class BatchResult(Generic[R]):
 
     @property
     def exit_code(self) -> ExitCode:
-        """``FAILED`` (1) if any input failed, else ``OK`` (0)."""
-        return ExitCode.FAILED if self.failures else ExitCode.OK
+        """``FAILED`` (1) if any input failed, else ``OUT_OF_DISTRIBUTION`` (3) if any was refused
+        by ``refine --strict``, else ``OK`` (0)."""
+        failures = self.failures
+        if any(not outcome.refused for outcome in failures):
+            return ExitCode.FAILED
+        return ExitCode.OUT_OF_DISTRIBUTION if failures else ExitCode.OK
 
 
 def _print_summary(batch: BatchResult[Any]) -> None:
@@ -324,7 +329,7 @@ def run_batch(
             try:
                 batch.outcomes.append(Outcome(path, value=process_one(path)))
             except D3PrefineError as error:
-                batch.outcomes.append(Outcome(path, error=str(error)))
+                batch.outcomes.append(Outcome(path, error=str(error), refused=isinstance(error, OutOfDistributionError)))
                 report_error(error)
             except Exception as error:
                 if not continue_on_error:

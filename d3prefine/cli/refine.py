@@ -33,8 +33,9 @@ from d3prefine.cli._common import (
     output_paths,
     resolve_device,
     run_batch,
+    usage_error,
 )
-from d3prefine.errors import InputError
+from d3prefine.errors import InputError, OutOfDistributionError
 from d3prefine.io import check_output_path, check_output_suffix, fill_gaps, load_poses, save_poses
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner, check_smooth
 
@@ -47,6 +48,7 @@ def _refine_file(
     all_inputs: list[Path],
     overwrite: bool,
     fill: int,
+    strict: bool,
     options: dict,
     provenance: dict,
 ) -> dict:
@@ -78,13 +80,50 @@ def _refine_file(
             progress=lambda n: progress.advance(task, n),
             **options,
         )
+    guard = _check_guard(path, [seq.name for seq in sequences], [r.guard for r in results], strict)
     for seq, result in zip(sequences, results):
         seq.poses_3d_refined = result.poses_3d
         seq.uncertainty = result.uncertainty
-        seq.provenance = {**seq.provenance, "refine": {**provenance, "filled_values": filled}}
+        extra = {} if result.guard is None else {"guard": result.guard.to_dict()}
+        seq.provenance = {**seq.provenance, "refine": {**provenance, "filled_values": filled, **extra}}
     save_poses(output, sequences, overwrite=overwrite, inputs=all_inputs)
     seconds = time.perf_counter() - start
-    return {"file": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled, "seconds": round(seconds, 3)}
+    return {
+        "file": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled,
+        "seconds": round(seconds, 3), "guard": guard,
+    }
+
+
+def _uncertainty_meaning(refiner: Refiner) -> dict:
+    """What the written ``uncertainty`` is, for the provenance."""
+    calibration = refiner.calibration
+    if calibration is None:
+        return {"kind": "sample spread (uncalibrated RMS distance of the samples from their mean)"}
+    return {
+        "kind": f"radius of the ball holding the true joint with probability {calibration.level:g} (conformal)",
+        "scale": calibration.scale,
+        "calibrated_with": {"steps": calibration.steps, "samples": calibration.samples, "eta": calibration.eta},
+    }
+
+
+def _check_guard(path: Path, names: list[str], scores: list, strict: bool) -> dict | None:
+    """The file's guard summary (highest score, flagged sequences); a one-line warning when a
+    sequence is flagged, an :class:`OutOfDistributionError` instead with ``strict``."""
+    if not scores or scores[0] is None:
+        return None
+    worst = max(range(len(scores)), key=lambda k: scores[k].score)
+    flagged = sum(score.flagged for score in scores)
+    summary = {"max_score": round(scores[worst].score, 4), "threshold": scores[worst].threshold, "flagged_sequences": flagged}
+    if flagged:
+        message = (
+            f"{path}: inputs unlike the weights' training data (guard score {scores[worst].score:.2f} > "
+            f"{scores[worst].threshold:.2f} in {flagged} of {len(scores)} sequences, worst {names[worst]!r}); "
+            "refinement may make these poses worse"
+        )
+        if strict:
+            raise OutOfDistributionError(message + " (--strict: not written)")
+        log(f"warning: {message}")
+    return summary
 
 
 def command(
@@ -110,6 +149,9 @@ def command(
     fill: Annotated[
         int, typer.Option("--fill", min=0, help="Interpolate NaN gaps of at most this many frames (0: refuse NaN).")
     ] = 0,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse (exit code 3, no output) files whose inputs the guard flags as unlike the training data.")
+    ] = False,
     device: DeviceOption = "auto",
     overwrite: OverwriteOption = False,
     continue_on_error: ContinueOnErrorOption = False,
@@ -128,6 +170,8 @@ def command(
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
     selected = apply_shard(files, shard)
     refiner = Refiner.from_pretrained(weights, noise, device=torch_device)
+    if strict and refiner.guard is None:
+        raise usage_error(f"--strict: the weights {refiner.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
     options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth}
     provenance = {
         "tool": f"d3prefine {__version__}",
@@ -137,10 +181,12 @@ def command(
         "device": torch_device,
         **options,
     }
+    if samples > 1:
+        provenance["uncertainty"] = _uncertainty_meaning(refiner)
     batch = run_batch(
         selected,
         lambda path: _refine_file(
-            path, targets[path], refiner, all_inputs=files, overwrite=overwrite, fill=fill, options=options, provenance=provenance
+            path, targets[path], refiner, all_inputs=files, overwrite=overwrite, fill=fill, strict=strict, options=options, provenance=provenance
         ),
         continue_on_error=continue_on_error,
         description="refining",

@@ -1,0 +1,154 @@
+"""Out-of-distribution guard: how far a sequence's inputs lie from what the weights were trained on.
+
+A refiner can only correct errors like the ones it learnt. Without ground truth, two signals say
+whether a sequence resembles the training data (all root-relative; 2D in normalized screen
+units, 3D in metres):
+
+1. **Conditions**: the per-joint conditions ``c_j = (p_j, y_j)`` (2D and estimator 3D, the
+   noise model's conditions) under a Gaussian ``N(m_j, S_j)`` fitted on the training inputs.
+   ``condition`` is the mean over frames and non-root joints of the squared Mahalanobis
+   distance divided by its dimension 5: about 1 in distribution, large for other body
+   proportions, camera set-ups or 2D that does not match the 3D.
+2. **Correction**: the mean length of the correction the refiner applied (refined minus input,
+   per non-root joint and frame) divided by its median over the training sequences:
+   about 1 in distribution, large when the network pulls the poses far.
+
+The guard **score** is the larger of their base-2 logarithms, ``max(log2 condition,
+log2 correction)``: 0 is typical of the training data, each unit a doubling. A sequence whose
+score exceeds the reference's ``threshold`` is flagged.
+
+The reference (:class:`GuardReference`) is stored as JSON in the denoiser file's metadata under
+``"guard"`` and made by ``python -m benchmarks.guard`` (see ``weights/README.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+GUARD_METADATA_KEY = "guard"
+_RIDGE = 1e-6  # added to the condition covariance's diagonal (units^2) so it stays invertible
+
+
+@dataclass(frozen=True)
+class GuardScore:
+    """The guard's verdict on one sequence (see the module docstring)."""
+
+    score: float
+    condition: float
+    correction: float
+    threshold: float
+
+    @property
+    def flagged(self) -> bool:
+        return self.score > self.threshold
+
+    def to_dict(self) -> dict[str, float | bool]:
+        """JSON-ready, rounded to 4 decimals (for provenance)."""
+        return {
+            "score": round(self.score, 4),
+            "condition": round(self.condition, 4),
+            "correction": round(self.correction, 4),
+            "threshold": self.threshold,
+            "flagged": self.flagged,
+        }
+
+
+@dataclass(frozen=True)
+class GuardReference:
+    """What the training inputs looked like.
+
+    Attributes:
+        mean: ``(J, 5)`` mean of the per-joint conditions ``(p, y)`` (normalized 2D, metres).
+        cov: ``(J, 5, 5)`` their covariance (the root joint's is all zeros).
+        correction_m: median over training sequences of the mean correction length, metres.
+        threshold: score above which a sequence is flagged.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    correction_m: float
+    threshold: float
+
+    def __post_init__(self) -> None:
+        j = self.mean.shape[0]
+        if self.mean.shape != (j, 5) or self.cov.shape != (j, 5, 5):
+            raise ValueError(f"guard reference: expected mean (J, 5) and cov (J, 5, 5), got {self.mean.shape} and {self.cov.shape}")
+        if not (self.correction_m > 0 and math.isfinite(self.threshold)):
+            raise ValueError(f"guard reference: correction_m must be > 0 and threshold finite, got {self.correction_m}, {self.threshold}")
+
+    @property
+    def moving(self) -> np.ndarray:
+        """``(J,)`` bool, the joints whose conditions vary (all but the root)."""
+        return np.trace(self.cov, axis1=1, axis2=2) > 0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"mean": self.mean.tolist(), "cov": self.cov.tolist(), "correction_m": self.correction_m, "threshold": self.threshold}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> GuardReference:
+        """Parse :meth:`to_json`'s output; raises ``ValueError`` on anything else."""
+        try:
+            data = json.loads(text)
+            return cls(
+                np.asarray(data["mean"], np.float64), np.asarray(data["cov"], np.float64), float(data["correction_m"]), float(data["threshold"])
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"invalid guard reference ({type(err).__name__}: {err})") from None
+
+    def with_threshold(self, threshold: float) -> GuardReference:
+        return GuardReference(self.mean, self.cov, self.correction_m, threshold)
+
+
+def conditions(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-joint conditions ``(T, J, 5)`` from root-relative ``p (T, J, 2)`` and ``y (T, J, 3)``."""
+    return np.concatenate([np.asarray(p, np.float64), np.asarray(y, np.float64)], axis=-1)
+
+
+def correction_length(y: np.ndarray, refined: np.ndarray, moving: np.ndarray) -> float:
+    """Mean over frames and ``moving`` joints of ``|refined - y|`` (metres), both ``(T, J, 3)`` root-relative."""
+    return float(np.linalg.norm(np.asarray(refined, np.float64) - y, axis=-1)[:, moving].mean())
+
+
+def fit_reference(
+    samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], *, root: int, threshold: float
+) -> GuardReference:
+    """Fit a reference from root-relative ``(p, y, refined)`` sequences ``(T, J, 2|3|3)`` of the
+    training data (``root``: the root joint's index).
+
+    ``threshold`` is usually replaced afterwards (:meth:`GuardReference.with_threshold`) by one
+    chosen on data the weights did not train on.
+    """
+    count, total, outer, corrections = 0, 0.0, 0.0, []
+    for p, y, refined in samples:
+        c = conditions(p, y)
+        count += len(c)
+        total = total + c.sum(0)
+        outer = outer + np.einsum("tji,tjk->jik", c, c)
+        corrections.append(correction_length(y, refined, np.arange(c.shape[1]) != root))
+    if count < 2:
+        raise ValueError("fitting a guard reference needs at least 2 frames")
+    mean = total / count
+    cov = (outer - count * mean[:, :, None] * mean[:, None, :]) / (count - 1)
+    return GuardReference(mean, cov, float(np.median(corrections)), threshold)
+
+
+def guard_score(p: np.ndarray, y: np.ndarray, refined: np.ndarray, reference: GuardReference) -> GuardScore:
+    """Score one sequence from its root-relative 2D ``p (T, J, 2)``, estimator pose ``y (T, J, 3)``
+    and refined pose ``refined (T, J, 3)`` (metres) against ``reference``."""
+    moving = reference.moving
+    if p.shape[1] != len(moving):
+        raise ValueError(f"guard reference has {len(moving)} joints, the sequence {p.shape[1]}")
+    d = conditions(p, y)[:, moving] - reference.mean[moving]  # (T, M, 5)
+    cov = reference.cov[moving] + _RIDGE * np.eye(5)
+    solved = np.linalg.solve(cov[None], d[..., None])[..., 0]  # S^-1 d, (T, M, 5)
+    condition = float((d * solved).sum(-1).mean() / 5.0)
+    correction = correction_length(y, refined, moving) / reference.correction_m
+    score = max(math.log2(max(condition, 1e-12)), math.log2(max(correction, 1e-12)))
+    return GuardScore(score=score, condition=condition, correction=correction, threshold=reference.threshold)

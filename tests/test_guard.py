@@ -1,0 +1,160 @@
+"""The out-of-distribution guard (library and ``refine --strict``) and the uncertainty calibration."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, conformal_scale, coverage
+from d3prefine.checkpoint import denoiser_metadata, save_denoiser, set_denoiser_metadata
+from d3prefine.errors import ExitCode
+from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference, guard_score
+from d3prefine.io import load_poses, save_poses
+from d3prefine.model import DenoiserConfig, PoseDenoiser
+from d3prefine.noise import NoiseModel
+from d3prefine.preprocess import error_triple
+from d3prefine.refine import Refiner
+from tests.conftest import build_sequence
+from tests.test_cli_method import invoke
+
+J = 17
+
+
+def _unit_reference(threshold: float = 1.0) -> GuardReference:
+    """Conditions N(0, I) on every joint but the root; reference correction 10 mm."""
+    cov = np.tile(np.eye(5), (J, 1, 1))
+    cov[0] = 0.0
+    return GuardReference(np.zeros((J, 5)), cov, 0.01, threshold)
+
+
+def test_score_of_hand_built_inputs():
+    p = np.zeros((4, J, 2))
+    y = np.zeros((4, J, 3))
+    y[:, 1:] = 2.0  # Mahalanobis^2 = 3 * 2^2 = 12 per joint, / 5 dims
+    refined = y.copy()
+    refined[:, 1:, 0] += 0.03  # 30 mm correction against a 10 mm reference
+    score = guard_score(p, y, refined, _unit_reference(threshold=1.5))
+    assert score.condition == pytest.approx(12 / 5, rel=1e-5)
+    assert score.correction == pytest.approx(3.0)
+    assert score.score == pytest.approx(math.log2(3.0))
+    assert score.flagged  # log2(3) = 1.58 > 1.5
+    assert not guard_score(p, y, refined, _unit_reference(threshold=2.0)).flagged
+    quiet = guard_score(p, np.zeros((4, J, 3)), np.zeros((4, J, 3)) + [0.01, 0, 0], _unit_reference())
+    assert quiet.condition == pytest.approx(0.0) and quiet.correction == pytest.approx(1.0) and quiet.score == pytest.approx(0.0)
+
+
+def test_fit_reference_recovers_the_moments_and_flags_other_bodies():
+    rng = np.random.default_rng(0)
+    samples = []
+    for s in range(3):
+        seq = build_sequence(200, seed=s, noise_m=0.0)
+        p, y, _ = error_triple(seq.poses_2d, seq.poses_3d, seq.gt_3d, seq.image_size, 0)
+        samples.append((p, y, y + rng.normal(scale=0.01, size=y.shape) * (np.arange(J) > 0)[:, None]))
+    reference = fit_reference(samples, root=0, threshold=1.0)
+    c = np.concatenate([np.concatenate([p, y], -1) for p, y, _ in samples])
+    np.testing.assert_allclose(reference.mean, c.mean(0), atol=1e-6)
+    np.testing.assert_allclose(reference.cov[5], np.cov(c[:, 5].T), rtol=1e-6, atol=1e-9)
+    assert reference.correction_m == pytest.approx(0.01 * math.sqrt(2) * math.gamma(2) / math.gamma(1.5), rel=0.05)  # mean chi_3
+    assert not reference.moving[0] and reference.moving[1:].all()
+    p, y, refined = samples[0]
+    assert guard_score(p, y, refined, reference).score < 1.0  # a training sequence
+    wide = y * 1.6  # a body 60 % larger in every bone, seen from the same camera
+    assert guard_score(p, wide, wide, reference).condition > 10 * guard_score(p, y, refined, reference).condition
+    assert guard_score(p, wide, wide, reference).flagged
+
+
+def test_reference_json_round_trip_and_invalid_input():
+    reference = _unit_reference(threshold=2.5)
+    again = GuardReference.from_json(reference.to_json())
+    np.testing.assert_array_equal(again.cov, reference.cov)
+    assert (again.correction_m, again.threshold) == (0.01, 2.5)
+    for text in ("{}", "[1]", "not json", json.dumps({"mean": [[0] * 4], "cov": [], "correction_m": 1, "threshold": 1})):
+        with pytest.raises(ValueError):
+            GuardReference.from_json(text)
+
+
+def test_conformal_scale_and_coverage():
+    ratios = np.arange(1.0, 10.0)  # n = 9: the ceil(10 * 0.9) = 9th smallest
+    assert conformal_scale(ratios, 0.9) == 9.0
+    assert conformal_scale(np.arange(1.0, 101.0), 0.9) == 91.0  # ceil(101 * 0.9) = 91
+    with pytest.raises(ValueError):
+        conformal_scale(np.arange(1.0, 5.0), 0.9)  # 4 ratios cannot give a 90 % quantile
+    assert coverage(np.array([1.0, 2.0, 3.0, 4.0]), np.full(4, 2.5)) == 0.5
+    with pytest.raises(ValueError):
+        UncertaintyCalibration(scale=0.0, level=0.9, steps=5, samples=8, eta=0.3)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A tiny denoiser with a non-zero head, noise statistics, and copies with a guard and a calibration."""
+    folder = tmp_path_factory.mktemp("guard")
+    seqs = [build_sequence(60, seed=s) for s in range(3)]
+    noise = NoiseModel.fit([error_triple(s.poses_2d, s.poses_3d, s.gt_3d, s.image_size, 0) for s in seqs], layout="h36m17")
+    noise.save(folder / "noise.safetensors")
+    torch.manual_seed(0)
+    model = PoseDenoiser(DenoiserConfig(window=9, dim=16, depth=1, heads=2))
+    torch.nn.init.normal_(model.head.weight, std=0.5)
+    save_denoiser(folder / "plain.safetensors", model, {})
+    save_poses(folder / "in.npz", [build_sequence(40, seed=9, name="a"), build_sequence(30, seed=8, name="b")])
+    refiner = Refiner.from_pretrained(folder / "plain.safetensors", folder / "noise.safetensors", device="cpu")
+    samples = []
+    for seq in load_poses(folder / "in.npz"):
+        p, y, _ = error_triple(seq.poses_2d, seq.poses_3d, seq.gt_3d, seq.image_size, 0)
+        refined = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
+        samples.append((p, y, refined - refined[:, :1]))
+    reference = fit_reference(samples, root=0, threshold=1.0)
+    calibration = UncertaintyCalibration(scale=4.0, level=0.9, steps=2, samples=3, eta=0.3)
+    for name, threshold in (("low", -5.0), ("high", 50.0)):
+        set_denoiser_metadata(
+            folder / "plain.safetensors", folder / f"{name}.safetensors",
+            {GUARD_METADATA_KEY: reference.with_threshold(threshold).to_json(), CALIBRATION_METADATA_KEY: calibration.to_json()},
+        )
+    return folder
+
+
+def test_metadata_is_added_without_changing_the_tensors(weights):
+    plain = Refiner.from_pretrained(weights / "plain.safetensors", weights / "noise.safetensors", device="cpu")
+    guarded = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
+    assert plain.guard is None and plain.calibration is None
+    assert guarded.guard.threshold == 50.0 and guarded.calibration.scale == 4.0
+    for a, b in zip(plain.model.state_dict().values(), guarded.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert denoiser_metadata(weights / "high.safetensors")["config"] == denoiser_metadata(weights / "plain.safetensors")["config"]
+    with pytest.raises(ValueError):
+        set_denoiser_metadata(weights / "plain.safetensors", weights / "x.safetensors", {"config": "{}"})
+    seq = build_sequence(30, seed=3)
+    args = {"image_size": seq.image_size, "steps": 2, "samples": 3, "seed": 1}
+    raw, scaled = plain.refine(seq.poses_2d, seq.poses_3d, **args), guarded.refine(seq.poses_2d, seq.poses_3d, **args)
+    np.testing.assert_allclose(scaled.uncertainty, 4.0 * raw.uncertainty, rtol=1e-6)
+    np.testing.assert_array_equal(scaled.poses_3d, raw.poses_3d)
+    assert raw.guard is None and scaled.guard is not None and not scaled.guard.flagged
+
+
+def test_cli_warns_records_and_strict_refuses(weights, tmp_path):
+    common = [weights / "in.npz", "--noise", weights / "noise.safetensors", "--device", "cpu"]
+    quiet = invoke("refine", *common, "--weights", weights / "high.safetensors", "-o", tmp_path / "quiet.npz", "--strict")
+    assert "warning" not in quiet.stderr
+    loud = invoke("refine", *common, "--weights", weights / "low.safetensors", "-o", tmp_path / "loud.npz")
+    warning = [line for line in loud.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "in 2 of 2 sequences" in warning[0] and "> -5.00" in warning[0]
+    for seq in load_poses(tmp_path / "loud.npz"):
+        guard = seq.provenance["refine"]["guard"]
+        assert guard["flagged"] and guard["threshold"] == -5.0 and guard["score"] > -5.0
+    refused = invoke("refine", *common, "--weights", weights / "low.safetensors", "-o", tmp_path / "no.npz", "--strict",
+                     code=ExitCode.OUT_OF_DISTRIBUTION)
+    assert "--strict: not written" in refused.stderr and not (tmp_path / "no.npz").exists()
+    missing = invoke("refine", tmp_path / "absent.npz", weights / "in.npz", "--continue-on-error", "--strict", "--out-dir", tmp_path / "o",
+                     "--weights", weights / "low.safetensors", "--noise", weights / "noise.safetensors", code=ExitCode.FAILED)
+    assert "absent.npz" in missing.stderr  # a bad input outranks a refusal
+    invoke("refine", *common, "--weights", weights / "plain.safetensors", "-o", tmp_path / "x.npz", "--strict", code=ExitCode.USAGE)
+
+
+def test_cli_records_what_the_uncertainty_is(weights, tmp_path):
+    invoke("refine", weights / "in.npz", "--weights", weights / "high.safetensors", "--noise", weights / "noise.safetensors",
+           "-o", tmp_path / "s.npz", "--steps", "2", "--samples", "3")
+    meaning = load_poses(tmp_path / "s.npz")[0].provenance["refine"]["uncertainty"]
+    assert meaning["scale"] == 4.0 and "probability 0.9" in meaning["kind"]
