@@ -17,7 +17,7 @@ from pathlib import Path
 
 from d3prefine.errors import WeightsError
 from d3prefine.model import DenoiserConfig, PoseDenoiser
-from d3prefine.tensorfile import read_metadata, read_tensors, write_tensors
+from d3prefine.tensorfile import MAX_PARAMETER, read_metadata, read_tensors, write_tensors
 
 DENOISER_FORMAT = "d3prefine-denoiser"
 CHECKPOINT_FORMAT = "d3prefine-train-checkpoint"
@@ -31,7 +31,7 @@ def save_denoiser(path: str | Path, model: PoseDenoiser, info: dict) -> None:
 
 def load_denoiser(path: str | Path) -> PoseDenoiser:
     """Rebuild a :class:`PoseDenoiser` from a denoiser file (config from its metadata)."""
-    tensors, meta = read_tensors(path, DENOISER_FORMAT)
+    tensors, meta = read_tensors(path, DENOISER_FORMAT, max_abs=MAX_PARAMETER)
     try:
         model = PoseDenoiser(DenoiserConfig.from_json(meta["config"]))
         model.load_state_dict(tensors)

@@ -55,6 +55,10 @@ BONE_RANGE_M = (0.05, 0.6)
 MAX_NORMALIZED_2D = 10.0
 #: Largest accepted image side in pixels (``image_size``).
 MAX_IMAGE_SIDE = 1_000_000
+#: Largest magnitude accepted in a 3D array (metres) and in ``poses_2d`` (pixels or normalized):
+#: anything larger is a damaged file and would overflow the float32 arithmetic downstream.
+MAX_ABS_3D_M = 1e4
+MAX_ABS_2D = 1e7
 #: Deepest nesting of lists and objects accepted in ``provenance``.
 MAX_PROVENANCE_DEPTH = 64
 
@@ -216,6 +220,10 @@ def _check_finite(array: np.ndarray, key: str, where: str, allow_nan: bool) -> N
     missing = int(np.isnan(array).sum())
     if missing and not (allow_nan and key in GAP_ARRAYS):
         raise InputError(f"{where}: key {key!r}: expected finite values, got {missing} NaN of {array.size}")
+    limit = MAX_ABS_2D if key == "poses_2d" else MAX_ABS_3D_M
+    largest = float(np.abs(array[~np.isnan(array)]).max(initial=0.0))
+    if largest > limit:
+        raise InputError(f"{where}: key {key!r}: expected values within ±{limit:g}, got {largest:.3g} (a damaged file?)")
 
 
 def _check_metres(poses: np.ndarray, key: str, layout: JointLayout, where: str) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from d3prefine.errors import WeightsError
-from d3prefine.tensorfile import read_tensors, write_tensors
+from d3prefine.tensorfile import MAX_PARAMETER, read_tensors, write_tensors
 
 FORMAT = "d3prefine-noise"
 FORMAT_VERSION = 1
@@ -229,7 +229,7 @@ class NoiseModel:
     @classmethod
     def load(cls, path: str | Path) -> NoiseModel:
         """Read a file written by :meth:`save`; raises :class:`WeightsError` on anything else."""
-        tensors, meta = read_tensors(path, FORMAT)
+        tensors, meta = read_tensors(path, FORMAT, max_abs=MAX_PARAMETER)
         missing = set(_TENSORS) - set(tensors)
         if missing:
             raise WeightsError(f"{path}: missing tensors {sorted(missing)}")

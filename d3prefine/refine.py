@@ -24,7 +24,7 @@ from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibrati
 from d3prefine.checkpoint import denoiser_metadata, load_denoiser
 from d3prefine.errors import InputError, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
-from d3prefine.model import PoseDenoiser
+from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import ModelInputs, model_inputs
 from d3prefine.schedule import ErrorSchedule
@@ -35,6 +35,7 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DENOISER_FILE = "denoiser.safetensors"
 NOISE_FILE = "noise.safetensors"
 # What `refine` does without options (the CLI and the benchmarks take their defaults from here).
+MAX_STEPS = DenoiserConfig.num_train_timesteps  # T of the schedule `train` uses: the most steps a denoiser takes
 DEFAULT_STEPS = 1  # K = 2..10 were within 0.3 mm of K = 1 in the benchmark at K times the cost (README, Results)
 DEFAULT_BATCH_SIZE = 64  # windows per network call: as fast as 256 on 2 CPU cores, half the peak memory
 DEFAULT_ETA = 0.3  # stochasticity of --samples; eta = 1 was worse than the input on the examples
@@ -231,7 +232,10 @@ class Refiner:
                 noise = None if z is None else self.noise.denormalize(z[s, k].to(self.device), no_error)  # L z, metres
                 x = self.schedule.step(e_hat, t, x, eta=0.0 if z is None else eta, error_mean=mean, variance_noise=noise).prev_sample
             out.append(x.cpu().numpy())
-        return np.stack(out)
+        refined = np.stack(out)
+        if not np.isfinite(refined).all():
+            raise WeightsError(f"{self.weights_path or 'the denoiser'}: produced NaN or inf poses (damaged weights or noise statistics)")
+        return refined
 
     def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int) -> RefineResult:
         """Mean and spread of the ``(T, S, J, 3)`` root-relative samples, each filtered along time

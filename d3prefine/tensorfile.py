@@ -15,6 +15,9 @@ from safetensors.torch import load_file, save
 from d3prefine.errors import WeightsError
 from d3prefine.io import atomic_file
 
+#: Largest magnitude accepted in denoiser weights and noise statistics (the shipped ones stay below 2).
+MAX_PARAMETER = 1e4
+
 
 def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Write atomically (see :func:`d3prefine.io.atomic_file`): never a partial file."""
@@ -23,11 +26,17 @@ def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: 
         temp.write_bytes(data)  # keeps the permissions atomic_file created (save_file would make it 0600)
 
 
-def read_tensors(path: str | Path, expected_format: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_tensors(
+    path: str | Path, expected_format: str, *, max_abs: float | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a file whose ``format`` is ``expected_format``.
 
+    ``max_abs`` bounds the magnitude of floating-point values: bytes overwritten at random read
+    as values up to 3e38, which overflow every computation.
+
     Raises:
-        WeightsError: missing file, not safetensors, another format, or a tensor holding NaN or inf.
+        WeightsError: missing file, not safetensors, another format, or a tensor holding NaN,
+            inf or a value beyond ``max_abs``.
     """
     path = Path(path)
     metadata = read_metadata(path, expected_format)
@@ -38,6 +47,10 @@ def read_tensors(path: str | Path, expected_format: str) -> tuple[dict[str, torc
     broken = next((name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())), None)
     if broken is not None:
         raise WeightsError(f"{path}: tensor {broken!r} holds NaN or inf (a corrupt or diverged file)")
+    if max_abs is not None:
+        huge = next((name for name, t in tensors.items() if t.is_floating_point() and t.numel() and float(t.abs().max()) > max_abs), None)
+        if huge is not None:
+            raise WeightsError(f"{path}: tensor {huge!r} holds values beyond ±{max_abs:g} (a corrupt or diverged file)")
     return tensors, metadata
 
 

@@ -37,7 +37,7 @@ from d3prefine.cli._common import (
 )
 from d3prefine.errors import InputError, OutOfDistributionError
 from d3prefine.io import check_output_path, check_output_suffix, fill_gaps, load_poses, save_poses
-from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner, check_smooth
+from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, MAX_STEPS, Refiner, check_smooth
 
 
 def _refine_file(
@@ -136,11 +136,14 @@ def command(
     noise: Annotated[
         Optional[Path], typer.Option("--noise", help="Noise statistics (default: noise.safetensors next to the weights).")
     ] = None,
-    steps: Annotated[int, typer.Option("--steps", "-k", min=1, help="Reverse diffusion steps K (1 = one-shot correction).")] = DEFAULT_STEPS,
+    steps: Annotated[
+        int,
+        typer.Option("--steps", "-k", min=1, max=MAX_STEPS, help="Reverse diffusion steps K (1 = one-shot correction; at most the weights' T).")
+    ] = DEFAULT_STEPS,
     samples: Annotated[
         int, typer.Option("--samples", min=1, help="Stochastic refinements to average; >= 2 also writes 'uncertainty' (needs --steps >= 2).")
     ] = 1,
-    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements; small values keep samples near the deterministic path (eta=1 was worse than the input on the examples).")] = DEFAULT_ETA,
+    eta: Annotated[float, typer.Option("--eta", min=0.0, max=1.0, help="Stochasticity of --samples refinements (> 0 with --samples >= 2); small values keep samples near the deterministic path (eta=1 was worse than the input on the examples).")] = DEFAULT_ETA,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the sampling noise (same samples whatever --batch-size or --device).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = DEFAULT_BATCH_SIZE,
     smooth: Annotated[
@@ -161,6 +164,8 @@ def command(
     """Refine 3D poses: writes poses_3d_refined next to the input arrays (default: <input>.refined.<ext>)."""
     if samples > 1 and steps < 2:
         raise typer.BadParameter("--samples >= 2 needs --steps >= 2 (a single step is deterministic)", param_hint="'--samples'")
+    if samples > 1 and eta == 0.0:
+        raise typer.BadParameter("--samples >= 2 needs --eta > 0 (eta 0 draws the same refinement every time)", param_hint="'--eta'")
     try:
         check_smooth(smooth)
     except ValueError as error:
@@ -172,6 +177,8 @@ def command(
     refiner = Refiner.from_pretrained(weights, noise, device=torch_device)
     if strict and refiner.guard is None:
         raise usage_error(f"--strict: the weights {refiner.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
+    if steps > refiner.schedule.num_train_timesteps:
+        raise typer.BadParameter(f"{steps} exceeds the {refiner.schedule.num_train_timesteps} steps the weights were trained with", param_hint="'--steps'")
     options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth}
     provenance = {
         "tool": f"d3prefine {__version__}",
