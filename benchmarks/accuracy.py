@@ -46,13 +46,13 @@ from benchmarks.report import (
     weights_digest,
 )
 from d3prefine.baselines import Smoother, smooth, tune_smoother
-from d3prefine.cli._common import err_console, log
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner
+from d3prefine.runtime import err_console, log
 
 METRIC_TITLES = {
     "mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import typer
 
 from d3prefine import __version__
-from d3prefine.cli._common import jsonable, log, resolve_device, run_reporting
-from d3prefine.errors import OutputError
+from d3prefine.errors import OutputError, UsageError
 from d3prefine.io import atomic_file
 from d3prefine.refine import Refiner
+from d3prefine.runtime import jsonable, log, resolve_device, run_reporting
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +36,7 @@ def parse_device(parser: argparse.ArgumentParser, device: str) -> str:
     """``--device`` as a torch device name; an unavailable device is a usage error (exit 2)."""
     try:
         return resolve_device(device)
-    except typer.BadParameter as error:
+    except UsageError as error:
         parser.error(str(error))
 
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.report import markdown_table, run_probe, run_summary
-from d3prefine.cli._common import log
 from d3prefine.io import load_poses
 from d3prefine.refine import Refiner
+from d3prefine.runtime import log
 from d3prefine.train import WindowSampler
 
 STEPS = (75, 50, 25)  # intermediate steps t (of T = 100) probed

@@ -37,13 +37,13 @@ import torch
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, run_and_write, run_info, run_summary
-from d3prefine.cli._common import log
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import MetricReport
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
 from d3prefine.refine import Refiner
+from d3prefine.runtime import log
 from d3prefine.train import ForwardErrors, Objective, TrainConfig, Trainer, WindowSampler
 
 METRICS = ("mpjpe", "p_mpjpe", "accel_error")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import change_pct, fmt, markdown_table, run_probe, run_summary
-from d3prefine.cli._common import log
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
+from d3prefine.runtime import log
 
 WINDOWS = (0, 5, 7, 9, 11, 13)  # candidate windows (frames); 0 = the network output unfiltered
 METRICS = ("mpjpe", "p_mpjpe", "accel_error")

@@ -46,10 +46,10 @@ from benchmarks.report import (
     run_summary,
     weights_digest,
 )
-from d3prefine.cli._common import log, run_reporting
 from d3prefine.io import load_poses
 from d3prefine.preprocess import normalize_screen
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, Refiner
+from d3prefine.runtime import log, run_reporting
 
 FPS = 30.0
 TARGET_FPS, TARGET_THREADS = 5_000.0, 2

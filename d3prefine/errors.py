@@ -36,3 +36,7 @@ class OutOfDistributionError(D3PrefineError):
 
 class OutputError(D3PrefineError):
     """An output cannot be written (exists without --overwrite, would replace an input, unwritable)."""
+
+
+class UsageError(D3PrefineError):
+    """An option value or combination that cannot work (e.g. CUDA requested but unavailable); exit code 2."""

@@ -34,11 +34,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from d3prefine.cli._common import run_reporting
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import PoseSequence, save_poses
 from d3prefine.metrics import mpjpe, p_mpjpe
 from d3prefine.preprocess import normalize_screen
+from d3prefine.runtime import run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
 from recipes.cameras import Camera, load_h36m_cameras, recentre

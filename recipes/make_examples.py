@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from d3prefine.cli._common import run_reporting
 from d3prefine.errors import InputError, OutputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
+from d3prefine.runtime import run_reporting
 
 console = Console(stderr=True)
 

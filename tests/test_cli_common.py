@@ -1,4 +1,4 @@
-"""The shared batch machinery of the commands (d3prefine.cli._common)."""
+"""The shared batch machinery of the commands (d3prefine.cli._common) and the process helpers (d3prefine.runtime)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from typer.testing import CliRunner
 
-from d3prefine.cli import _common
-from d3prefine.cli._common import (
-    Device,
-    Shard,
-    apply_shard,
-    expand_inputs,
-    jsonable,
-    output_paths,
-    resolve_device,
-    run_batch,
-)
-from d3prefine.errors import ExitCode, InputError
+from d3prefine.cli import COMMANDS, _common, app
+from d3prefine.cli._common import Shard, apply_shard, device_option, expand_inputs, output_paths, run_batch
+from d3prefine.errors import ExitCode, InputError, UsageError
+from d3prefine.runtime import Device, jsonable, resolve_device, run_reporting
 
 
 def touch(folder: Path, *names: str) -> list[Path]:
@@ -144,8 +137,10 @@ def test_resolve_device(monkeypatch):
     assert resolve_device("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device(Device.AUTO) == "cpu"
-    with pytest.raises(typer.BadParameter, match="CUDA requested but not available"):
+    with pytest.raises(UsageError, match="CUDA requested but not available"):
         resolve_device("cuda")
+    with pytest.raises(typer.BadParameter, match="CUDA requested but not available"):  # exit 2 on the command line
+        device_option("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == "cuda" and resolve_device("cuda") == "cuda"
     with pytest.raises(ValueError):
@@ -157,3 +152,22 @@ def test_jsonable_and_emit_json(capsys):
     assert jsonable(value) == {"a": 1.5, "b": [1.0, None], "c": ["x", "cpu"], "3": None}
     _common.emit_json(value)
     assert capsys.readouterr().out.startswith('{\n  "a": 1.5,')
+
+
+def test_run_reporting_exit_codes(capsys):
+    def fail(error):
+        raise error
+
+    assert run_reporting(lambda: None) is ExitCode.OK
+    assert run_reporting(lambda: fail(InputError("x.npz: broken"))) is ExitCode.FAILED
+    assert run_reporting(lambda: fail(UsageError("no such device"))) is ExitCode.USAGE
+    assert capsys.readouterr().err == "error: x.npz: broken\nerror: no such device\n"
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_help_ends_with_examples(name):
+    result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    tail = result.stdout.rstrip().split("Examples:")[-1].split("\n")
+    examples = [line.strip() for line in tail if line.strip()]
+    assert examples == list(COMMANDS[name].EXAMPLES) and all(line.startswith(f"d3prefine {name} ") for line in examples)

@@ -1,39 +1,36 @@
 """The ``d3prefine`` command line: a typer app with one module per command.
 
 Each command module in this package defines a function ``command`` (its docstring is the
-command's help); :data:`COMMANDS` maps command names to modules, so adding a command is one
-line. Errors meant for users (:class:`~d3prefine.errors.D3PrefineError`) that escape a
-command are printed as one line and exit with code 1; usage errors (bad options, nothing to
-do) as one line and exit with code 2.
+command's help) and ``EXAMPLES``, the command lines its ``--help`` ends with; :data:`COMMANDS`
+maps command names to those modules, so adding a command is an import and one line. Errors meant
+for users (:class:`~d3prefine.errors.D3PrefineError`) that escape a command are printed as one
+line and exit with code 1; usage errors (bad options, nothing to do) as one line and exit with
+code 2. The command modules import torch only inside the functions that need it.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from d3prefine import __version__
-from d3prefine.cli._common import report_error
+from d3prefine.cli import evaluate, fit_noise, info, plot, refine, train
 from d3prefine.errors import D3PrefineError, ExitCode
+from d3prefine.runtime import report_error
 
-#: command name -> module of ``d3prefine.cli`` that defines ``command``.
-COMMANDS: dict[str, str] = {
-    "refine": "refine",
-    "evaluate": "evaluate",
-    "fit-noise": "fit_noise",
-    "train": "train",
-    "info": "info",
-    "plot": "plot",
+#: command name -> module of ``d3prefine.cli`` that defines ``command`` and ``EXAMPLES``.
+COMMANDS: dict[str, ModuleType] = {
+    "refine": refine,
+    "evaluate": evaluate,
+    "fit-noise": fit_noise,
+    "train": train,
+    "info": info,
+    "plot": plot,
 }
-
-
-# typer exports click's BadParameter but not its bases: UsageError (exit 2) and ClickException.
-_UsageError = typer.BadParameter.__base__
-_ClickException = _UsageError.__base__
 
 
 class _ErrorReportingGroup(TyperGroup):
@@ -52,10 +49,7 @@ class _ErrorReportingGroup(TyperGroup):
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
-        except _ClickException as error:
-            if type(error).__name__ == "NoArgsIsHelpError":  # no arguments at all: show the help
-                error.show()
-                sys.exit(error.exit_code)
+        except typer.TyperException as error:  # typer's usage errors (bad option, missing argument): exit 2
             command = getattr(getattr(error, "ctx", None), "command_path", None) or "d3prefine"
             report_error(f"{error.format_message()} (see '{command} --help')")
             sys.exit(error.exit_code)
@@ -69,7 +63,7 @@ app = typer.Typer(
     name="d3prefine",
     cls=_ErrorReportingGroup,
     help="Refine monocular 3D human pose estimates with a conditional diffusion model.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
@@ -83,16 +77,20 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     show_version: Annotated[
         bool | None,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
     ] = None,
 ) -> None:
     """Refine monocular 3D human pose estimates with a conditional diffusion model."""
+    if ctx.invoked_subcommand is None:  # no command: show the help, a usage error
+        typer.echo(ctx.get_help(), err=True)
+        raise typer.Exit(ExitCode.USAGE)
 
 
 for _name, _module in COMMANDS.items():
-    app.command(_name)(importlib.import_module(f"d3prefine.cli.{_module}").command)
+    app.command(_name, epilog="Examples:\n\n" + "\n\n".join(_module.EXAMPLES))(_module.command)
 
 
 def main() -> None:

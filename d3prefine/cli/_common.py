@@ -20,27 +20,22 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
-from rich.text import Text
 
-from d3prefine.errors import D3PrefineError, ExitCode, OutOfDistributionError, OutputError
+from d3prefine.errors import D3PrefineError, ExitCode, OutOfDistributionError, OutputError, UsageError
 from d3prefine.io import SUFFIXES
+from d3prefine.runtime import Device, err_console, jsonable, log, report_error, resolve_device
 
-#: Logs, progress, errors and summaries (stderr).
-err_console = Console(stderr=True)
 #: Human-readable results when ``--json`` is not given (stdout).
 out_console = Console()
 
@@ -50,14 +45,6 @@ POSE_SUFFIXES = tuple(SUFFIXES)
 WEIGHTS_SUFFIX = ".safetensors"
 
 R = TypeVar("R")
-
-
-class Device(str, Enum):
-    """Where models run: ``auto`` picks CUDA when available, else the CPU."""
-
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
 
 
 @dataclass(frozen=True)
@@ -120,28 +107,6 @@ OutDirOption = Annotated[
     Path | None, typer.Option("--out-dir", help="Folder for the outputs, named after each input.", file_okay=False)
 ]
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
-
-
-def report_error(error: BaseException | str) -> None:
-    """Print ``error: <message>`` in red on one line of stderr."""
-    message = " ".join(str(error).split())
-    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
-
-
-def run_reporting(action: Callable[[], object]) -> ExitCode:
-    """Run ``action`` for a script's ``main``: a :class:`D3PrefineError` becomes one error line
-    on stderr and exit code 1, success exit code 0."""
-    try:
-        action()
-    except D3PrefineError as error:
-        report_error(error)
-        return ExitCode.FAILED
-    return ExitCode.OK
-
-
-def log(message: str) -> None:
-    """Print a plain message on stderr (no markup, no wrapping)."""
-    err_console.print(Text(message), soft_wrap=True, highlight=False)
 
 
 def usage_error(message: str) -> typer.BadParameter:
@@ -349,44 +314,12 @@ def run_batch(
     return batch
 
 
-def resolve_device(device: Device | str) -> str:
-    """The torch device for ``--device``: ``"cpu"`` or ``"cuda"``.
-
-    Raises:
-        ValueError: unknown device name.
-        typer.BadParameter: ``cuda`` requested but not available (exit 2).
-    """
-    device = Device(device)
-    if device is Device.CPU:
-        return "cpu"
-    import torch  # imported here: commands without a model start faster
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device is Device.CUDA:
-        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise typer.BadParameter(
-            f"CUDA requested but not available (torch {torch.__version__}, {build}); use --device cpu or auto",
-            param_hint="'--device'",
-        )
-    return "cpu"
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy values, paths and tuples converted for JSON; NaN and inf become null."""
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (Path, Enum)):
-        return str(value.value if isinstance(value, Enum) else value)
-    return value
+def device_option(device: Device | str) -> str:
+    """:func:`~d3prefine.runtime.resolve_device` for ``--device``; an unavailable device is a usage error (exit 2)."""
+    try:
+        return resolve_device(device)
+    except UsageError as error:
+        raise typer.BadParameter(str(error), param_hint="'--device'") from None
 
 
 def emit_json(data: Any) -> None:

@@ -252,6 +252,13 @@ def _print_human(scores: list[SequenceScore], per_joint: bool) -> None:
         _print_per_joint(pooled[0], scores[0].layout)
 
 
+#: Command lines shown at the end of ``--help``.
+EXAMPLES = (
+    "d3prefine evaluate /tmp/walk.refined.npz",
+    "d3prefine evaluate preds.h5 --gt truth.h5 --baseline raw.h5 --per-joint --json",
+)
+
+
 def command(
     preds: InputsArgument,
     gt: Annotated[

@@ -16,6 +16,12 @@ from d3prefine.io import check_output_path, load_poses
 from d3prefine.noise import NoiseMode, NoiseModel
 from d3prefine.preprocess import error_triple
 
+#: Command lines shown at the end of ``--help``.
+EXAMPLES = (
+    "d3prefine fit-noise my_estimator_train.h5 -o my_noise.safetensors --estimator my-lifter",
+    "d3prefine fit-noise preds.npz --gt truth.npz -o noise_full.safetensors --mode full_body",
+)
+
 
 def command(
     preds: InputsArgument,

@@ -115,6 +115,13 @@ def _print_weights(info: dict[str, Any]) -> None:
     out_console.print(table)
 
 
+#: Command lines shown at the end of ``--help``.
+EXAMPLES = (
+    "d3prefine info examples/walk.npz weights/denoiser.safetensors",
+    "d3prefine info data/ --json",
+)
+
+
 def command(
     files: InputsArgument,
     json_output: JsonOption = False,

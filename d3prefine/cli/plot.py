@@ -31,6 +31,12 @@ from d3prefine.cli._common import (
 )
 from d3prefine.io import load_poses
 
+#: Command lines shown at the end of ``--help``.
+EXAMPLES = (
+    "d3prefine plot /tmp/walk.refined.npz -o walk.png --gif",
+    "d3prefine plot 'refined/*.npz' --out-dir figures/",
+)
+
 
 def command(
     inputs: InputsArgument,

@@ -26,12 +26,12 @@ from d3prefine.cli._common import (
     OverwriteOption,
     ShardOption,
     apply_shard,
+    device_option,
     emit_json,
     err_console,
     expand_inputs,
     log,
     output_paths,
-    resolve_device,
     run_batch,
     usage_error,
 )
@@ -126,6 +126,13 @@ def _check_guard(path: Path, names: list[str], scores: list, strict: bool) -> di
     return summary
 
 
+#: Command lines shown at the end of ``--help``.
+EXAMPLES = (
+    "d3prefine refine examples/walk.npz -o /tmp/walk.refined.npz",
+    "d3prefine refine 'data/*.h5' --out-dir refined/ --steps 5 --samples 8 --seed 1",
+)
+
+
 def command(
     inputs: InputsArgument,
     output: OutputOption = None,
@@ -170,7 +177,7 @@ def command(
         check_smooth(smooth)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--smooth'") from None
-    torch_device = resolve_device(device)
+    torch_device = device_option(device)
     files = expand_inputs(inputs)
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
     selected = apply_shard(files, shard)

@@ -21,11 +21,11 @@ from d3prefine.cli._common import (
     DeviceOption,
     JsonOption,
     check_weights_suffix,
+    device_option,
     emit_json,
     err_console,
     expand_inputs,
     log,
-    resolve_device,
     usage_error,
 )
 from d3prefine.errors import InputError
@@ -44,6 +44,13 @@ def _load(files: list[Path]) -> list:
     if missing:
         raise InputError(f"{len(missing)} sequences have no gt_3d (first: {missing[0]!r}); training needs ground truth")
     return sequences
+
+
+#: Command lines shown at the end of ``--help``.
+EXAMPLES = (
+    "d3prefine train --data train.h5 --val val.h5 --noise my_noise.safetensors -o runs/denoiser.safetensors --steps 20000",
+    "d3prefine train --data train.h5 --val val.h5 --noise my_noise.safetensors -o runs/denoiser.safetensors --resume",
+)
 
 
 def command(
@@ -104,7 +111,7 @@ def command(
     check_output_path(checkpoint, overwrite=overwrite or resume, inputs=inputs)
     if threads is not None:
         torch.set_num_threads(threads)
-    torch_device, distributed = init_distributed(resolve_device(device))
+    torch_device, distributed = init_distributed(device_option(device))
     noise_model = NoiseModel.load(noise)
     layout = get_layout(noise_model.layout)
     model_config = DenoiserConfig(

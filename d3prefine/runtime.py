@@ -1,0 +1,92 @@
+"""Process helpers of the library, the command line, the benchmarks and the recipes.
+
+Nothing here parses a command line or prints results: stderr logging and one-line error reports
+(:func:`log`, :func:`report_error`, :func:`run_reporting` for a script's ``main``), the choice of
+the torch device (:func:`resolve_device`) and JSON-ready values (:func:`jsonable`). Atomic writes
+and output checks live in :mod:`d3prefine.io` (:func:`~d3prefine.io.atomic_file`,
+:func:`~d3prefine.io.check_output_path`). torch is imported only when a device is resolved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.text import Text
+
+from d3prefine.errors import D3PrefineError, ExitCode, UsageError
+
+#: Logs, progress, errors and summaries (stderr); stdout carries results only.
+err_console = Console(stderr=True)
+
+
+class Device(str, Enum):
+    """Where models run: ``auto`` picks CUDA when available, else the CPU."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+def log(message: str) -> None:
+    """Print a plain message on stderr (no markup, no wrapping)."""
+    err_console.print(Text(message), soft_wrap=True, highlight=False)
+
+
+def report_error(error: BaseException | str) -> None:
+    """Print ``error: <message>`` in red on one line of stderr."""
+    message = " ".join(str(error).split())
+    err_console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
+
+
+def run_reporting(action: Callable[[], object]) -> ExitCode:
+    """Run ``action`` for a script's ``main``: a :class:`D3PrefineError` becomes one error line
+    on stderr and exit code 1 (2 for a :class:`UsageError`), success exit code 0."""
+    try:
+        action()
+    except D3PrefineError as error:
+        report_error(error)
+        return ExitCode.USAGE if isinstance(error, UsageError) else ExitCode.FAILED
+    return ExitCode.OK
+
+
+def resolve_device(device: Device | str) -> str:
+    """The torch device for ``device``: ``"cpu"`` or ``"cuda"``.
+
+    Raises:
+        ValueError: unknown device name.
+        UsageError: ``cuda`` requested but not available.
+    """
+    device = Device(device)
+    if device is Device.CPU:
+        return "cpu"
+    import torch  # imported here: commands without a model start faster
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device is Device.CUDA:
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise UsageError(f"CUDA requested but not available (torch {torch.__version__}, {build}); use --device cpu or auto")
+    return "cpu"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy values, paths and tuples converted for JSON; NaN and inf become null."""
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (Path, Enum)):
+        return str(value.value if isinstance(value, Enum) else value)
+    return value
