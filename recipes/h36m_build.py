@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from d3prefine.cli._common import log, run_reporting
 from d3prefine.errors import D3PrefineError
 from d3prefine.io import save_poses
 from d3prefine.metrics import mpjpe, p_mpjpe
 from d3prefine.preprocess import normalize_screen
+from d3prefine.runtime import log, run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.estimators import FitConfig, LifterConfig, LifterKind, fit, load_lifter, predict, save_lifter
 from recipes.h36m import H36MView, read_dataset, to_sequence
