@@ -48,16 +48,12 @@ from benchmarks.report import (
 from d3prefine.baselines import Smoother, smooth, tune_smoother
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses
-from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
+from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, METRICS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner
 from d3prefine.runtime import err_console, log
 
-METRIC_TITLES = {
-    "mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",
-    "accel_error": "accel. error", "bone_std": "bone-length std",
-}
 #: Candidate parameters of the smoothers, tuned (lowest MPJPE) on the estimator's training file.
 SMOOTHER_GRIDS: dict[Smoother, list[dict[str, float]]] = {
     Smoother.SAVGOL: [{"window": w, "polyorder": p} for w in (3, 5, 9, 15, 21, 31, 45, 61, 91) for p in range(12) if p < w],
@@ -288,12 +284,12 @@ def target_checks(rows: list[Row]) -> list[Check]:
     for row in subjects:
         for metric in ("mpjpe", "p_mpjpe", "accel_error"):
             value = change_pct(row.metric(metric), base.metric(metric))
-            name = f"{METRIC_TITLES[metric]} vs base estimator"
+            name = f"{METRICS[metric].title} vs base estimator"
             checks.append(Check(name, row.label, value, Compare.AT_MOST, TARGET_CHANGE_PCT[metric], "%"))
         for metric in ("mpjpe", "p_mpjpe"):
             best = _best(baselines, metric)
             gain = best.metric(metric) - row.metric(metric) if best else None
-            name = f"{METRIC_TITLES[metric]} below best baseline ({best.label if best else 'none'})"
+            name = f"{METRICS[metric].title} below best baseline ({best.label if best else 'none'})"
             checks.append(Check(name, row.label, gain, Compare.AT_LEAST, TARGET_GAIN_MM, "mm"))
     return checks
 
@@ -322,7 +318,7 @@ def _cell(row: Row, base: Row, metric: str) -> str:
 def estimator_markdown(section: dict) -> str:
     rows: list[Row] = section["rows"]
     base, best = rows[0], _best([row for row in rows if row.kind is RowKind.D3PREFINE])
-    header = ["method", *(f"{METRIC_TITLES[m]} ({METRIC_UNITS[m]})" for m in METRIC_NAMES), "frames", "time (s)"]
+    header = ["method", *(f"{METRICS[m].title} ({METRICS[m].unit})" for m in METRIC_NAMES), "frames", "time (s)"]
     table = [
         [f"**{row.label}** (best d3prefine)" if row is best else row.label, *(_cell(row, base, m) for m in METRIC_NAMES),
          str(row.report.frames), fmt(row.seconds, 1)]

@@ -34,6 +34,7 @@ import torch
 
 from benchmarks.report import markdown_table, run_probe, run_summary
 from d3prefine.io import load_poses
+from d3prefine.metrics import mpjpe
 from d3prefine.refine import Refiner
 from d3prefine.runtime import log
 from d3prefine.train import WindowSampler
@@ -42,7 +43,7 @@ STEPS = (75, 50, 25)  # intermediate steps t (of T = 100) probed
 
 
 def _mpjpe_mm(pose: torch.Tensor, gt: torch.Tensor) -> float:
-    return 1000.0 * float(torch.linalg.norm(pose - gt, dim=-1).mean())  # metres -> millimetres
+    return 1000.0 * float(mpjpe(pose, gt, root=None))  # metres -> millimetres
 
 
 @torch.inference_mode()

@@ -38,7 +38,7 @@ import torch
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, run_and_write, run_info, run_summary
 from d3prefine.io import PoseSequence
-from d3prefine.metrics import MetricReport
+from d3prefine.metrics import METRICS, MetricReport
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
@@ -46,7 +46,7 @@ from d3prefine.refine import Refiner
 from d3prefine.runtime import log
 from d3prefine.train import ForwardErrors, Objective, TrainConfig, Trainer, WindowSampler
 
-METRICS = ("mpjpe", "p_mpjpe", "accel_error")
+REPORTED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
 # The models trained at every budget: name -> the TrainConfig fields that differ from the train defaults.
 MODELS = {
     "regression": {"objective": Objective.REGRESSION},
@@ -76,7 +76,7 @@ def train(name: str, noise: NoiseModel, data: WindowSampler, val: WindowSampler,
 
 
 def _summary(report: MetricReport) -> dict[str, float]:
-    return {m: report.summary[m] for m in METRICS}
+    return {m: report.summary[m] for m in REPORTED}
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -127,10 +127,10 @@ def markdown(document: dict) -> str:
              "(negative: better than the regressor).", ""]
     for f in document["files"]:
         reference = next(r["metrics"] for r in f["rows"] if r["method"] == "regression K=1")
-        table = [[r["method"], *(f"{fmt(r['metrics'][m], 2)} ({fmt(r['metrics'][m] - reference[m], 2, signed=True)})" for m in METRICS)]
+        table = [[r["method"], *(f"{fmt(r['metrics'][m], 2)} ({fmt(r['metrics'][m] - reference[m], 2, signed=True)})" for m in REPORTED)]
                  for r in f["rows"]]
         lines += [f"## {f['estimator']}", "", f"{f['sequences']} sequences, {f['frames']:,} frames of `{f['val_file']}`.", "",
-                  markdown_table(["method", "MPJPE", "P-MPJPE", "accel. error"], table), ""]
+                  markdown_table(["method", *(METRICS[m].title for m in REPORTED)], table), ""]
     steps = [r["step"] for r in next(iter(document["curves"].values()))]
     curves = [[name, *(fmt(r["val_mpjpe"], 2) for r in history)] for name, history in document["curves"].items()]
     lines += ["## Learning curves", "",

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import change_pct, fmt, markdown_table, run_probe, run_summary
+from d3prefine.metrics import METRICS
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
 from d3prefine.runtime import log
 
 WINDOWS = (0, 5, 7, 9, 11, 13)  # candidate windows (frames); 0 = the network output unfiltered
-METRICS = ("mpjpe", "p_mpjpe", "accel_error")
+SCORED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
 
 
 def score_windows(refiner: Refiner, path: Path, count: int, seed: int) -> dict:
@@ -33,10 +34,10 @@ def score_windows(refiner: Refiner, path: Path, count: int, seed: int) -> dict:
     for window in WINDOWS:
         refined = refiner.refine_many(inputs, smooth=window)
         report = pooled_report([r.poses_3d for r in refined], sequences)
-        rows.append({"window": window, "metrics": {m: report.summary[m] for m in METRICS}})
+        rows.append({"window": window, "metrics": {m: report.summary[m] for m in SCORED}})
     base = rows[0]["metrics"]
     for row in rows:
-        row["change_pct_vs_unfiltered"] = {m: change_pct(row["metrics"][m], base[m]) for m in METRICS}
+        row["change_pct_vs_unfiltered"] = {m: change_pct(row["metrics"][m], base[m]) for m in SCORED}
     label = estimator_label(sequences, path)
     log(f"{label}: " + ", ".join(f"window {r['window']}: MPJPE {r['metrics']['mpjpe']:.3f}" for r in rows))
     return {"estimator": label, "file": path, "sequences": len(sequences), "frames": sum(s.num_frames for s in sequences), "rows": rows}
@@ -54,9 +55,9 @@ def markdown(document: dict) -> str:
              "versus no filter (window 0). "
              f"Lowest MPJPE over all files: window {document['best_window']} (the default is {document['default_window']}).", ""]
     for f in document["files"]:
-        header = ["window", "MPJPE (mm)", "P-MPJPE (mm)", "accel. error (mm/frame^2)"]
+        header = ["window", *(f"{METRICS[m].title} ({METRICS[m].unit})" for m in SCORED)]
         table = [[str(r["window"]), *(f"{fmt(r['metrics'][m], 3 if m == 'mpjpe' else 2)} ({fmt(r['change_pct_vs_unfiltered'][m], 1, '%', signed=True)})"
-                                      for m in METRICS)] for r in f["rows"]]
+                                      for m in SCORED)] for r in f["rows"]]
         lines += [f"## {f['estimator']}", "", f"{f['sequences']} sequences, {f['frames']:,} frames of `{f['file']}`.", "", markdown_table(header, table), ""]
     return "\n".join(lines)
 

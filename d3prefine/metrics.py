@@ -1,6 +1,6 @@
 """3D pose error metrics in the style of VideoPose3D's ``common/loss.py``.
 
-The metric functions take poses ``(..., J, 3)`` (the temporal ones ``(..., T, J, 3)``, time on
+The metric functions take NumPy poses ``(..., J, 3)`` (the temporal ones ``(..., T, J, 3)``, time on
 axis ``-3``) and return errors in the units of their input: metres in, metres out. By default
 both poses are made root-relative first: joint ``root`` (default 0, the root of ``H36M_17``) is
 subtracted from ``pred`` and from ``gt`` separately; ``root=None`` keeps absolute positions.
@@ -11,15 +11,21 @@ subtracted from ``pred`` and from ``gt`` separately; ``root=None`` keeps absolut
 * ``"frame"``: ``(...,)`` (e.g. ``(T,)``), the mean over joints of each frame (each velocity or
   acceleration sample for the temporal metrics).
 
+:func:`mpjpe` also takes torch tensors and then returns tensors that carry gradients: it is the
+training loss of the denoiser and of the recipes' base estimators as well as the metric.
+
+:data:`METRICS` is the one table of the reported metrics (name, title, unit, frame lag, function),
+from which ``evaluate``, the benchmarks and the plots take what they print;
 :func:`evaluate_poses` builds the millimetre :class:`MetricReport` that the CLI prints, and
 :func:`pool_reports` combines the reports of several sequences.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -27,17 +33,12 @@ from d3prefine.skeleton import H36M_17, JointLayout
 
 Reduce = Literal["mean", "joint", "frame"]
 
-METRIC_NAMES = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error", "bone_std")
-METRIC_UNITS = {
-    "mpjpe": "mm",
-    "p_mpjpe": "mm",
-    "n_mpjpe": "mm",
-    "mpjve": "mm/frame",
-    "accel_error": "mm/frame^2",
-    "bone_std": "mm",
-}
-# Samples a sequence of T frames has for each metric: T - lag (velocity 1, acceleration 2).
-_FRAME_LAG = {"mpjve": 1, "accel_error": 2}
+
+
+def _is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch tensor (without importing torch: no tensor exists before it is imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +58,13 @@ def _relative(poses: np.ndarray, root: int | None) -> np.ndarray:
 
 
 def _reduce(errors: np.ndarray, reduce: Reduce) -> float | np.ndarray:
-    """Reduce per-joint errors ``(..., J)``; an empty input (too few frames) gives NaN."""
+    """Reduce per-joint errors ``(..., J)``; an empty input (too few frames) gives NaN.
+
+    Torch errors stay tensors (``"mean"``: a 0-d tensor), so they can be back-propagated."""
+    if _is_tensor(errors):
+        if reduce not in get_args(Reduce):
+            raise ValueError(f"unknown reduce {reduce!r}, expected one of {get_args(Reduce)}")
+        return {"mean": errors.mean, "frame": lambda: errors.mean(-1), "joint": lambda: errors.reshape(-1, errors.shape[-1]).mean(0)}[reduce]()
     if reduce == "frame":
         return errors.mean(axis=-1)
     if reduce == "joint":
@@ -69,18 +76,30 @@ def _reduce(errors: np.ndarray, reduce: Reduce) -> float | np.ndarray:
 
 
 def _joint_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``(..., J)`` of NumPy arrays or torch tensors (``Tensor.norm``: a zero
+    distance, e.g. at the root of root-relative poses, has a zero gradient, not NaN)."""
+    if _is_tensor(pred):
+        return (pred - gt).norm(dim=-1)
     return np.linalg.norm(pred - gt, axis=-1)
 
 
-def mpjpe(pred: np.ndarray, gt: np.ndarray, *, root: int | None = 0, reduce: Reduce = "mean") -> float | np.ndarray:
+def mpjpe(pred: Any, gt: Any, *, root: int | None = 0, reduce: Reduce = "mean") -> Any:
     """Mean per-joint position error (protocol #1): mean Euclidean distance between joints.
 
     Args:
-        pred, gt: ``(..., J, 3)`` poses (metres).
+        pred, gt: ``(..., J, 3)`` poses (metres), both NumPy arrays (computed in float64) or both
+            torch tensors (computed in their dtype, on their device, differentiable: the loss).
         root: joint subtracted from each pose first; ``None`` compares absolute positions.
         reduce: ``"mean"``, ``"joint"`` or ``"frame"`` (see module docstring).
+
+    Returns:
+        For arrays a float (``"mean"``) or an array; for tensors a tensor (``"mean"``: 0-d).
     """
-    pred, gt = _check_pair(pred, gt)
+    if _is_tensor(pred) or _is_tensor(gt):
+        if not (_is_tensor(pred) and _is_tensor(gt)) or pred.shape != gt.shape or pred.dim() < 2 or pred.shape[-1] != 3:
+            raise ValueError(f"pred and gt must be tensors of the same shape (..., J, 3), got {tuple(pred.shape)} and {tuple(gt.shape)}")
+    else:
+        pred, gt = _check_pair(pred, gt)
     return _reduce(_joint_errors(_relative(pred, root), _relative(gt, root)), reduce)
 
 
@@ -212,12 +231,56 @@ def bone_std(
     raise ValueError(f"unknown reduce {reduce!r} for bone_std, expected 'mean' or 'joint'")
 
 
-_PAIR_METRICS = {"mpjpe": mpjpe, "p_mpjpe": p_mpjpe, "n_mpjpe": n_mpjpe, "mpjve": mpjve, "accel_error": accel_error}
+@dataclass(frozen=True)
+class Metric:
+    """One reported metric.
+
+    Attributes:
+        name: key in reports and JSON (``"mpjpe"``).
+        title: what tables and figures call it (``"MPJPE"``).
+        unit: unit of its reported values (reports are in millimetres), plain ASCII (``"mm/frame^2"``).
+        frame_lag: a sequence of T frames has ``T - frame_lag`` samples of it (velocity 1,
+            acceleration 2): its weight when sequences are pooled.
+        function: ``function(pred, gt, layout, root)`` -> per-joint values ``(J,)`` in metres
+            (``bone_std`` ignores ``gt`` and ``root``: it is NaN at the root, which ends no bone).
+    """
+
+    name: str
+    title: str
+    unit: str
+    frame_lag: int
+    function: Callable[[np.ndarray, np.ndarray, JointLayout, int | None], np.ndarray]
+
+    @property
+    def figure_unit(self) -> str:
+        """The unit with a superscript ² (``"mm/frame²"``), for figures."""
+        return self.unit.replace("^2", "²")
+
+
+def _pair_metric(function: Callable[..., Any]) -> Callable[[np.ndarray, np.ndarray, JointLayout, int | None], np.ndarray]:
+    return lambda pred, gt, layout, root: function(pred, gt, root=root, reduce="joint")
+
+
+#: The reported metrics, in report order: name -> :class:`Metric`.
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric("mpjpe", "MPJPE", "mm", 0, _pair_metric(mpjpe)),
+        Metric("p_mpjpe", "P-MPJPE", "mm", 0, _pair_metric(p_mpjpe)),
+        Metric("n_mpjpe", "N-MPJPE", "mm", 0, _pair_metric(n_mpjpe)),
+        Metric("mpjve", "MPJVE", "mm/frame", 1, _pair_metric(mpjve)),
+        Metric("accel_error", "accel. error", "mm/frame^2", 2, _pair_metric(accel_error)),
+        Metric("bone_std", "bone-length std", "mm", 0, lambda pred, gt, layout, root: bone_std(pred, layout, reduce="joint")),
+    )
+}
+#: Names of :data:`METRICS` in report order, and their units (views of the table).
+METRIC_NAMES = tuple(METRICS)
+METRIC_UNITS = {name: metric.unit for name, metric in METRICS.items()}
 
 
 @dataclass
 class MetricReport:
-    """Errors of one sequence (or pooled sequences), in millimetres (see ``METRIC_UNITS``).
+    """Errors of one sequence (or pooled sequences), in millimetres (units in :data:`METRICS`).
 
     Attributes:
         frames: number of frames T (summed when pooled).
@@ -251,9 +314,7 @@ def evaluate_poses(
         expected = f"(T >= 1, {layout.num_joints}, 3)"
         raise ValueError(f"expected pred and gt of shape {expected} for layout {layout.name}, got {pred.shape}")
     root = layout.root if root_relative else None
-    per_joint_m = {name: fn(pred, gt, root=root, reduce="joint") for name, fn in _PAIR_METRICS.items()}
-    per_joint_m["bone_std"] = bone_std(pred, layout, reduce="joint")
-    per_joint = {name: values * 1000.0 for name, values in per_joint_m.items()}  # metres -> millimetres
+    per_joint = {name: metric.function(pred, gt, layout, root) * 1000.0 for name, metric in METRICS.items()}  # metres -> mm
     summary = {name: float(values.mean()) for name, values in per_joint.items()}
     summary["bone_std"] = float(np.delete(per_joint["bone_std"], layout.root).mean())  # mean over bones
     return MetricReport(frames=len(pred), summary=summary, per_joint=per_joint)
@@ -275,7 +336,7 @@ def pool_reports(reports: Sequence[MetricReport]) -> MetricReport:
     (shape,) = shapes
     summary, per_joint = {}, {}
     for name in METRIC_NAMES:
-        weights = np.array([max(r.frames - _FRAME_LAG.get(name, 0), 0) for r in reports], dtype=np.float64)
+        weights = np.array([max(r.frames - METRICS[name].frame_lag, 0) for r in reports], dtype=np.float64)
         used = [i for i, w in enumerate(weights) if w > 0]
         if not used:
             summary[name], per_joint[name] = float("nan"), np.full(shape, np.nan)

@@ -24,7 +24,7 @@ import numpy as np
 
 from d3prefine.errors import D3PrefineError, OutputError
 from d3prefine.io import PoseSequence, atomic_file, check_output_path
-from d3prefine.metrics import accel_error, mpjpe
+from d3prefine.metrics import METRICS, accel_error, mpjpe
 from d3prefine.skeleton import JointLayout
 
 try:
@@ -186,7 +186,7 @@ def _comparison(seq: PoseSequence) -> _Comparison | None:
     minus ``poses_3d``; ``None`` when the sequence has neither."""
     if seq.gt_3d is not None:
         series = {LABELS[key]: (array, ESTIMATE_COLOURS[key]) for key, array in seq.arrays().items() if key in ESTIMATE_COLOURS}
-        return _Comparison("MPJPE", "accel. error", seq.gt_3d, series)
+        return _Comparison(METRICS["mpjpe"].title, METRICS["accel_error"].title, seq.gt_3d, series)
     if seq.poses_3d_refined is not None:
         series = {"refined - input": (seq.poses_3d_refined, ESTIMATE_COLOURS["poses_3d_refined"])}
         return _Comparison("correction", "accel. change", seq.poses_3d, series)
@@ -217,7 +217,7 @@ def _draw_comparison(figure: Figure, comparison: _Comparison, layout: JointLayou
         ax.grid(alpha=0.3)
     over_time.set_ylabel(f"{comparison.metric} (mm)")
     over_time.tick_params(labelbottom=False)
-    acceleration.set(xlabel="frame", ylabel=f"{comparison.accel_metric} (mm/frame²)", xlim=(0, max(len(reference) - 1, 1)))
+    acceleration.set(xlabel="frame", ylabel=f"{comparison.accel_metric} ({METRICS['accel_error'].figure_unit})", xlim=(0, max(len(reference) - 1, 1)))
     per_joint.set_xticks(np.arange(layout.num_joints), layout.joint_names, rotation=90, fontsize=8)
     per_joint.set(ylabel=f"{comparison.metric} per joint (mm)", xlim=(-0.6, layout.num_joints - 0.4))
     per_joint.margins(y=0.15)  # room for the legend above the bars

@@ -43,6 +43,7 @@ import torch.distributed as dist
 from d3prefine.checkpoint import CHECKPOINT_FORMAT, save_denoiser
 from d3prefine.errors import WeightsError
 from d3prefine.io import PoseSequence
+from d3prefine.metrics import mpjpe
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs, root_relative
@@ -143,16 +144,11 @@ class WindowSampler:
         return torch.randperm(len(self.starts), generator=g)[:count]
 
 
-def _mpjpe(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean Euclidean distance over the last axis (metres)."""
-    return (a - b).norm(dim=-1).mean()
-
-
 def _loss(x0_hat: torch.Tensor, x: torch.Tensor, velocity_weight: float) -> torch.Tensor:
     """MPJPE of ``(B, W, J, 3)`` poses plus the weighted velocity error (metres)."""
-    loss = _mpjpe(x0_hat, x)
+    loss = mpjpe(x0_hat, x, root=None)
     if velocity_weight > 0:
-        loss = loss + velocity_weight * _mpjpe(x0_hat.diff(dim=1), x.diff(dim=1))
+        loss = loss + velocity_weight * mpjpe(x0_hat.diff(dim=1), x.diff(dim=1), root=None)
     return loss
 
 
@@ -275,7 +271,7 @@ class Trainer:
             z = self.state.ema(y, p, torch.full((len(y),), T, device=self.device))
             refined = self.schedule.step(self.noise.denormalize(z, mean), T, y).prev_sample
             for k, pose in enumerate((y, y - mean, refined)):
-                totals[k] += float(_mpjpe(pose, x)) * len(chunk)
+                totals[k] += float(mpjpe(pose, x, root=None)) * len(chunk)
         totals *= 1000.0 / len(self.val_index)  # metres -> millimetres
         return {"val_input_mpjpe": totals[0], "val_gaussian_mean_mpjpe": totals[1], "val_mpjpe": totals[2]}
 

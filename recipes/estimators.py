@@ -26,6 +26,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from d3prefine.errors import WeightsError
+from d3prefine.metrics import mpjpe
 from d3prefine.skeleton import H36M_17
 
 
@@ -182,11 +183,6 @@ def _flip(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.T
     return torch.where(m, xf, x), torch.where(m, yf, y)
 
 
-def mpjpe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean Euclidean joint error (metres) of ``(..., J, 3)`` tensors."""
-    return torch.linalg.norm(pred - target, dim=-1).mean()
-
-
 def fit(config: LifterConfig, fit_config: FitConfig, inputs: list[np.ndarray], targets: list[np.ndarray], progress=None) -> nn.Module:
     """Train a lifter with MPJPE loss and Adam.
 
@@ -209,7 +205,7 @@ def fit(config: LifterConfig, fit_config: FitConfig, inputs: list[np.ndarray], t
             x, y = batches.sample(num_chunks)
             if fit_config.flip:
                 x, y = _flip(x, y, torch.rand(len(x)) < 0.5)
-            loss = mpjpe_loss(model(x), y)
+            loss = mpjpe(model(x), y, root=None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

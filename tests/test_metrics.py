@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 from d3prefine.metrics import (
     METRIC_NAMES,
     METRIC_UNITS,
+    METRICS,
     MetricReport,
     accel_error,
     bone_lengths,
@@ -22,7 +23,7 @@ from d3prefine.metrics import (
     pool_reports,
     procrustes_align,
 )
-from d3prefine.skeleton import JointLayout
+from d3prefine.skeleton import H36M_17, JointLayout
 
 CHAIN3 = JointLayout(name="chain3", joint_names=("a", "b", "c"), parents=(-1, 0, 1), left_right=())
 
@@ -248,3 +249,34 @@ def test_pool_reports_rejects_different_joint_counts():
     short.per_joint = {name: values[:3] for name, values in short.per_joint.items()}
     with pytest.raises(ValueError, match="per-joint shape"):
         pool_reports([make_report(3, 1.0), short])
+
+
+def test_mpjpe_of_tensors_equals_that_of_arrays_and_is_a_differentiable_loss():
+    import torch
+
+    pred, gt = random_poses(4, seed=1), random_poses(4, seed=2)
+    pred[:, 0] = gt[:, 0]  # the root joints coincide: a zero distance
+    pred_t = torch.tensor(pred, requires_grad=True)
+    for root, reduce in ((0, "mean"), (None, "mean"), (None, "joint"), (0, "frame")):
+        value = mpjpe(pred_t, torch.tensor(gt), root=root, reduce=reduce)
+        assert isinstance(value, torch.Tensor)
+        np.testing.assert_allclose(value.detach().numpy(), mpjpe(pred, gt, root=root, reduce=reduce), rtol=1e-12)
+    loss = mpjpe(pred_t, torch.tensor(gt), root=None)
+    loss.backward()
+    assert bool(torch.isfinite(pred_t.grad).all()) and float(pred_t.grad[:, 0].abs().max()) == 0.0  # no NaN at zero distance
+    # the gradient of the mean distance: unit vectors towards gt over the number of joints and frames
+    direction = (pred[:, 1] - gt[:, 1]) / np.linalg.norm(pred[:, 1] - gt[:, 1], axis=-1, keepdims=True)
+    np.testing.assert_allclose(pred_t.grad[:, 1].numpy(), direction / (4 * 17), rtol=1e-10)
+    with pytest.raises(ValueError, match="tensors of the same shape"):
+        mpjpe(pred_t, gt)
+
+
+def test_metric_table_drives_names_units_and_pooling():
+    assert METRIC_NAMES == ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error", "bone_std")
+    assert METRIC_UNITS == {name: METRICS[name].unit for name in METRIC_NAMES}
+    assert [METRICS[name].frame_lag for name in METRIC_NAMES] == [0, 0, 0, 1, 2, 0]
+    assert METRICS["accel_error"].title == "accel. error" and METRICS["accel_error"].figure_unit == "mm/frame²"
+    pred, gt = random_poses(6, seed=3), random_poses(6, seed=4)
+    report = evaluate_poses(pred, gt)
+    for name, metric in METRICS.items():  # every reported value is its table function, in millimetres
+        np.testing.assert_allclose(report.per_joint[name], 1000.0 * metric.function(pred, gt, H36M_17, 0))
