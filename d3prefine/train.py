@@ -182,7 +182,10 @@ class Trainer:
         train_data: WindowSampler,
         val_data: WindowSampler,
         device: torch.device,
+        init: dict[str, torch.Tensor] | None = None,
     ) -> None:
+        """``init``: a state dict of ``model_config``'s network to start from (fine-tuning), else
+        seeded random weights."""
         self.config = train_config
         self.device = device
         self.noise = noise.to(device)
@@ -191,7 +194,10 @@ class Trainer:
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, the same on every process;
             torch.manual_seed(train_config.seed)  # the caller's global RNG state is left as it was
-            model = PoseDenoiser(model_config).to(device)
+            model = PoseDenoiser(model_config)
+        if init is not None:
+            model.load_state_dict(init)
+        model = model.to(device)
         ema = copy.deepcopy(model).requires_grad_(False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
         generator = torch.Generator().manual_seed(train_config.seed + 1000 * self.rank)

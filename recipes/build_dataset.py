@@ -41,8 +41,9 @@ from d3prefine.preprocess import normalize_screen
 from d3prefine.runtime import run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
+from recipes.bodies import BodyVariation, bone_lengths, random_bone_scales, reshape_body
 from recipes.cameras import Camera, load_h36m_cameras, recentre
-from recipes.detector import DetectorNoise
+from recipes.detector import DETECTORS, DetectorNoise
 from recipes.estimators import (
     FitConfig,
     LifterConfig,
@@ -162,8 +163,10 @@ def assign_folds(motions: list[Motion], seed: int) -> dict[str, int]:
     return {names[i]: rank % NUM_FOLDS for rank, i in enumerate(order)}
 
 
-def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int], seed: int, noise: DetectorNoise, config: ViewConfig, progress: Progress) -> tuple[list[Clip], Counter, list[str]]:
+def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int], seed: int, noise: DetectorNoise, config: ViewConfig, progress: Progress, bodies: BodyVariation | None = None) -> tuple[list[Clip], Counter, list[str]]:
     """All clips: TRAIN windows x (4 Human3.6M cameras + 1 random); VAL windows x (1 cycled Human3.6M + 1 random).
+
+    ``bodies``: every window gets its own bone lengths (:mod:`recipes.bodies`); ``None`` keeps the actors'.
 
     Returns the clips, counts of dropped or partly visible views, and the motions too short for a window.
     """
@@ -182,6 +185,8 @@ def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int],
             rng = np.random.default_rng(stable_seed(seed, motion.info.name, index))
             yaw = float(rng.uniform(0.0, 360.0))
             world = recentre(motion.poses[start:end].astype(np.float64), ROOT, np.deg2rad(yaw))
+            if bodies is not None:
+                world = reshape_body(world, random_bone_scales(rng, bone_lengths(world), bodies))
             if motion.info.split == Split.TRAIN:
                 cameras = list(h36m)
             else:
@@ -312,7 +317,7 @@ def summary_table(summary: dict) -> Table:
     return table
 
 
-def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, overwrite: bool, max_motions: int | None) -> dict:
+def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, overwrite: bool, max_motions: int | None, detector: str = "bandai", bodies: BodyVariation | None = None) -> dict:
     started = time.perf_counter()
     outputs = [out / f"{split.value}_{kind.value}.h5" for split in Split for kind in LifterKind]
     existing = [p for p in outputs if p.exists()]
@@ -321,7 +326,7 @@ def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, ove
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(workers)
     h36m = load_h36m_cameras(cameras_path)
-    noise, view_config = DetectorNoise(), ViewConfig()
+    noise, view_config = DETECTORS[detector], ViewConfig()
     timings: dict[str, float] = {}
     with ExitStack() as stack:
         if raw.is_file():
@@ -338,7 +343,7 @@ def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, ove
     folds = assign_folds(motions, seed)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
-        clips, view_stats, too_short = make_clips(motions, h36m, folds, seed, noise, view_config, progress)
+        clips, view_stats, too_short = make_clips(motions, h36m, folds, seed, noise, view_config, progress, bodies)
         timings["views_s"] = time.perf_counter() - started - timings["read_s"]
         train = [c for c in clips if c.motion.info.split == Split.TRAIN]
         val = [c for c in clips if c.motion.info.split == Split.VAL]
@@ -381,7 +386,9 @@ def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, ove
         "splits": {"train": split_counts(train), "val": split_counts(val)},
         "view_stats": dict(view_stats),
         "view_config": asdict(view_config),
+        "detector": detector,
         "detector_noise": asdict(noise),
+        "bodies": None if bodies is None else asdict(bodies),
         "estimators": estimator_summary,
         "files": [str(p.relative_to(out)) for p in outputs],
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -402,10 +409,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes for reading and torch threads")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing build")
     parser.add_argument("--max-motions", type=int, default=None, help="smoke test: use about this many BVH files")
+    parser.add_argument("--detector", choices=sorted(DETECTORS), default="bandai",
+                        help="2D detector simulation: 'bandai' (the shipped weights' data) or 'h36m-sh' (fitted on Human3.6M's Stacked-Hourglass detections)")
+    parser.add_argument("--bodies", choices=("actors", "varied"), default="actors",
+                        help="'varied': per-window bone lengths (height 0.85-1.15, proportions +-10 %%, hips 60-150 mm, shoulders 110-190 mm from their parent)")
     args = parser.parse_args(argv)
     if not args.raw.exists():
         parser.error(f"--raw {args.raw}: no such file or directory")
-    return run_reporting(lambda: build(args.raw, args.out, args.cameras, args.seed, args.workers, args.overwrite, args.max_motions))
+    return run_reporting(lambda: build(
+        args.raw, args.out, args.cameras, args.seed, args.workers, args.overwrite, args.max_motions, args.detector,
+        BodyVariation() if args.bodies == "varied" else None,
+    ))
 
 
 if __name__ == "__main__":

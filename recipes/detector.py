@@ -11,6 +11,11 @@ The error model (all parameters in :class:`DetectorNoise`):
 3. **Left/right swaps**: per frame, with probability ``swap_rate``, a random limb (arm or leg)
    has its left and right distal joints (elbow+wrist or knee+ankle) exchanged for
    ``swap_frames`` frames.
+4. **Joint definitions** (``joint_offset``, optional): a detector's joints are not the mocap's
+   (Human3.6M's Stacked-Hourglass hips sit a third closer to the pelvis than the mocap hips, its
+   head 80 % of the neck-head bone above the mocap head-top). Each joint is moved by
+   ``(along, across)`` fractions of its 2D bone from its parent (:func:`bone_axes`), before the
+   random errors.
 
 ``person_size`` is the median over frames of the larger side of the 2D bounding box, pixels.
 Randomness comes only from the ``numpy.random.Generator`` passed in.
@@ -61,21 +66,74 @@ class DetectorNoise:
     outlier_std: float = 0.08
     swap_rate: float = 0.003
     swap_frames: tuple[int, int] = (2, 8)
+    joint_offset: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.joint_scale) != H36M_17.num_joints:
             raise ValueError(f"joint_scale needs {H36M_17.num_joints} values, got {len(self.joint_scale)}")
+        if self.joint_offset is not None and len(self.joint_offset) != H36M_17.num_joints:
+            raise ValueError(f"joint_offset needs {H36M_17.num_joints} (along, across) pairs, got {len(self.joint_offset)}")
         if not 0.0 <= self.temporal_rho < 1.0:
             raise ValueError(f"temporal_rho must be in [0, 1), got {self.temporal_rho}")
 
 
 DEFAULT_NOISE = DetectorNoise()
 
+# Fitted on Human3.6M's Stacked-Hourglass detections against the projected mocap joints (S1, S5,
+# S6, S7, S8, 4 cameras, 1,464,400 frames at 50 fps; `python -m recipes.fit_detector`; figures
+# converted to 30 fps: rho^(50/30), run lengths x 0.6, start rates x 5/3). Per-joint robust std of
+# the error after each view's median offset (fraction of person size): median 0.0137, hips 0.018,
+# spine 0.019, wrists 0.015-0.017, knees/ankles/elbows 0.013-0.014; lag-1 correlation 0.86-0.95 at
+# 50 fps (median 0.88). Errors above 0.1 x person size: 4.5 % of joint-frames (wrists 9-10 %,
+# knees/ankles 6.5-7.4 %, shoulders/thorax < 1.2 %) in runs of 9.2 frames, median size 0.166. Crossed
+# left/right distal pairs: 4.2 % of frames in runs of 5.5 frames. Missed (NaN or outside the
+# image): 5e-6 of joints, so no missed-joint model. Offsets are the median over views in each
+# joint's bone frame (below).
+H36M_SH_NOISE = DetectorNoise(
+    jitter=0.0137,
+    joint_scale=(
+        1.08,  # pelvis
+        1.31, 0.93, 1.0,  # r_hip, r_knee, r_ankle
+        1.30, 0.94, 0.96,  # l_hip, l_knee, l_ankle
+        1.39, 0.97, 1.0, 1.24,  # spine, thorax, neck_nose, head_top
+        0.97, 0.94, 1.08,  # l_shoulder, l_elbow, l_wrist
+        0.99, 1.04, 1.21,  # r_shoulder, r_elbow, r_wrist
+    ),
+    temporal_rho=0.81,  # 0.88 at 50 fps
+    outlier_rate=0.0083,  # 4.5 % of joint-frames / 9.2-frame runs, per 30 fps frame
+    outlier_frames=(2, 9),  # mean 5.5 frames at 30 fps
+    outlier_std=0.14,  # a 2D Gaussian offset of median size 0.166 x person size, as measured
+    swap_rate=0.0127,  # 4.2 % of frames / 5.5-frame runs, per 30 fps frame
+    swap_frames=(1, 6),  # mean 3.3 frames at 30 fps
+    joint_offset=(
+        (0.03, 0.01),  # pelvis (hip axis frame)
+        (-0.33, -0.01), (0.04, 0.03), (-0.08, 0.02),  # r_hip, r_knee, r_ankle
+        (-0.21, 0.01), (0.00, 0.00), (-0.12, 0.02),  # l_hip, l_knee, l_ankle
+        (0.78, -0.03), (0.00, -0.04), (-0.15, -0.18), (0.80, 0.00),  # spine, thorax, neck_nose, head_top
+        (0.15, 0.04), (-0.04, 0.03), (-0.05, 0.03),  # l_shoulder, l_elbow, l_wrist
+        (0.20, 0.03), (-0.01, 0.03), (0.00, 0.02),  # r_shoulder, r_elbow, r_wrist
+    ),
+)
+DETECTORS = {"bandai": DEFAULT_NOISE, "h36m-sh": H36M_SH_NOISE}  # presets by name (build_dataset --detector)
+
 
 def person_size(poses_2d: np.ndarray) -> float:
     """Median over frames of the larger bounding-box side of ``(T, J, 2)`` pixels."""
     extent = poses_2d.max(axis=1) - poses_2d.min(axis=1)
     return float(np.median(extent.max(axis=-1)))
+
+
+def bone_axes(poses_2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each joint's 2D bone frame for ``poses_2d (T, 17, 2)`` pixels: unit ``along`` (parent ->
+    joint) and ``across`` (90 degrees from it, toward the subject's left for an upright
+    front view) vectors ``(T, 17, 2)`` and the bone's length ``(T, 17, 1)`` pixels. The root's
+    bone is the hip axis (r_hip -> l_hip)."""
+    parents = np.maximum(np.asarray(H36M_17.parents), 0)
+    bone = poses_2d - poses_2d[:, parents]
+    bone[:, H36M_17.root] = poses_2d[:, 4] - poses_2d[:, 1]
+    length = np.linalg.norm(bone, axis=-1, keepdims=True).clip(1e-6)
+    along = bone / length
+    return along, np.stack([along[..., 1], -along[..., 0]], axis=-1), length
 
 
 def ar1_noise(rng: np.random.Generator, shape: tuple[int, ...], rho: float) -> np.ndarray:
@@ -100,6 +158,10 @@ def simulate_detections(poses_2d: np.ndarray, rng: np.random.Generator, config: 
     """Noisy detections ``(T, 17, 2)`` pixels from ground-truth projections ``(T, 17, 2)`` pixels."""
     num_frames, num_joints, _ = poses_2d.shape
     size = person_size(poses_2d)
+    if config.joint_offset is not None:
+        along, across, length = bone_axes(poses_2d)
+        offset = np.asarray(config.joint_offset)
+        poses_2d = poses_2d + (offset[:, :1] * along + offset[:, 1:] * across) * length
     scale = config.jitter * size * np.asarray(config.joint_scale)[:, None]
     noisy = poses_2d + ar1_noise(rng, poses_2d.shape, config.temporal_rho) * scale
 

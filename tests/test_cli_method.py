@@ -237,3 +237,21 @@ def test_refine_unwritable_output_fails_cleanly(trained, tmp_path):
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and "not_a_folder" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_folder"]
+
+
+def test_train_init_starts_from_given_weights(trained, tmp_path):
+    data = ["--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"], "--device", "cpu",
+            "--steps", "2", "--batch-size", "2", "--eval-every", "2", "--lr", "0"]
+    invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors")  # architecture from the file
+    invoke("train", *data, *TINY, "-o", tmp_path / "scratch.safetensors")
+    start = read_tensors(trained["model"], "d3prefine-denoiser")[0]
+    tuned = read_tensors(tmp_path / "tuned.safetensors", "d3prefine-denoiser")[0]
+    scratch = read_tensors(tmp_path / "scratch.safetensors", "d3prefine-denoiser")[0]
+    assert all(np.array_equal(start[k].numpy(), tuned[k].numpy()) for k in start)  # lr 0: nothing moved
+    assert not all(np.array_equal(start[k].numpy(), scratch[k].numpy()) for k in start)
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    shutil.copy(trained["model"], folder / "denoiser.safetensors")
+    invoke("train", *data, "--init", folder, "-o", tmp_path / "from_dir.safetensors")
+    clash = invoke("train", *data, "--init", trained["model"], "--dim", "32", "-o", tmp_path / "x.safetensors", code=2)
+    assert "--dim 16" in clash.output

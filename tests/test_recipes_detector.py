@@ -1,9 +1,11 @@
 """Simulated 2D detector noise: statistics, outliers, swaps and seeded reproducibility."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from recipes.detector import DetectorNoise, ar1_noise, person_size, simulate_detections
+from recipes.detector import DEFAULT_NOISE, DETECTORS, H36M_SH_NOISE, DetectorNoise, ar1_noise, bone_axes, person_size, simulate_detections
 
 
 def standing_person(frames=4000, height_px=400.0):
@@ -68,3 +70,30 @@ def test_invalid_config_raises():
         DetectorNoise(joint_scale=(1.0,) * 3)
     with pytest.raises(ValueError, match="temporal_rho"):
         DetectorNoise(temporal_rho=1.0)
+
+
+def test_joint_offsets_move_each_joint_along_and_across_its_bone():
+    poses = np.zeros((2, 17, 2))
+    poses[:, 1] = [-10.0, 0.0]  # r_hip 10 px left of the pelvis: its bone points along -x
+    poses[:, 2] = [-10.0, 40.0]  # r_knee 40 px below the hip: its bone points along +y
+    offset = [(0.0, 0.0)] * 17
+    offset[1], offset[2] = (-0.3, 0.0), (0.5, 0.25)
+    config = DetectorNoise(jitter=0.0, outlier_rate=0.0, swap_rate=0.0, joint_offset=tuple(offset))
+    moved = simulate_detections(poses, np.random.default_rng(0), config)
+    np.testing.assert_allclose(moved[0, 1], [-7.0, 0.0])  # 30 % of the hip bone back toward the pelvis
+    # the knee: half its bone further along +y, a quarter of it "across" = (y, -x) of (0, 1) = +x
+    np.testing.assert_allclose(moved[0, 2], [-10.0 + 10.0, 40.0 + 20.0])
+    along, across, length = bone_axes(poses)
+    np.testing.assert_allclose(length[0, :3, 0], [10.0, 10.0, 40.0])
+    with pytest.raises(ValueError):
+        DetectorNoise(joint_offset=((0.0, 0.0),) * 3)
+
+
+def test_fitted_preset_is_noisier_and_slower_than_the_default():
+    poses = standing_person(2000)
+    fitted = dataclasses.replace(H36M_SH_NOISE, outlier_rate=0.0, swap_rate=0.0, joint_offset=None)
+    error = simulate_detections(poses, np.random.default_rng(0), fitted) - poses
+    assert np.median(error.std(axis=(0, 2))) / 400.0 == pytest.approx(0.0137, rel=0.15)
+    lag1 = np.corrcoef(error[1:, 5, 0], error[:-1, 5, 0])[0, 1]
+    assert lag1 == pytest.approx(0.81, abs=0.05)
+    assert DETECTORS["bandai"] is DEFAULT_NOISE and DETECTORS["h36m-sh"] is H36M_SH_NOISE

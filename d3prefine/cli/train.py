@@ -17,6 +17,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from d3prefine import __version__
+from d3prefine.checkpoint import load_denoiser
 from d3prefine.cli._common import (
     DeviceOption,
     JsonOption,
@@ -32,6 +33,7 @@ from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.model import DenoiserConfig
 from d3prefine.noise import NoiseModel
+from d3prefine.refine import DENOISER_FILE
 from d3prefine.skeleton import get_layout
 from d3prefine.train import ForwardErrors, IntermediateStates, Objective, TrainConfig, Trainer, WindowSampler, init_distributed
 
@@ -50,7 +52,21 @@ def _load(files: list[Path]) -> list:
 EXAMPLES = (
     "d3prefine train --data train.h5 --val val.h5 --noise my_noise.safetensors -o runs/denoiser.safetensors --steps 20000",
     "d3prefine train --data train.h5 --val val.h5 --noise my_noise.safetensors -o runs/denoiser.safetensors --resume",
+    "d3prefine train --data mine.h5 --val mine_val.h5 --noise my_noise.safetensors --init weights/ -o runs/mine.safetensors --steps 1000",
 )
+
+
+def _init_config(start: DenoiserConfig, requested: DenoiserConfig, layout: str) -> DenoiserConfig:
+    """The architecture of ``--init`` weights; a usage error if an architecture option asks for
+    another (options left at their defaults are taken from the weights) or the layouts differ."""
+    if start.layout != layout:
+        raise usage_error(f"--init: the weights are for layout {start.layout!r}, the noise statistics for {layout!r}")
+    default = DenoiserConfig()
+    for name in ("window", "dim", "depth", "heads"):
+        asked = getattr(requested, name)
+        if asked != getattr(default, name) and asked != getattr(start, name):
+            raise usage_error(f"--init: the weights have --{name} {getattr(start, name)}, the command asks for {asked}")
+    return start
 
 
 def command(
@@ -82,6 +98,10 @@ def command(
         Optional[Path], typer.Option(help="Checkpoint file written every --eval-every steps (default: <output>.ckpt.safetensors).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint file.")] = False,
+    init: Annotated[
+        Optional[Path],
+        typer.Option("--init", help="Fine-tune: start from these denoiser weights (file or folder, e.g. weights/); the architecture is theirs."),
+    ] = None,
     max_minutes: Annotated[Optional[float], typer.Option(min=0.0, help="Stop (and save) after this wall time.")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")] = None,
     device: DeviceOption = "auto",
@@ -117,12 +137,17 @@ def command(
     model_config = DenoiserConfig(
         num_joints=layout.num_joints, window=window, dim=dim, depth=depth, heads=heads, layout=layout.name
     )
+    init_state = None
+    if init is not None:
+        start = load_denoiser(init / DENOISER_FILE if init.is_dir() else init)
+        model_config = _init_config(start.config, model_config, layout.name)
+        init_state = start.state_dict()
     started = time.perf_counter()
-    train_data = WindowSampler(_load(data_files), window, layout.root)
-    val_data = WindowSampler(_load(val_files), window, layout.root)
+    train_data = WindowSampler(_load(data_files), model_config.window, layout.root)
+    val_data = WindowSampler(_load(val_files), model_config.window, layout.root)
     log(f"data: {len(train_data.starts)} training windows, {len(val_data.starts)} validation windows "
         f"({time.perf_counter() - started:.0f} s to load)")
-    trainer = Trainer(model_config, train_config, noise_model, train_data, val_data, torch_device)
+    trainer = Trainer(model_config, train_config, noise_model, train_data, val_data, torch_device, init=init_state)
     if resume:
         trainer.load_checkpoint(checkpoint)
         log(f"resumed from {checkpoint} at step {trainer.state.step}")
@@ -133,6 +158,7 @@ def command(
         "val": [str(p) for p in val],
         "noise": str(noise),
         "device": str(torch_device),
+        **({"init": str(init)} if init is not None else {}),
     }
     with Progress(
         TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.1f} mm"),

@@ -1,0 +1,102 @@
+"""Body-build variation: per-sequence bone lengths well beyond the Bandai actors'.
+
+The Bandai capture aligned every file to nearly the same proportions (hips 68 mm from the
+pelvis, thigh ~384 mm), while Human3.6M's subjects have hips ~130 mm from the pelvis (another
+marker definition) and thighs ~450 mm. Weights trained on one build pull every bone toward it.
+:func:`random_bone_scales` draws one multiplier per bone for a sequence; :func:`reshape_body`
+applies them, keeping the root trajectory and every bone's direction (so the motion's joint
+angles are unchanged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from d3prefine.skeleton import H36M_17, JointLayout
+
+# Bones that share one multiplier (with their mirror joint), by child joint, h36m17 order.
+_GROUPS = {
+    "hip": (1, 4),
+    "thigh": (2, 5),
+    "shin": (3, 6),
+    "spine": (7,),
+    "thorax": (8,),
+    "neck": (9,),
+    "head": (10,),
+    "shoulder": (11, 14),
+    "upper_arm": (12, 15),
+    "forearm": (13, 16),
+}
+
+
+@dataclass(frozen=True)
+class BodyVariation:
+    """How bone lengths vary between sequences (all draws uniform or log-normal, per sequence).
+
+    Attributes:
+        height: ``(min, max)`` multiplier of every bone (overall size).
+        proportion_std: std of the log of each bone group's own multiplier (left and right
+            together), e.g. 0.1 for about +-10 %.
+        hip_width_m: ``(min, max)`` distance of each hip joint from the pelvis, metres
+            (Bandai 0.068, Human3.6M ~0.13); ``None`` scales the hips like the other groups.
+        shoulder_width_m: ``(min, max)`` distance of each shoulder from the thorax, metres
+            (Bandai ~0.117, Human3.6M ~0.176); ``None`` as for the hips.
+    """
+
+    height: tuple[float, float] = (0.85, 1.15)
+    proportion_std: float = 0.1
+    hip_width_m: tuple[float, float] | None = (0.06, 0.15)
+    shoulder_width_m: tuple[float, float] | None = (0.11, 0.19)
+
+    def __post_init__(self) -> None:
+        for name in ("height", "hip_width_m", "shoulder_width_m"):
+            bounds = getattr(self, name)
+            if bounds is not None and not 0 < bounds[0] <= bounds[1]:
+                raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {bounds}")
+        if self.proportion_std < 0:
+            raise ValueError(f"proportion_std must be >= 0, got {self.proportion_std}")
+
+
+def bone_lengths(poses: np.ndarray, layout: JointLayout = H36M_17) -> np.ndarray:
+    """Median over frames of every bone's length ``(J,)`` (metres; 0 for the root) of ``(T, J, 3)``."""
+    parents = np.asarray(layout.parents)
+    lengths = np.linalg.norm(poses - poses[:, np.maximum(parents, 0)], axis=-1)
+    return np.median(lengths, axis=0)
+
+
+def random_bone_scales(rng: np.random.Generator, lengths: np.ndarray, variation: BodyVariation) -> np.ndarray:
+    """Per-joint multipliers ``(J,)`` of the bone ending at each joint (root: 1) for a body whose
+    median bone lengths are ``lengths (J,)`` metres; mirror bones get the same multiplier."""
+    scales = np.ones(H36M_17.num_joints)
+    height = rng.uniform(*variation.height)
+    for joints in _GROUPS.values():
+        scales[list(joints)] = height * np.exp(rng.normal(0.0, variation.proportion_std))
+    for joints, width in (((1, 4), variation.hip_width_m), ((11, 14), variation.shoulder_width_m)):
+        if width is not None:
+            scales[list(joints)] = rng.uniform(*width) / max(float(np.mean(lengths[list(joints)])), 1e-6)
+    return scales
+
+
+def reshape_body(poses: np.ndarray, scales: np.ndarray, layout: JointLayout = H36M_17) -> np.ndarray:
+    """``poses (T, J, 3)`` with the bone ending at joint j scaled by ``scales[j]`` (root trajectory
+    and bone directions kept); returns a new float64 array."""
+    poses = np.asarray(poses, np.float64)
+    out = np.empty_like(poses)
+    out[:, layout.root] = poses[:, layout.root]
+    for joint in _topological(layout):
+        parent = layout.parents[joint]
+        out[:, joint] = out[:, parent] + scales[joint] * (poses[:, joint] - poses[:, parent])
+    return out
+
+
+def _topological(layout: JointLayout) -> list[int]:
+    """Non-root joints ordered so that every parent comes before its children."""
+    order, placed = [], {layout.root}
+    while len(placed) < layout.num_joints:
+        for joint, parent in enumerate(layout.parents):
+            if joint not in placed and parent in placed:
+                order.append(joint)
+                placed.add(joint)
+    return order

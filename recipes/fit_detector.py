@@ -1,0 +1,170 @@
+"""Fit the 2D detector simulation's statistics from a real detector: Human3.6M's Stacked-Hourglass
+detections versus the projected motion-capture joints.
+
+    python -m recipes.fit_detector --data ../shared/data/h36m-train --out runs/detector_fit.json
+
+For every subject, action and camera the ground truth is projected with the camera's calibration
+(``X_cam = (X_world - T) @ R``, distorted pinhole) and compared with the detections joint by
+joint (``h36m17`` order; the detector's neck/nose is synthesised, see
+:data:`d3prefine.keypoints.SH_16`). Everything is in units of the person size (the median larger
+side of the projected ground truth's bounding box, :func:`recipes.detector.person_size`), so the
+figures carry over to other resolutions. Per joint:
+
+* ``offset``: median detection minus projection, in the 2D frame of the joint's bone (``along``
+  from its parent toward it, ``across`` to the subject's left of that direction), fraction of
+  the bone's 2D length; the systematic difference between the detector's and the mocap's joint
+  definitions.
+* ``std``: robust (1.4826 x median absolute deviation) std of the remaining error per axis,
+  fraction of person size, without outliers.
+* ``rho``: lag-1 autocorrelation of that error at the video's frame rate (50 fps).
+* ``outlier_rate``: share of frames whose error, less the view's median error, exceeds
+  ``OUTLIER`` x person size, the mean length of such runs and the median size of those errors.
+
+And for the whole detector: ``swap_rate``, the share of frames in which a left/right pair of a
+distal limb joint is detected crossed (each detection nearer the other side's projection, both
+farther than a tenth of the pair's distance from their own), with the mean run length; and
+``missed``, the share of detections that are NaN or outside the image.
+
+Only summary figures come out (the JSON); they are written into :mod:`recipes.detector` by hand.
+Human3.6M is research-licensed: never commit anything else derived from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from d3prefine.keypoints import SH_16
+from d3prefine.skeleton import H36M_17
+from recipes.cameras import Camera
+from recipes.detector import bone_axes, person_size
+
+OUTLIER = 0.1  # error above this fraction of person size counts as an outlier
+SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+DISTAL_PAIRS = ((5, 2), (6, 3), (12, 15), (13, 16))  # (left, right): knees, ankles, elbows, wrists
+FPS = 50.0
+
+
+def camera_of(spec: dict, name: str) -> Camera:
+    """A :class:`Camera` from a Human3.6M ``cameras.json`` entry (``X_cam = (X_world - T) @ R``)."""
+    return Camera(
+        id=name,
+        focal=np.asarray(spec["f"], np.float64),
+        principal_point=np.asarray(spec["c"], np.float64),
+        radial=np.asarray(spec["k"], np.float64),
+        tangential=np.asarray(spec["p"], np.float64),
+        resolution=(int(spec["width"]), int(spec["height"])),
+        rotation=np.asarray(spec["R"], np.float64),
+        centre=np.asarray(spec["T"], np.float64),
+    )
+
+
+def views(data: Path):
+    """``(detections (T, 17, 2), projected ground truth (T, 17, 2), image size)`` of every view."""
+    cameras = json.loads((data / "cameras.json").read_text())
+    for subject in SUBJECTS:
+        with np.load(data / f"{subject}.npz", allow_pickle=False) as arrays:
+            for key in sorted(k for k in arrays.files if "/sh_2d/" in k):
+                action, _, cam = key.split("/")
+                camera = camera_of(cameras[subject][cam], cam)
+                gt = camera.project(camera.world_to_camera(arrays[f"{action}/world_3d"].astype(np.float64)))
+                yield SH_16.apply(arrays[key].astype(np.float64)), gt, camera.resolution
+
+
+def bone_frame(vectors: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``vectors (T, J, 2)`` pixels in each joint's bone frame ``(along, across)`` of the projected
+    ground truth ``gt (T, J, 2)`` (:func:`recipes.detector.bone_axes`), fractions of the 2D bone length."""
+    along, across, length = bone_axes(gt)
+    return np.stack([(vectors * along).sum(-1), (vectors * across).sum(-1)], axis=-1) / length
+
+
+def run_lengths(mask: np.ndarray) -> list[int]:
+    """Lengths of the runs of True along axis 0 of ``mask (T, ...)``, all columns together."""
+    flat = mask.reshape(len(mask), -1)
+    padded = np.vstack([np.zeros((1, flat.shape[1]), bool), flat, np.zeros((1, flat.shape[1]), bool)]).astype(np.int8)
+    lengths = []
+    for column in np.diff(padded, axis=0).T:
+        starts, ends = np.flatnonzero(column == 1), np.flatnonzero(column == -1)
+        lengths.extend((ends - starts).tolist())
+    return lengths
+
+
+def fit(data: Path) -> dict:
+    """The figures described in the module docstring, JSON-ready."""
+    offsets, errors, lag_products, lag_norms, outliers, runs, swaps, swap_runs, missed, frames = [], [], 0.0, 0.0, 0, [], 0, [], 0, 0
+    total_outliers, outlier_sizes = np.zeros(H36M_17.num_joints), []
+    for det, gt, (width, height) in views(data):
+        size = person_size(gt)
+        bad = ~np.isfinite(det).all(-1) | (det[..., 0] < 0) | (det[..., 0] >= width) | (det[..., 1] < 0) | (det[..., 1] >= height)
+        missed += int(bad.sum())
+        frames += len(det)
+        diff = det - gt
+        offsets.append(np.nanmedian(bone_frame(diff, gt), axis=0))
+        error = diff / size
+        residual = error - np.median(error, axis=0)  # the view's systematic offset removed
+        out = np.linalg.norm(residual, axis=-1) > OUTLIER
+        total_outliers += out.sum(0)
+        outliers += int(out.sum())
+        outlier_sizes.append(np.linalg.norm(residual[out], axis=-1))
+        runs.extend(run_lengths(out))
+        residual[out] = np.nan
+        errors.append(residual)
+        a, b = residual[1:], residual[:-1]
+        ok = np.isfinite(a) & np.isfinite(b)
+        lag_products = lag_products + np.where(ok, a * b, 0).sum((0, 2))
+        lag_norms = lag_norms + np.where(ok, a * a, 0).sum((0, 2))
+        crossed = np.zeros((len(det), len(DISTAL_PAIRS)), bool)
+        for k, (left, right) in enumerate(DISTAL_PAIRS):
+            own = np.linalg.norm(det[:, [left, right]] - gt[:, [left, right]], axis=-1)
+            other = np.linalg.norm(det[:, [left, right]] - gt[:, [right, left]], axis=-1)
+            gap = np.linalg.norm(gt[:, left] - gt[:, right], axis=-1)
+            crossed[:, k] = (other < own).all(-1) & (own > 0.1 * gap[:, None]).all(-1)
+        swaps += int(crossed.any(-1).sum())
+        swap_runs.extend(run_lengths(crossed))
+    residual = np.concatenate(errors)
+    std = 1.4826 * np.nanmedian(np.abs(residual), axis=0).mean(-1)  # (J,), both axes pooled
+    offset = np.nanmedian(np.stack(offsets), axis=0)
+    names = H36M_17.joint_names
+    return {
+        "frames": frames,
+        "units": "fractions of person size (std, outliers) or of the joint's 2D bone length (offset)",
+        "jitter_median_std": round(float(np.median(std[1:])), 5),
+        "per_joint": {
+            names[j]: {
+                "offset_along": round(float(offset[j, 0]), 4),
+                "offset_across": round(float(offset[j, 1]), 4),
+                "std": round(float(std[j]), 5),
+                "rho": round(float(lag_products[j] / lag_norms[j]), 3),
+                "outlier_rate": round(float(total_outliers[j] / frames), 5),
+            }
+            for j in range(H36M_17.num_joints)
+        },
+        "rho_median": round(float(np.median(lag_products[1:] / lag_norms[1:])), 3),
+        "fps": FPS,
+        "outlier_threshold": OUTLIER,
+        "outlier_rate": round(outliers / (frames * H36M_17.num_joints), 5),
+        "outlier_mean_frames": round(float(np.mean(runs)), 2) if runs else 0.0,
+        "outlier_median_size": round(float(np.median(np.concatenate(outlier_sizes))), 4),
+        "swap_rate": round(swaps / frames, 5),
+        "swap_mean_frames": round(float(np.mean(swap_runs)), 2) if swap_runs else 0.0,
+        "missed_rate": round(missed / (frames * H36M_17.num_joints), 6),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/h36m-train"), help="folder with S*.npz and cameras.json")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file of the figures (research data: keep it out of git)")
+    args = parser.parse_args(argv)
+    figures = fit(args.data)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
