@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, report, reverse_steps, scarce_data, smoothing, speed
+from benchmarks import accuracy, guard, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.io import PoseSequence, load_poses, save_poses
@@ -17,7 +18,7 @@ from d3prefine.metrics import METRIC_NAMES, evaluate_poses, mpjpe, pool_reports
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
-from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER
+from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
 from recipes.estimators import LifterConfig, LifterKind, save_lifter
 from tests.conftest import build_sequence
 
@@ -254,3 +255,51 @@ def test_provenance_is_the_tree_that_ran(files, tmp_path, monkeypatch):
     assert run["git_commit"] == "0" * 40 and run["git_dirty"] is False
     assert status["value"] == " M README.md"  # the edit did happen during the run
     assert "(with uncommitted changes)" not in out.with_suffix(".md").read_text()
+
+
+def test_guard_auroc_and_separation_by_hand():
+    assert guard.auroc(np.array([1.0, 2.0, 3.0, 4.0]), np.array([False, False, True, True])) == 1.0
+    assert guard.auroc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5
+    assert guard.auroc(np.array([4.0, 3.0, 2.0]), np.array([True, False, False])) == 1.0
+    assert guard.auroc(np.array([1.0, 2.0]), np.array([True, True])) is None
+    rows = [{"frames": 10, "input_mm": 50.0, "refined_mm": r, "worse": r > 50.0, "score": s, "condition": 1.0, "correction": 1.0}
+            for r, s in ((60.0, 2.0), (40.0, 2.0), (70.0, 0.0), (30.0, 0.0))]
+    result = guard.separation(rows, threshold=1.0)
+    assert (result["flagged_share"], result["worse_share"], result["precision"], result["recall"]) == (0.5, 0.5, 0.5, 0.5)
+    assert result["refined_mpjpe_mm"] == 50.0 and result["refined_mpjpe_unflagged_mm"] == 50.0
+
+
+def test_guard_benchmark_sets_a_threshold_no_validation_sequence_exceeds(files, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(files["weights"], weights)
+    out = tmp_path / "guard"
+    argv = ["--train", files["train"], "--val", files["val"], "--test", files["val"], "--perturb", "--sequences", "1",
+            "--weights", weights, "--threads", "1", "--out", out, "--write-weights"]
+    assert guard.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    threshold = document["threshold"]
+    assert document["reference"]["sequences"] == 1 and document["threshold_sequences"] == 1
+    assert round(threshold * 10) == pytest.approx(threshold * 10)
+    sets = document["sets"]
+    assert sets[f"{ESTIMATOR} ({files['val']})"]["sequences"] == 3
+    assert {"validation, bodies", "validation, noisy-2d", "validation, scaled-3d"} <= set(sets)
+    refiner = Refiner.from_pretrained(weights, device="cpu")
+    assert refiner.guard.threshold == threshold
+    assert f"threshold **{threshold:g}**" in out.with_suffix(".md").read_text()
+
+
+def test_uncertainty_benchmark_fits_and_stores_a_conformal_scale(files, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(files["weights"], weights)
+    out = tmp_path / "uncertainty"
+    argv = ["--val", files["val"], "--test", files["val"], "--sequences", "1", "--steps", "2", "--samples", "3",
+            "--weights", weights, "--threads", "1", "--out", out, "--write-weights"]
+    assert uncertainty.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    scale = document["calibration"]["scale"]
+    fitted = document["sets"]["validation, calibration half (fitted on)"]
+    assert fitted["joint_frames"] == 40 * 16 and fitted["coverage_calibrated"] >= 0.9  # conformal: at least the level on its own data
+    assert fitted["median_radius_mm"] == pytest.approx(scale * fitted["median_spread_mm"])
+    refiner = Refiner.from_pretrained(weights, device="cpu")
+    assert refiner.calibration.scale == scale and (refiner.calibration.steps, refiner.calibration.samples) == (2, 3)
+    assert f"Scale **{scale:.2f}**" in out.with_suffix(".md").read_text()
