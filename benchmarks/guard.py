@@ -36,7 +36,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.report import fmt, markdown_table, run_probe, run_summary
+from benchmarks.report import fmt, markdown_table, report_head, run_probe
 from d3prefine.checkpoint import set_denoiser_metadata
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference
 from d3prefine.io import PoseSequence
@@ -138,8 +138,7 @@ def perturbed(sequences: list[PoseSequence], kind: str, seed: int) -> list[PoseS
 
 def markdown(document: dict) -> str:
     t = document["threshold"]
-    lines = ["# Refine guard: does its score flag the sequences refinement makes worse?", "", f"`{document['run']['command']}`", "",
-             run_summary(document["run"]) + ".", "",
+    lines = [*report_head("Refine guard: does its score flag the sequences refinement makes worse?", document["run"]),
              f"Reference fitted on {document['reference']['sequences']} training sequences; threshold **{t:g}** = the highest score of "
              f"{document['threshold_sequences']} validation sequences, rounded up to 0.1 (score = max(log2 condition, log2 correction), "
              "0 is typical of the training data). Per sequence, refined with K = 1 and default settings; 'worse': refined MPJPE above the input's.", ""]

@@ -109,6 +109,11 @@ def run_summary(run: dict) -> str:
     return f"{run['date']}, commit {commit}, torch {machine['torch']}, {machine['cpu_count']} CPUs"
 
 
+def report_head(title: str, run: dict) -> list[str]:
+    """The first Markdown lines of a report: its title, the command that made it and :func:`run_summary`."""
+    return [f"# {title}", "", f"`{run['command']}`", "", run_summary(run) + ".", ""]
+
+
 def file_digest(path: Path) -> dict:
     """``{"path", "sha256"}`` of a weights file (the first 16 hex digits identify it)."""
     return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]}

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.report import fmt, markdown_table, run_probe, run_summary
+from benchmarks.report import fmt, markdown_table, report_head, run_probe
 from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, conformal_scale, coverage
 from d3prefine.checkpoint import set_denoiser_metadata
 from d3prefine.io import PoseSequence
@@ -70,7 +70,7 @@ def describe(spread: np.ndarray, error: np.ndarray, scale: float, sequences: lis
 
 def markdown(document: dict) -> str:
     c = document["calibration"]
-    lines = ["# Calibrated uncertainty of refine --samples", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
+    lines = [*report_head("Calibrated uncertainty of refine --samples", document["run"]),
              f"Settings: K = {c['steps']}, S = {c['samples']}, eta = {c['eta']}. Scale **{c['scale']:.2f}** = split-conformal "
              f"{100 * c['level']:g} % quantile of error / spread over {document['fit']['joint_frames']:,} joint-frames of "
              f"{document['fit']['sequences']} validation sequences (the first half). `uncertainty` = scale x spread is the radius (metres) "
