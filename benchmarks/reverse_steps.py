@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -53,19 +54,16 @@ def probe(refiner: Refiner, path: Path, windows: int, seed: int) -> dict:
     p, y, x = sampler.batch(sampler.fixed(windows, seed), refiner.device)
     T = refiner.schedule.num_train_timesteps
     mean = refiner.noise.mean(p, y)
-
-    def estimate(state: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        error = refiner.noise.denormalize(refiner.model(state, p, torch.full((len(state),), t, device=refiner.device)), mean)
-        return state - (t / T) * error, error
-
-    x0_T, e_T = estimate(y, T)
+    estimate = partial(refiner.error_model.predict, p=p, mean=mean)
+    first = estimate(y, t=T)
+    x0_T, e_T = first.clean, first.error
     rows = []
     for t in STEPS:
         true_state, ddim_state = x + (t / T) * (y - x), x0_T + (t / T) * e_T
         rows.append({
             "t": t,
-            "true_state_mpjpe": _mpjpe_mm(true_state, x), "true_x0_mpjpe": _mpjpe_mm(estimate(true_state, t)[0], x),
-            "ddim_state_mpjpe": _mpjpe_mm(ddim_state, x), "ddim_x0_mpjpe": _mpjpe_mm(estimate(ddim_state, t)[0], x),
+            "true_state_mpjpe": _mpjpe_mm(true_state, x), "true_x0_mpjpe": _mpjpe_mm(estimate(true_state, t=t).clean, x),
+            "ddim_state_mpjpe": _mpjpe_mm(ddim_state, x), "ddim_x0_mpjpe": _mpjpe_mm(estimate(ddim_state, t=t).clean, x),
         })
     return {"val_file": path, "windows": len(y), "input_mpjpe": _mpjpe_mm(y, x), "k1_mpjpe": _mpjpe_mm(x0_T, x), "steps": rows}
 

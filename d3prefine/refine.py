@@ -22,6 +22,7 @@ import torch
 from d3prefine.baselines import savgol
 from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
 from d3prefine.checkpoint import denoiser_metadata, load_denoiser
+from d3prefine.error_model import ErrorModel
 from d3prefine.errors import InputError, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -99,7 +100,8 @@ class Refiner:
         self.device = _device(device)
         self.model = model.to(self.device).eval()
         self.noise = noise.to(self.device)
-        self.schedule = ErrorSchedule(model.config.num_train_timesteps)
+        self.error_model = ErrorModel(self.model, self.noise, ErrorSchedule(model.config.num_train_timesteps))
+        self.schedule = self.error_model.schedule
         self.layout = get_layout(model.config.layout)
         self.weights_path, self.noise_path = weights_path, noise_path  # where they were loaded from, if files
         self.guard, self.calibration = guard, calibration
@@ -196,7 +198,7 @@ class Refiner:
         noise_shape = (samples, len(self.schedule.timesteps), w, self.layout.num_joints, 3)
         for batch in _batches(inputs, w, w - overlap, batch_size):
             z = _window_noise(batch.origin, seed, noise_shape) if samples > 1 else None
-            refined = self._refine_windows(batch.p, batch.y, eta, z)  # (S, B, W, J, 3)
+            refined = self._refine_windows(batch.p, batch.y, steps, eta, z)  # (S, B, W, J, 3)
             for k, (seq, start) in enumerate(batch.origin):
                 blends[seq].add(start, refined[:, k].transpose(1, 0, 2, 3))
             if progress is not None:
@@ -213,7 +215,7 @@ class Refiner:
         return model_inputs(poses_2d, poses_3d, image_size, self.layout.root)
 
     @torch.inference_mode()
-    def _refine_windows(self, p: np.ndarray, y: np.ndarray, eta: float, z: torch.Tensor | None) -> np.ndarray:
+    def _refine_windows(self, p: np.ndarray, y: np.ndarray, steps: int, eta: float, z: torch.Tensor | None) -> np.ndarray:
         """Run the reverse process on windows ``(B, W, J, .)``; returns ``(S, B, W, J, 3)`` metres.
 
         ``z`` is the whitened noise ``(S, K, B, W, J, 3)`` of stochastic sampling, ``None`` for the
@@ -221,18 +223,7 @@ class Refiner:
         """
         p_t = torch.from_numpy(p).to(self.device)
         y_t = torch.from_numpy(y).to(self.device)
-        mean = self.noise.mean(p_t, y_t)
-        no_error = None if z is None else torch.zeros_like(mean)  # sampled errors are L z around zero
-        out = []
-        for s in range(1 if z is None else len(z)):
-            x = y_t
-            for k, t in enumerate(self.schedule.timesteps.tolist()):
-                steps_t = torch.full((len(x),), t, device=self.device)
-                e_hat = self.noise.denormalize(self.model(x, p_t, steps_t), mean)
-                noise = None if z is None else self.noise.denormalize(z[s, k].to(self.device), no_error)  # L z, metres
-                x = self.schedule.step(e_hat, t, x, eta=0.0 if z is None else eta, error_mean=mean, variance_noise=noise).prev_sample
-            out.append(x.cpu().numpy())
-        refined = np.stack(out)
+        refined = self.error_model.sample(p_t, y_t, steps=steps, eta=eta, noise=z).cpu().numpy()
         if not np.isfinite(refined).all():
             raise WeightsError(f"{self.weights_path or 'the denoiser'}: produced NaN or inf poses (damaged weights or noise statistics)")
         return refined

@@ -54,10 +54,19 @@ class ErrorSchedule:
         """Error scale ``s_t = t / T`` in ``[0, 1]`` (float tensor of ``t``'s shape)."""
         return torch.as_tensor(t, dtype=torch.float32) / self.num_train_timesteps
 
+    def _scale_like(self, t: torch.Tensor | int, poses: torch.Tensor) -> torch.Tensor | float:
+        """``s_t`` broadcastable over poses ``(B, ..., J, 3)``: a float for one step, ``(B, 1, ...)`` for steps ``(B,)``."""
+        s = self.scale(t)
+        return float(s) if s.dim() == 0 else s.to(poses.device).reshape(-1, *([1] * (poses.dim() - 1)))
+
     def add_noise(self, x0: torch.Tensor, error: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Forward process ``x_t = x0 + s_t e`` for poses ``(B, ..., J, 3)`` and steps ``t (B,)``."""
-        s = self.scale(t).to(x0.device).reshape(-1, *([1] * (x0.dim() - 1)))
-        return x0 + s * error
+        return x0 + self._scale_like(t, x0) * error
+
+    def remove_error(self, sample: torch.Tensor, error: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """The clean pose ``x0_hat = x_t - s_t e`` implied by an error estimate, for poses
+        ``(B, ..., J, 3)`` at one step ``t`` or at steps ``t (B,)`` (the inverse of :meth:`add_noise`)."""
+        return sample - self._scale_like(t, sample) * error
 
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Choose the K reverse steps: ``K`` evenly spaced steps from ``T`` down to ``T / K``."""
@@ -89,9 +98,8 @@ class ErrorSchedule:
         """
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f"eta must be in [0, 1], got {eta}")
-        s_t = float(self.scale(timestep))
         s_prev = float(self.scale(self.previous_timestep(timestep)))
-        x0_hat = sample - s_t * model_output
+        x0_hat = self.remove_error(sample, model_output, timestep)
         direction = model_output
         if eta > 0.0:
             if error_mean is None or variance_noise is None:

@@ -41,6 +41,7 @@ import torch
 import torch.distributed as dist
 
 from d3prefine.checkpoint import CHECKPOINT_FORMAT, save_denoiser
+from d3prefine.error_model import ErrorModel
 from d3prefine.errors import WeightsError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import mpjpe
@@ -209,6 +210,10 @@ class Trainer:
         )
         self.val_index = val_data.fixed(train_config.val_windows, seed=train_config.seed)
 
+    def error_model(self, network: torch.nn.Module) -> ErrorModel:
+        """``network`` (the trained model, its parallel wrapper or the EMA copy) with this run's noise statistics and schedule."""
+        return ErrorModel(network, self.noise, self.schedule)
+
     # ------------------------------------------------------------------ one step
     def _forward_errors(self, y: torch.Tensor, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         real = y - x
@@ -228,7 +233,7 @@ class Trainer:
         if not bool(inner.any()):
             return x_t
         with torch.no_grad():
-            e_T = self.noise.denormalize(self.state.model(x_T[inner], p[inner], torch.full_like(t[inner], T)), mean[inner])
+            e_T = self.error_model(self.state.model).predict(x_T[inner], p[inner], torch.full_like(t[inner], T), mean[inner]).error
         x_t = x_t.clone()
         x_t[inner] = self.schedule.add_noise(x_T[inner] - e_T, e_T, t[inner])  # x0_hat_T + s_t e_hat_T, as ErrorSchedule.step moves
         return x_t
@@ -249,8 +254,7 @@ class Trainer:
         x_t = self.schedule.add_noise(x, error, t)
         if cfg.intermediate_states is IntermediateStates.SAMPLER:
             x_t = self._sampler_states(x_t, x + error, p, mean, t)
-        e_hat = self.noise.denormalize(self.parallel(x_t, p, t), mean)
-        x0_hat = x_t - self.schedule.scale(t).to(self.device).reshape(-1, 1, 1, 1) * e_hat
+        x0_hat = self.error_model(self.parallel).predict(x_t, p, t, mean).clean
         loss = _loss(x0_hat, x, cfg.velocity_weight)
         for group in st.optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(st.step, cfg)
@@ -269,14 +273,11 @@ class Trainer:
     def validate(self, batch_size: int = 256) -> dict[str, float]:
         """MPJPE (mm) on the fixed validation windows: input, conditional mean only, EMA model (K=1)."""
         totals = np.zeros(3)
-        self.schedule.set_timesteps(1)
-        T = self.schedule.num_train_timesteps
+        ema = self.error_model(self.state.ema)
         for chunk in self.val_index.split(batch_size):
             p, y, x = self.val_data.batch(chunk, self.device)
-            mean = self.noise.mean(p, y)
-            z = self.state.ema(y, p, torch.full((len(y),), T, device=self.device))
-            refined = self.schedule.step(self.noise.denormalize(z, mean), T, y).prev_sample
-            for k, pose in enumerate((y, y - mean, refined)):
+            refined = ema.sample(p, y, steps=1)[0]
+            for k, pose in enumerate((y, y - self.noise.mean(p, y), refined)):
                 totals[k] += float(mpjpe(pose, x, root=None)) * len(chunk)
         totals *= 1000.0 / len(self.val_index)  # metres -> millimetres
         return {"val_input_mpjpe": totals[0], "val_gaussian_mean_mpjpe": totals[1], "val_mpjpe": totals[2]}
