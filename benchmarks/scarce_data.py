@@ -19,7 +19,13 @@ pipeline (``Refiner.refine_many``, default smoothing; :data:`SCORED` gives K), s
 root-relative in mm, pooled frame-weighted; the training runs' own validation MPJPE on up to
 1,024 fixed windows (K = 1, network output) every ``--eval-every`` steps is the learning curve.
 A ``--sequences`` at least the files' size trains on all of them: the same comparison with
-plentiful pairs at the same number of steps. Budgets run side by side, one process each:
+plentiful pairs at the same number of steps. ``--models`` trains only some of them.
+
+With ``--init WEIGHTS`` (e.g. ``weights/``) two rows more: those weights as they are, and the
+diffusion model fine-tuned from them (``train --init``) on the same pairs with the same steps and
+settings, using the weights' own noise statistics (so that step 0 is exactly those weights);
+the question a user with a few pairs of their own estimator asks: fine-tune, train from
+scratch, or use the shipped model as it is? Budgets run side by side, one process each:
 
     python -m benchmarks.scarce_data --train data/train_temporal.h5 --train data/train_frame.h5 \\
         --val data/val_temporal.h5 --val data/val_frame.h5 --sequences 20 --threads 1 \\
@@ -55,6 +61,7 @@ MODELS = {
 }
 # How each model refines: (model, K reverse steps).
 SCORED = (("regression", 1), ("diffusion", 1), ("diffusion", 2), ("diffusion, mixed errors", 1))
+SHIPPED, TUNED = "init weights as they are", "diffusion fine-tuned from the init weights"  # the --init rows
 
 
 def fit_noise(sequences: list[PoseSequence]) -> NoiseModel:
@@ -64,11 +71,14 @@ def fit_noise(sequences: list[PoseSequence]) -> NoiseModel:
     return NoiseModel.fit(triples, layout=layout.name, info={"sequences": len(sequences)})
 
 
-def train(name: str, noise: NoiseModel, data: WindowSampler, val: WindowSampler, args: argparse.Namespace) -> tuple[PoseDenoiser, list[dict]]:
-    """The default network trained as ``MODELS[name]`` on ``data``; its EMA weights and validation history."""
-    config = DenoiserConfig(num_joints=noise.num_joints, layout=noise.layout)
+def train(
+    name: str, noise: NoiseModel, data: WindowSampler, val: WindowSampler, args: argparse.Namespace, init: PoseDenoiser | None = None
+) -> tuple[PoseDenoiser, list[dict]]:
+    """The default network (or ``init``'s, starting from its weights) trained as ``MODELS[name]``
+    on ``data``; its EMA weights and validation history."""
+    config = init.config if init is not None else DenoiserConfig(num_joints=noise.num_joints, layout=noise.layout)
     train_config = TrainConfig(steps=args.steps, eval_every=args.eval_every, seed=args.seed, **MODELS[name])
-    trainer = Trainer(config, train_config, noise, data, val, torch.device("cpu"))
+    trainer = Trainer(config, train_config, noise, data, val, torch.device("cpu"), init=None if init is None else init.state_dict())
     with tempfile.TemporaryDirectory() as folder:  # fit() writes the weights; the probe keeps them in memory
         history = trainer.fit(Path(folder) / "denoiser.safetensors")
     log(f"  {name}: " + ", ".join(f"step {r['step']} {r['val_mpjpe']:.2f}" for r in history) + " mm (val windows, K=1)")
@@ -94,14 +104,21 @@ def measure(args: argparse.Namespace) -> dict:
     frames = sum(seq.num_frames for seq in sequences)
     log(f"{args.sequences} sequences per training file: {len(sequences)} sequences, {frames} frames, {len(data.starts)} windows")
     refiners, curves = {}, {}
-    for name in MODELS:
+    for name in args.models:
         model, curves[name] = train(name, noise, data, val_windows, args)
         refiners[name] = Refiner(model, noise, "cpu")
+    scored_rows = [(name, steps) for name, steps in SCORED if name in refiners]
+    if args.init is not None:
+        shipped = Refiner.from_pretrained(args.init, device="cpu")
+        windows = (WindowSampler(sequences, shipped.window, root), WindowSampler(val_sequences, shipped.window, root))
+        model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, init=shipped.model)
+        refiners[SHIPPED], refiners[TUNED] = shipped, Refiner(model, shipped.noise, "cpu")
+        scored_rows += [(SHIPPED, 1), (TUNED, 1)]
     files = []
     for label, path, scored in val:
         inputs = [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in scored]
         rows = [{"method": "base estimator", "metrics": _summary(pooled_report([s.poses_3d for s in scored], scored))}]
-        for name, steps in SCORED:
+        for name, steps in scored_rows:
             refined = refiners[name].refine_many(inputs, steps=steps)
             rows.append({"method": f"{name} K={steps}", "model": name, "steps": steps,
                          "metrics": _summary(pooled_report([r.poses_3d for r in refined], scored))})
@@ -124,9 +141,9 @@ def markdown(document: dict) -> str:
              "its forward errors sampled from the fitted Gaussian (`--forward-errors mixed`). "
              f"Scored on {settings['val_sequences']} validation sequences per file through `refine_many` (default smoothing): "
              "MPJPE and P-MPJPE in mm, acceleration error in mm/frame², in parentheses the difference to the regressor "
-             "(negative: better than the regressor).", ""]
+             "(to the base estimator when the regressor was not trained; negative: better)." + _init_note(settings), ""]
     for f in document["files"]:
-        reference = next(r["metrics"] for r in f["rows"] if r["method"] == "regression K=1")
+        reference = next((r["metrics"] for r in f["rows"] if r["method"] == "regression K=1"), f["rows"][0]["metrics"])
         table = [[r["method"], *(f"{fmt(r['metrics'][m], 2)} ({fmt(r['metrics'][m] - reference[m], 2, signed=True)})" for m in REPORTED)]
                  for r in f["rows"]]
         lines += [f"## {f['estimator']}", "", f"{f['sequences']} sequences, {f['frames']:,} frames of `{f['val_file']}`.", "",
@@ -139,6 +156,13 @@ def markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
+def _init_note(settings: dict) -> str:
+    if settings.get("init") is None:
+        return ""
+    return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
+            f"settings and pairs, using its own noise statistics ('{TUNED}').")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scarce_data", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--train", type=Path, action="append", required=True, help="training pose file with gt_3d (repeatable)")
@@ -149,6 +173,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=250, help="steps between the training runs' validations")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsamples and of training")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="the models trained from scratch")
+    parser.add_argument("--init", type=Path, default=None, help="weights (file or folder) to score as they are and to fine-tune")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1:
@@ -164,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     def build() -> tuple[dict, str]:
         provenance = run_info("benchmarks.scarce_data", argv, ["cpu"])
         settings = {"sequences": args.sequences, "steps": args.steps, "eval_every": args.eval_every, "seed": args.seed,
-                    "val_sequences": args.val_sequences, "threads": args.threads, "models": MODELS, "scored": SCORED}
+                    "val_sequences": args.val_sequences, "threads": args.threads, "models": {m: MODELS[m] for m in args.models}, "scored": SCORED,
+                    "init": None if args.init is None else str(args.init)}
         document = {"benchmark": "scarce_data", "run": provenance, "settings": settings, **measure(args)}
         return document, markdown(document)
 

@@ -303,3 +303,22 @@ def test_uncertainty_benchmark_fits_and_stores_a_conformal_scale(files, tmp_path
     refiner = Refiner.from_pretrained(weights, device="cpu")
     assert refiner.calibration.scale == scale and (refiner.calibration.steps, refiner.calibration.samples) == (2, 3)
     assert f"Scale **{scale:.2f}**" in out.with_suffix(".md").read_text()
+
+
+def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeypatch):
+    monkeypatch.setitem(scarce_data.MODELS, "diffusion", {"warmup": 1, "ema_decay": 0.0})
+    out = tmp_path / "scarce_init"
+    argv = ["--train", files["train"], "--val", files["val"], "--sequences", "2", "--val-sequences", "2", "--steps", "2",
+            "--eval-every", "2", "--threads", "1", "--models", "diffusion", "--init", files["weights"], "--out", out]
+    assert scarce_data.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    (scored,) = document["files"]
+    rows = {r["method"]: r["metrics"]["mpjpe"] for r in scored["rows"]}
+    assert list(rows) == ["base estimator", "diffusion K=1", "diffusion K=2", f"{scarce_data.SHIPPED} K=1", f"{scarce_data.TUNED} K=1"]
+    val = accuracy.load_scored(files["val"], 2, 0)
+    shipped = Refiner.from_pretrained(files["weights"], device="cpu").refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in val])
+    assert rows[f"{scarce_data.SHIPPED} K=1"] == pytest.approx(pool_reports(
+        [evaluate_poses(r.poses_3d, s.gt_3d, s.layout) for r, s in zip(shipped, val)]).summary["mpjpe"], rel=1e-6)
+    assert rows[f"{scarce_data.TUNED} K=1"] != rows[f"{scarce_data.SHIPPED} K=1"]  # two steps at the full rate moved it
+    assert set(document["curves"]) == {"diffusion", scarce_data.TUNED}
+    assert "fine-tuned from it" in out.with_suffix(".md").read_text()
