@@ -21,38 +21,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from d3prefine.bvh import POSITION_AXES as _POSITION_AXES
+from d3prefine.bvh import ROTATION_AXES as _ROTATION_AXES
+from d3prefine.bvh import BvhSkeleton
 from d3prefine.errors import InputError
-
-_POSITION_AXES = {"Xposition": 0, "Yposition": 1, "Zposition": 2}
-_ROTATION_AXES = {"Xrotation": "X", "Yrotation": "Y", "Zrotation": "Z"}
-
-
-@dataclass(frozen=True)
-class BvhSkeleton:
-    """The HIERARCHY section.
-
-    Attributes:
-        joint_names: ``(J,)`` names in file order (parents always precede children).
-        parents: ``(J,)`` parent index, ``-1`` for the root.
-        offsets: ``(J, 3)`` rest translation of each joint in its parent frame, file units.
-        channels: per joint, its channel names in file order (e.g. ``("Xposition", ..., "Yrotation")``).
-    """
-
-    joint_names: tuple[str, ...]
-    parents: np.ndarray
-    offsets: np.ndarray
-    channels: tuple[tuple[str, ...], ...]
-
-    @property
-    def num_channels(self) -> int:
-        return sum(len(c) for c in self.channels)
-
-    def index(self, name: str) -> int:
-        """Index of joint ``name``; raises :class:`InputError` if the skeleton has no such joint."""
-        try:
-            return self.joint_names.index(name)
-        except ValueError:
-            raise InputError(f"BVH skeleton: no joint {name!r} (has {', '.join(self.joint_names)})") from None
 
 
 @dataclass(frozen=True)
@@ -191,34 +163,3 @@ def load_bvh(path: str | Path) -> BvhMotion:
         raise InputError(f"{path}: empty BVH file (0 bytes)")
     skeleton, values, frame_time = parse_bvh(text, str(path))
     return BvhMotion(skeleton, forward_kinematics(skeleton, values), frame_time)
-
-
-def format_bvh(skeleton: BvhSkeleton, values: np.ndarray, frame_time: float) -> str:
-    """BVH text for a skeleton and channel values ``(T, C)`` (leaf joints get a zero End Site).
-
-    Joints must be in depth-first order, as :func:`parse_bvh` returns them.
-    """
-    children: dict[int, list[int]] = {j: [] for j in range(len(skeleton.joint_names))}
-    for j, p in enumerate(skeleton.parents):
-        if p >= 0:
-            children[int(p)].append(j)
-    lines = ["HIERARCHY"]
-
-    def emit(j: int, depth: int) -> None:
-        pad = "\t" * depth
-        kind = "ROOT" if skeleton.parents[j] < 0 else "JOINT"
-        lines.append(f"{pad}{kind} {skeleton.joint_names[j]}")
-        lines.append(f"{pad}{{")
-        lines.append(f"{pad}\tOFFSET {' '.join(f'{v:.6f}' for v in skeleton.offsets[j])}")
-        lines.append(f"{pad}\tCHANNELS {len(skeleton.channels[j])} {' '.join(skeleton.channels[j])}")
-        for child in children[j]:
-            emit(child, depth + 1)
-        if not children[j]:
-            lines.extend([f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET 0.0 0.0 0.0", f"{pad}\t}}"])
-        lines.append(f"{pad}}}")
-
-    for root in np.flatnonzero(skeleton.parents < 0):
-        emit(int(root), 0)
-    lines += ["MOTION", f"Frames:\t{len(values)}", f"Frame Time:\t{frame_time:.7f}"]
-    lines += [" ".join(f"{v:.6f}" for v in row) for row in np.atleast_2d(values)]
-    return "\n".join(lines) + "\n"

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from d3prefine.bvh import BvhSkeleton, format_bvh
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import load_poses
 from d3prefine.skeleton import H36M_17
 from recipes import build_dataset
 from recipes.bandai import HEAD_TOP_EXTENSION_M, YUP_TO_ZUP, Split, motion_info, to_h36m
-from recipes.bvh import BvhSkeleton, format_bvh, load_bvh
+from recipes.bvh import load_bvh
 from recipes.cameras import look_at
 from recipes.estimators import FitConfig, LifterKind
 

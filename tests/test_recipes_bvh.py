@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from d3prefine.bvh import BvhSkeleton, format_bvh
 from d3prefine.errors import InputError
-from recipes.bvh import BvhSkeleton, format_bvh, forward_kinematics, load_bvh, parse_bvh
+from recipes.bvh import forward_kinematics, load_bvh, parse_bvh
 
 SIX = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 CHAIN_TEXT = """HIERARCHY
