@@ -69,14 +69,14 @@ def _scale(source: SourceData, camera_3d: np.ndarray, scale_to_height: float | N
 def to_sequence(fmt: SourceFormat, options: ConvertOptions, source: SourceData, scale_to_height: float | None = None) -> PoseSequence:
     """One :class:`SourceData` as an ``h36m17`` pose sequence in metres, camera frame (NaN kept)."""
     map_2d, map_3d = get_mapping(source.layout_2d), get_mapping(source.layout_3d)
-    camera = map_3d.to_h36m(source.poses_3d) @ np.asarray(source.axes).T
+    camera = map_3d.apply(source.poses_3d) @ np.asarray(source.axes).T
     scale = _scale(source, camera, scale_to_height)
-    gt = None if source.gt_3d is None else (map_3d.to_h36m(source.gt_3d) @ np.asarray(source.axes).T) * scale
+    gt = None if source.gt_3d is None else (map_3d.apply(source.gt_3d) @ np.asarray(source.axes).T) * scale
     record = {
         "format": fmt.value,
         "options": _options_record(options),
-        "layout_2d": map_2d.provenance(),
-        "layout_3d": map_3d.provenance(),
+        "layout_2d": map_2d.describe(),
+        "layout_3d": map_3d.describe(),
         "source_joints_3d": source.poses_3d.shape[1],
         "metres_per_unit": scale,
         "scale_to_height": scale_to_height,
@@ -85,7 +85,7 @@ def to_sequence(fmt: SourceFormat, options: ConvertOptions, source: SourceData, 
     }
     return PoseSequence(
         name=source.name,
-        poses_2d=map_2d.to_h36m(source.poses_2d).astype(np.float32),
+        poses_2d=map_2d.apply(source.poses_2d).astype(np.float32),
         poses_3d=(camera * scale).astype(np.float32),
         gt_3d=None if gt is None else gt.astype(np.float32),
         image_size=source.image_size,
@@ -137,7 +137,7 @@ def export_to_source(
     mapping = get_mapping(original.layout_3d)
     # back to source units and axes (axes is a rotation): source = axes^T @ camera / scale
     refined = (np.asarray(poses, dtype=np.float64) / record["metres_per_unit"]) @ np.asarray(record["axes"])
-    moved = mapping.from_h36m(original.poses_3d, mapping.to_h36m(original.poses_3d), refined)
+    moved = mapping.follow(original.poses_3d, mapping.apply(original.poses_3d), refined)
     output = Path(output)
     check_output_path(output, overwrite=overwrite, inputs=[*inputs, options.poses_3d])
     with atomic_file(output) as temp:

@@ -7,7 +7,10 @@ for joints that are not the same anatomical point. Nothing is inferred from name
 mapping is written out by index. :meth:`KeypointMapping.describe` gives the JSON that pose
 files record in their provenance, so a reader knows what fills each joint.
 
-Converters for other estimators' formats register their layouts in :data:`MAPPINGS`.
+Converters for other estimators' formats register their layouts in :data:`MAPPINGS`. Exporting
+refined poses back to a source layout moves every source keypoint with its *anchor* target joint
+(:meth:`KeypointMapping.follow`): the joint that copies it, or the one named in ``anchors`` (a
+face point follows the nose, a finger the wrist, a toe the ankle).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class KeypointMapping:
         joints: one :class:`JointSource` per target joint, in target order.
         target: the layout the mapping produces (``h36m17``).
         description: where the layout comes from (detector, dataset).
+        anchors: ``(source index, target index)`` for every source keypoint that no target
+            joint copies: the target joint whose refinement it follows on export.
     """
 
     name: str
@@ -63,6 +68,7 @@ class KeypointMapping:
     joints: tuple[JointSource, ...]
     target: JointLayout = H36M_17
     description: str = ""
+    anchors: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.joints) != self.target.num_joints:
@@ -76,6 +82,12 @@ class KeypointMapping:
                 raise ValueError(f"{where}: source index outside 0..{n - 1}")
             if any(w <= 0 for w in src.weights) or abs(sum(src.weights) - 1.0) > 1e-9:
                 raise ValueError(f"{where}: weights must be positive and sum to 1, got {src.weights}")
+        copied = {src.indices[0] for src in self.joints if len(src.indices) == 1}
+        anchored = dict(self.anchors)
+        if any(not 0 <= t < self.target.num_joints for t in anchored.values()) or set(anchored) & copied:
+            raise ValueError(f"mapping {self.name}: anchors must pair uncopied source keypoints with target joints")
+        if copied | set(anchored) != set(range(n)):
+            raise ValueError(f"mapping {self.name}: every source keypoint needs a copy or an anchor")
 
     @property
     def num_source(self) -> int:
@@ -93,6 +105,20 @@ class KeypointMapping:
         keypoints = keypoints.astype(np.result_type(keypoints.dtype, np.float32), copy=False)
         out = [sum(w * keypoints[..., i, :] for i, w in zip(src.indices, src.weights)) for src in self.joints]
         return np.stack(out, axis=-2)
+
+    def anchor_indices(self) -> np.ndarray:
+        """``(S,)``: the target joint each source keypoint follows on export (see ``anchors``)."""
+        anchors = dict(self.anchors)
+        for j, src in enumerate(self.joints):
+            if len(src.indices) == 1:
+                anchors.setdefault(src.indices[0], j)
+        return np.array([anchors[i] for i in range(self.num_source)])
+
+    def follow(self, keypoints: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Source keypoints ``(..., S, D)`` moved by the change ``after - before`` (``(..., J, D)``
+        target joints, ``before = apply(keypoints)``) of their anchor joints: a copied keypoint
+        lands exactly on its refined joint."""
+        return np.asarray(keypoints) + (np.asarray(after) - np.asarray(before))[..., self.anchor_indices(), :]
 
     def describe(self) -> dict:
         """JSON-able summary for a pose file's provenance: every target joint that is not a plain
@@ -129,7 +155,110 @@ SH_16 = KeypointMapping(
     description="Stacked-Hourglass (MPII) 16 keypoints, e.g. the Human3.6M detections of Martinez et al. 2017",
 )
 
-MAPPINGS: dict[str, KeypointMapping] = {SH_16.name: SH_16}
+# h36m17 itself: every joint copied.
+H36M_IDENTITY = KeypointMapping(
+    name=H36M_17.name,
+    source_names=H36M_17.joint_names,
+    joints=tuple(keypoint(j) for j in range(H36M_17.num_joints)),
+    description="Human3.6M 17 joints (VideoPose3D, MotionBERT, MMPose 3D): no mapping needed",
+)
+
+_HIPS_NOTE = "synthesised: midpoint of the hips (a detector's hips sit higher and wider than the mocap's)"
+_SPINE_NOTE = "synthesised: mean of both shoulders and both hips, halfway between pelvis and thorax"
+_THORAX_NOTE = "synthesised: midpoint of the shoulders"
+_EARS_NOTE = "synthesised: midpoint of the ears, about 0.1 m below the mocap head top"
+_NOSE_NOTE = "the nose, where the mocap neck/nose marker is at the neck's top"
+
+
+def _limbs(l_hip: int, l_knee: int, l_ankle: int, l_shoulder: int, l_elbow: int, l_wrist: int) -> dict[str, JointSource]:
+    """The twelve limb joints of a layout that numbers each right joint one after its left twin (COCO order)."""
+    left = {"hip": l_hip, "knee": l_knee, "ankle": l_ankle, "shoulder": l_shoulder, "elbow": l_elbow, "wrist": l_wrist}
+    return {f"{side}_{part}": keypoint(index + (side == "r")) for part, index in left.items() for side in "lr"}
+
+
+def _h36m_joints(centre: dict[str, JointSource], limbs: dict[str, JointSource]) -> tuple[JointSource, ...]:
+    """The 17 joint sources in ``h36m17`` order from the centre joints and the limbs, by name."""
+    named = {**centre, **limbs}
+    return tuple(named[name] for name in H36M_17.joint_names)
+
+
+_COCO_NAMES = (
+    "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
+    "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
+)
+_H = {name: j for j, name in enumerate(H36M_17.joint_names)}
+
+# COCO-17 keypoints (Detectron, RTMPose, YOLO-pose, VideoPose3D's custom videos).
+COCO_17 = KeypointMapping(
+    name="coco17",
+    source_names=_COCO_NAMES,
+    joints=_h36m_joints(
+        {
+            "pelvis": blend({11: 0.5, 12: 0.5}, _HIPS_NOTE),
+            "spine": blend({5: 0.25, 6: 0.25, 11: 0.25, 12: 0.25}, _SPINE_NOTE),
+            "thorax": blend({5: 0.5, 6: 0.5}, _THORAX_NOTE),
+            "neck_nose": keypoint(0, _NOSE_NOTE),
+            "head_top": blend({3: 0.5, 4: 0.5}, _EARS_NOTE),
+        },
+        _limbs(11, 13, 15, 5, 7, 9),
+    ),
+    description="COCO 17 keypoints",
+    anchors=((1, _H["neck_nose"]), (2, _H["neck_nose"]), (3, _H["head_top"]), (4, _H["head_top"])),
+)
+
+# AlphaPose Halpe-26: COCO-17 plus head, neck, hip centre and six foot points.
+HALPE_26 = KeypointMapping(
+    name="halpe26",
+    source_names=(*_COCO_NAMES, "head", "neck", "hip", "l_big_toe", "r_big_toe", "l_small_toe", "r_small_toe", "l_heel", "r_heel"),
+    joints=_h36m_joints(
+        {
+            "pelvis": keypoint(19, "Halpe's hip centre"),
+            "spine": blend({18: 0.5, 19: 0.5}, "synthesised: midpoint of Halpe's neck and hip centre (as MotionBERT)"),
+            "thorax": keypoint(18, "Halpe's neck"),
+            "neck_nose": keypoint(0, _NOSE_NOTE),
+            "head_top": keypoint(17, "Halpe's head (top of the head)"),
+        },
+        _limbs(11, 13, 15, 5, 7, 9),
+    ),
+    description="AlphaPose Halpe 26 body keypoints",
+    anchors=(
+        *((i, _H["neck_nose"]) for i in (1, 2, 3, 4)),
+        *((i, _H["l_ankle"]) for i in (20, 22, 24)),
+        *((i, _H["r_ankle"]) for i in (21, 23, 25)),
+    ),
+)
+
+# MediaPipe Pose (BlazePose) 33 landmarks.
+MEDIAPIPE_33 = KeypointMapping(
+    name="mediapipe33",
+    source_names=(
+        "nose", "l_eye_inner", "l_eye", "l_eye_outer", "r_eye_inner", "r_eye", "r_eye_outer", "l_ear", "r_ear",
+        "mouth_left", "mouth_right", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist",
+        "l_pinky", "r_pinky", "l_index", "r_index", "l_thumb", "r_thumb", "l_hip", "r_hip", "l_knee", "r_knee",
+        "l_ankle", "r_ankle", "l_heel", "r_heel", "l_foot_index", "r_foot_index",
+    ),
+    joints=_h36m_joints(
+        {
+            "pelvis": blend({23: 0.5, 24: 0.5}, _HIPS_NOTE),
+            "spine": blend({11: 0.25, 12: 0.25, 23: 0.25, 24: 0.25}, _SPINE_NOTE),
+            "thorax": blend({11: 0.5, 12: 0.5}, _THORAX_NOTE),
+            "neck_nose": keypoint(0, _NOSE_NOTE),
+            "head_top": blend({7: 0.5, 8: 0.5}, _EARS_NOTE),
+        },
+        _limbs(23, 25, 27, 11, 13, 15),
+    ),
+    description="MediaPipe Pose 33 landmarks",
+    anchors=(
+        *((i, _H["neck_nose"]) for i in (1, 2, 3, 4, 5, 6, 9, 10)),
+        (7, _H["head_top"]), (8, _H["head_top"]),
+        *((i, _H["l_wrist"]) for i in (17, 19, 21)),
+        *((i, _H["r_wrist"]) for i in (18, 20, 22)),
+        *((i, _H["l_ankle"]) for i in (29, 31)),
+        *((i, _H["r_ankle"]) for i in (30, 32)),
+    ),
+)
+
+MAPPINGS: dict[str, KeypointMapping] = {m.name: m for m in (H36M_IDENTITY, SH_16, COCO_17, HALPE_26, MEDIAPIPE_33)}
 
 
 def get_mapping(name: str) -> KeypointMapping:

@@ -47,13 +47,14 @@ def test_get_mapping_and_broken_mappings():
     with pytest.raises(InputError, match=r"unknown keypoint layout 'nope' \(known: .*sh16"):
         get_mapping("nope")
     two = JointLayout(name="two", joint_names=("a", "b"), parents=(-1, 0), left_right=())
-    ok = KeypointMapping("x", ("p", "q"), (keypoint(0), blend({0: 0.5, 1: 0.5}, "mid")), target=two)
+    ok = KeypointMapping("x", ("p", "q"), (keypoint(0), blend({0: 0.5, 1: 0.5}, "mid")), target=two, anchors=((1, 1),))
     np.testing.assert_allclose(ok.apply(np.array([[0.0, 0.0], [2.0, 4.0]])), [[0, 0], [1, 2]])
     for joints, message in [
         ((keypoint(0),), "1 joint sources for the 2 joints"),
         ((keypoint(0), keypoint(2)), "source index outside 0..1"),
         ((keypoint(0), blend({0: 0.5, 1: 0.6}, "x")), "sum to 1"),
         ((keypoint(0), blend({0: 1.5, 1: -0.5}, "x")), "positive"),
+        ((keypoint(0), blend({0: 0.5, 1: 0.5}, "x")), "every source keypoint needs a copy or an anchor"),
     ]:
         with pytest.raises(ValueError, match=message):
             KeypointMapping("x", ("p", "q"), joints, target=two)

@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from d3prefine import __version__
-from d3prefine.cli import evaluate, fit_noise, info, plot, refine, train
+from d3prefine.cli import convert, evaluate, export, fit_noise, info, plot, refine, train
 from d3prefine.errors import D3PrefineError, ExitCode
 from d3prefine.runtime import report_error
 
@@ -30,6 +30,8 @@ COMMANDS: dict[str, ModuleType] = {
     "train": train,
     "info": info,
     "plot": plot,
+    "convert": convert,
+    "export": export,
 }
 
 

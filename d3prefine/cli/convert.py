@@ -20,6 +20,11 @@ from d3prefine.formats.options import ConvertOptions, Units
 from d3prefine.io import check_output_path, check_output_suffix, save_poses
 from d3prefine.keypoints import MAPPINGS
 
+EXAMPLES = (
+    "d3prefine convert motionbert --3d X3D.npy --2d alphapose-results.json --image-size 1920 1080 --fps 30 --scale-to-height 1.6 -o clip.npz",
+    "d3prefine convert arrays --2d kp2d.npy --layout-2d coco17 --3d kp3d.csv --units mm --image-size 1280 720 -o clip.npz",
+)
+
 #: Keypoint layouts a file may come in (``--layout-2d``, ``--layout-3d``).
 Layout = Enum("Layout", {name: name for name in MAPPINGS}, type=str)
 
@@ -81,8 +86,8 @@ def command(
             "sequence": seq.name,
             "frames": seq.num_frames,
             "metres_per_unit": seq.provenance["convert"]["metres_per_unit"],
-            "layout_2d": seq.provenance["convert"]["layout_2d"]["from"],
-            "layout_3d": seq.provenance["convert"]["layout_3d"]["from"],
+            "layout_2d": seq.provenance["convert"]["layout_2d"]["source_layout"],
+            "layout_3d": seq.provenance["convert"]["layout_3d"]["source_layout"],
             "synthesised_2d": seq.provenance["convert"]["layout_2d"]["synthesised"],
             "synthesised_3d": seq.provenance["convert"]["layout_3d"]["synthesised"],
         }

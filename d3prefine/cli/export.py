@@ -25,6 +25,11 @@ from d3prefine.errors import InputError
 from d3prefine.export import ExportTarget, export_sequence
 from d3prefine.io import POSE_3D_ARRAYS, load_poses
 
+EXAMPLES = (
+    "d3prefine export clip.refined.npz --to source        # e.g. X3D.npy back in MotionBERT's units",
+    "d3prefine export 'refined/*.npz' --to bvh --out-dir bvh/",
+)
+
 #: The 3D arrays that can be exported.
 PoseKey = Enum("PoseKey", {key: key for key in POSE_3D_ARRAYS}, type=str)
 

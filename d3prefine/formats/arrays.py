@@ -61,9 +61,9 @@ def read(options: ConvertOptions) -> list[SourceData]:
     """One sequence from ``options.poses_2d`` and ``options.poses_3d`` (layouts and units as given)."""
     path_2d = options.required("poses_2d", "--2d", "plain arrays need a 2D file")
     path_3d = options.required("poses_3d", "--3d", "plain arrays need a 3D file")
-    layout_2d, layout_3d = get_mapping(options.layout_2d).source, get_mapping(options.layout_3d).source
-    poses_2d = read_array(path_2d, layout_2d.num_joints, 2)
-    poses_3d = read_array(path_3d, layout_3d.num_joints, 3)
+    layout_2d, layout_3d = get_mapping(options.layout_2d), get_mapping(options.layout_3d)
+    poses_2d = read_array(path_2d, layout_2d.num_source, 2)
+    poses_3d = read_array(path_3d, layout_3d.num_source, 3)
     return [
         SourceData(
             name=options.name or path_3d.stem,

@@ -24,11 +24,11 @@ SUFFIXES = (".json",)
 
 def _landmarks(entry: object, key: str, channels: int, where: str) -> np.ndarray:
     if entry is None:
-        return np.full((MEDIAPIPE_33.num_joints, channels), np.nan)
+        return np.full((MEDIAPIPE_33.num_source, channels), np.nan)
     points = entry.get(key) if isinstance(entry, dict) else None
-    if not isinstance(points, list) or len(points) != MEDIAPIPE_33.num_joints:
+    if not isinstance(points, list) or len(points) != MEDIAPIPE_33.num_source:
         found = f"{len(points)} entries" if isinstance(points, list) else type(points).__name__
-        raise InputError(f"{where}: key {key!r}: expected a list of {MEDIAPIPE_33.num_joints} landmarks, got {found}")
+        raise InputError(f"{where}: key {key!r}: expected a list of {MEDIAPIPE_33.num_source} landmarks, got {found}")
     try:
         return np.array([[float(p[axis]) for axis in "xyz"[:channels]] for p in points])
     except (TypeError, KeyError, ValueError):

@@ -65,9 +65,9 @@ def read(options: ConvertOptions) -> list[SourceData]:
     if options.image_size is None:
         raise InputError(f"{path_2d}: MMPose predictions do not hold the image size: give --image-size WIDTH HEIGHT")
     person = options.person or 0
-    layout_2d = get_mapping(options.layout_2d).source
+    layout_2d = get_mapping(options.layout_2d)
     poses_3d = _keypoints(path_3d, person, H36M_17.num_joints, 3)
-    poses_2d = _keypoints(path_2d, person, layout_2d.num_joints, 2)
+    poses_2d = _keypoints(path_2d, person, layout_2d.num_source, 2)
     if len(poses_2d) != len(poses_3d):
         raise InputError(f"{path_2d}: {len(poses_2d)} frames, but {path_3d} has {len(poses_3d)}")
     return [

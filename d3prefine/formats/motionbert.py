@@ -34,9 +34,9 @@ def read_alphapose(path: Path, person: int | None) -> tuple[np.ndarray, list[int
     for k, det in enumerate(detections):
         if not isinstance(det, dict) or "image_id" not in det or not isinstance(det.get("keypoints"), list):
             raise InputError(f"{path}: detection {k}: expected an object with 'image_id' and 'keypoints'")
-        if len(det["keypoints"]) != HALPE_26.num_joints * 3:
+        if len(det["keypoints"]) != HALPE_26.num_source * 3:
             raise InputError(
-                f"{path}: detection {k}: expected {HALPE_26.num_joints * 3} keypoint values (Halpe-26 x, y, score), got {len(det['keypoints'])}"
+                f"{path}: detection {k}: expected {HALPE_26.num_source * 3} keypoint values (Halpe-26 x, y, score), got {len(det['keypoints'])}"
             )
         if person is not None and det.get("idx") != person:
             continue
@@ -47,7 +47,7 @@ def read_alphapose(path: Path, person: int | None) -> tuple[np.ndarray, list[int
         raise InputError(f"{path}: no detection of person (idx) {person}")
     frames = sorted(best)
     try:
-        keypoints = np.array([best[f][1] for f in frames], dtype=np.float64).reshape(len(frames), HALPE_26.num_joints, 3)
+        keypoints = np.array([best[f][1] for f in frames], dtype=np.float64).reshape(len(frames), HALPE_26.num_source, 3)
     except (TypeError, ValueError):
         raise InputError(f"{path}: expected numeric keypoints") from None
     return keypoints[..., :2], frames
