@@ -20,12 +20,17 @@ from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.tensorfile import MAX_PARAMETER, read_metadata, read_tensors, write_tensors
 
 DENOISER_FORMAT = "d3prefine-denoiser"
+#: Metadata key of the frame rate (frames per second) of the data the denoiser was trained on.
+FPS_METADATA_KEY = "fps"
 CHECKPOINT_FORMAT = "d3prefine-train-checkpoint"
 
 
-def save_denoiser(path: str | Path, model: PoseDenoiser, info: dict) -> None:
-    """Save weights with the config and ``info`` as JSON metadata."""
+def save_denoiser(path: str | Path, model: PoseDenoiser, info: dict, fps: float | None = None) -> None:
+    """Save weights with the config and ``info`` as JSON metadata, and ``fps``, the frame rate of
+    the training data, when known (``Refiner`` resamples other rates to it)."""
     meta = {"format": DENOISER_FORMAT, "config": model.config.to_json(), "info": json.dumps(info)}
+    if fps is not None:
+        meta[FPS_METADATA_KEY] = f"{fps:g}"
     write_tensors(path, model.state_dict(), meta)
 
 
@@ -43,6 +48,23 @@ def load_denoiser(path: str | Path) -> PoseDenoiser:
 def denoiser_metadata(path: str | Path) -> dict[str, str]:
     """The string metadata of a denoiser file (tensors not read)."""
     return read_metadata(path, DENOISER_FORMAT)
+
+
+def training_fps(meta: dict[str, str]) -> float | None:
+    """The training frame rate recorded in denoiser metadata ``meta`` (``None`` if absent).
+
+    Raises:
+        ValueError: the entry is not a positive number.
+    """
+    if FPS_METADATA_KEY not in meta:
+        return None
+    try:
+        fps = float(meta[FPS_METADATA_KEY])
+    except ValueError:
+        fps = float("nan")
+    if not fps > 0 or fps == float("inf"):
+        raise ValueError(f"metadata {FPS_METADATA_KEY!r}: expected a positive frame rate, got {meta[FPS_METADATA_KEY]!r}")
+    return fps
 
 
 def set_denoiser_metadata(path: str | Path, output: str | Path, entries: dict[str, str]) -> None:

@@ -8,13 +8,16 @@
   metres measures about 1.6 m (Human3.6M subjects 1.58-1.71 m), a body in normalised units
   (MotionBERT: about 2 units tall) or in arbitrary units does not.
 
-Both return numbers; :func:`check_sequence` turns them into one-line messages.
+Both return numbers; :func:`check_sequence` turns them into one-line messages and :func:`screen`
+into an error, or warnings with ``--force``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from d3prefine.errors import InputError
+from d3prefine.io import PoseSequence
 from d3prefine.skeleton import H36M_17
 
 #: Plausible :func:`body_height` in metres (head top to ankle along the bones).
@@ -87,3 +90,16 @@ def check_sequence(poses_2d: np.ndarray, poses_3d: np.ndarray, *, height_m: bool
                 "normalised or arbitrary units? convert with 'd3prefine convert --scale-to-height' (or --units)"
             )
     return problems
+
+
+def sequence_problems(seq: PoseSequence) -> list[str]:
+    """:func:`check_sequence` of an ``h36m17`` sequence (3D in metres), each line naming the sequence."""
+    return [f"sequence {seq.name!r}: {problem}" for problem in check_sequence(seq.poses_2d, seq.poses_3d)]
+
+
+def screen(problems: list[str], *, force: bool, where: str) -> list[str]:
+    """Raise the first of ``problems`` as a one-line :class:`InputError`, or with ``force``
+    return them as warnings (``"warning: <where>: <problem>"``) for the caller to print."""
+    if problems and not force:
+        raise InputError(f"{where}: {problems[0]} (--force to go on anyway)")
+    return [f"warning: {where}: {problem}" for problem in problems]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from d3prefine.checks import body_height, check_sequence
+from d3prefine.checks import body_height
 from d3prefine.errors import InputError
 from d3prefine.formats import FORMATS, SourceFormat
 from d3prefine.formats.base import SourceData
@@ -97,11 +97,6 @@ def to_sequence(fmt: SourceFormat, options: ConvertOptions, source: SourceData, 
 def convert(fmt: SourceFormat, options: ConvertOptions, *, scale_to_height: float | None = None) -> list[PoseSequence]:
     """Read ``fmt`` files named in ``options`` into ``h36m17`` sequences (metres, camera frame)."""
     return [to_sequence(fmt, options, source, scale_to_height) for source in FORMATS[SourceFormat(fmt)].read(options)]
-
-
-def sanity_problems(seq: PoseSequence) -> list[str]:
-    """:func:`d3prefine.checks.check_sequence` of a sequence, each line prefixed by its name."""
-    return [f"sequence {seq.name!r}: {problem}" for problem in check_sequence(seq.poses_2d, seq.poses_3d)]
 
 
 def export_to_source(

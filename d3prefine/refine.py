@@ -21,7 +21,7 @@ import torch
 
 from d3prefine.baselines import savgol
 from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
-from d3prefine.checkpoint import denoiser_metadata, load_denoiser
+from d3prefine.checkpoint import denoiser_metadata, load_denoiser, training_fps
 from d3prefine.error_model import ErrorModel
 from d3prefine.errors import InputError, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
@@ -91,6 +91,7 @@ class Refiner:
         noise_path: Path | None = None,
         guard: GuardReference | None = None,
         calibration: UncertaintyCalibration | None = None,
+        fps: float | None = None,
     ) -> None:
         if noise.num_joints != model.config.num_joints or noise.layout != model.config.layout:
             raise WeightsError(
@@ -105,6 +106,7 @@ class Refiner:
         self.layout = get_layout(model.config.layout)
         self.weights_path, self.noise_path = weights_path, noise_path  # where they were loaded from, if files
         self.guard, self.calibration = guard, calibration
+        self.fps = fps
 
     @classmethod
     def from_pretrained(
@@ -117,7 +119,8 @@ class Refiner:
 
         ``weights=None`` uses the weights shipped in ``weights/``; ``noise=None`` uses
         ``noise.safetensors`` next to the denoiser file. The guard reference and the uncertainty
-        calibration come from the denoiser file's metadata when it holds them.
+        calibration come from the denoiser file's metadata when it holds them, and so does the
+        frame rate of the training data (``Refiner.fps``, ``None`` if the file does not say).
         """
         path = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
         if path.is_dir():
@@ -128,10 +131,12 @@ class Refiner:
         try:
             guard = GuardReference.from_json(meta[GUARD_METADATA_KEY]) if GUARD_METADATA_KEY in meta else None
             calibration = UncertaintyCalibration.from_json(meta[CALIBRATION_METADATA_KEY]) if CALIBRATION_METADATA_KEY in meta else None
+            fps = training_fps(meta)
         except ValueError as err:
             raise WeightsError(f"{path}: {err}") from None
         return cls(
-            model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard, calibration=calibration
+            model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard, calibration=calibration,
+            fps=fps,
         )
 
     @property

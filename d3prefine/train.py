@@ -108,7 +108,8 @@ class WindowSampler:
     """Random fixed-length windows over many sequences, held as three concatenated arrays.
 
     Sequences shorter than the window are edge-padded to it. Arrays (float32, root-relative):
-    ``p (N, J, 2)`` normalized 2D, ``y (N, J, 3)`` and ``x (N, J, 3)`` metres.
+    ``p (N, J, 2)`` normalized 2D, ``y (N, J, 3)`` and ``x (N, J, 3)`` metres. ``fps`` is the
+    frame rate the sequences share (``None`` if any lacks one or they differ).
     """
 
     def __init__(self, sequences: Sequence[PoseSequence], window: int, root: int) -> None:
@@ -129,6 +130,8 @@ class WindowSampler:
         self.p, self.y, self.x = (torch.from_numpy(np.concatenate(a).astype(np.float32)) for a in (p, y, x))
         self.starts = torch.from_numpy(np.concatenate(starts))
         self.window = window
+        rates = {seq.fps for seq in sequences}
+        self.fps = rates.pop() if len(rates) == 1 else None
 
     def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Windows starting at ``self.starts[index]``: ``p (B, W, J, 2)``, ``y``, ``x (B, W, J, 3)``."""
@@ -316,7 +319,8 @@ class Trainer:
             if timed_out:
                 break
         if self.rank == 0:
-            save_denoiser(out, st.ema, {**(info or {}), "train_config": asdict(cfg), "steps_done": st.step, "history": st.history})
+            info = {**(info or {}), "train_config": asdict(cfg), "steps_done": st.step, "history": st.history}
+            save_denoiser(out, st.ema, info, fps=self.train_data.fps)
         return st.history
 
     # ------------------------------------------------------------------ checkpoints

@@ -12,9 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from d3prefine.checks import screen, sequence_problems
 from d3prefine.cli._common import JsonOption, OverwriteOption, emit_json, log, out_console
-from d3prefine.convert import convert, sanity_problems
-from d3prefine.errors import InputError
+from d3prefine.convert import convert
 from d3prefine.formats import SourceFormat
 from d3prefine.formats.options import ConvertOptions, Units
 from d3prefine.io import check_output_path, check_output_suffix, save_poses
@@ -28,17 +28,6 @@ EXAMPLES = (
 #: Keypoint layouts a file may come in (``--layout-2d``, ``--layout-3d``).
 Layout = Enum("Layout", {name: name for name in MAPPINGS}, type=str)
 
-ForceOption = Annotated[
-    bool, typer.Option("--force", help="Warn instead of failing when the 2D and 3D joint orders disagree or the body is not human-sized in metres.")
-]
-
-
-def report_problems(problems: list[str], force: bool, where: str) -> None:
-    """Raise the first problem as one line, or with ``force`` log every one as a warning."""
-    if problems and not force:
-        raise InputError(f"{where}: {problems[0]} (--force to go on anyway)")
-    for problem in problems:
-        log(f"warning: {where}: {problem}")
 
 
 def command(
@@ -63,7 +52,9 @@ def command(
     allow_pickle: Annotated[
         bool, typer.Option("--allow-pickle", help="Let convert unpickle VideoPose3D's dictionaries (pickle can run code: trusted files only).")
     ] = False,
-    force: ForceOption = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Warn instead of failing when the 2D and 3D joint orders disagree or the body is not human-sized in metres.")
+    ] = False,
     overwrite: OverwriteOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -79,7 +70,8 @@ def command(
     )
     sequences = convert(source_format, options, scale_to_height=scale_to_height)
     for seq in sequences:
-        report_problems(sanity_problems(seq), force, str(output))
+        for warning in screen(sequence_problems(seq), force=force, where=str(output)):
+            log(warning)
     save_poses(output, sequences, overwrite=overwrite, inputs=inputs)
     summary = [
         {

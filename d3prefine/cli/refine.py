@@ -6,16 +6,19 @@ Each output file holds the input's arrays unchanged plus ``poses_3d_refined`` (a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from d3prefine import __version__
+from d3prefine.checks import screen, sequence_problems
 from d3prefine.cli._common import (
     ContinueOnErrorOption,
     DeviceOption,
@@ -36,8 +39,9 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.errors import InputError, OutOfDistributionError
-from d3prefine.io import check_output_path, check_output_suffix, fill_gaps, load_poses, save_poses
-from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, MAX_STEPS, Refiner, check_smooth
+from d3prefine.io import PoseSequence, check_output_path, check_output_suffix, fill_gaps, load_poses, save_poses
+from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, MAX_STEPS, Refiner, RefineResult, check_smooth
+from d3prefine.resample import FpsPolicy, resample
 
 
 def _refine_file(
@@ -49,6 +53,8 @@ def _refine_file(
     overwrite: bool,
     fill: int,
     strict: bool,
+    force: bool,
+    fps_policy: FpsPolicy,
     options: dict,
     provenance: dict,
 ) -> dict:
@@ -69,6 +75,9 @@ def _refine_file(
             raise InputError(
                 f"{path}: sequence {seq.name!r} uses joint layout {seq.joint_layout!r}, the weights expect {refiner.layout.name!r}"
             )
+        for warning in screen(sequence_problems(seq), force=force, where=str(path)):
+            log(warning)
+    rates = [_model_rate(seq, refiner.fps, fps_policy, path) for seq in sequences]
     frames = sum(seq.num_frames for seq in sequences)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -76,15 +85,22 @@ def _refine_file(
     ) as progress:
         task = progress.add_task(escape(f"refining {path.name} (frames)"), total=frames)
         results = refiner.refine_many(
-            [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences],
+            [
+                (seq.poses_2d, seq.poses_3d, seq.image_size) if rate is None
+                else (resample(seq.poses_2d, seq.fps, rate), resample(seq.poses_3d, seq.fps, rate), seq.image_size)
+                for seq, rate in zip(sequences, rates)
+            ],
             progress=lambda n: progress.advance(task, n),
             **options,
         )
+    results = [result if rate is None else _back_to_input_rate(result, rate, seq) for seq, rate, result in zip(sequences, rates, results)]
     guard = _check_guard(path, [seq.name for seq in sequences], [r.guard for r in results], strict)
-    for seq, result in zip(sequences, results):
+    for seq, result, rate in zip(sequences, results, rates):
         seq.poses_3d_refined = result.poses_3d
         seq.uncertainty = result.uncertainty
         extra = {} if result.guard is None else {"guard": result.guard.to_dict()}
+        if rate is not None:
+            extra["resampled"] = {"from_fps": seq.fps, "to_fps": rate, "method": "cubic spline, and back"}
         seq.provenance = {**seq.provenance, "refine": {**provenance, "filled_values": filled, **extra}}
     save_poses(output, sequences, overwrite=overwrite, inputs=all_inputs)
     seconds = time.perf_counter() - start
@@ -92,6 +108,26 @@ def _refine_file(
         "file": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled,
         "seconds": round(seconds, 3), "guard": guard,
     }
+
+
+def _model_rate(seq: PoseSequence, weights_fps: float | None, policy: FpsPolicy, path: Path) -> float | None:
+    """The frame rate to refine ``seq`` at, ``None`` to refine its frames as they are."""
+    if seq.fps is None or weights_fps is None or abs(seq.fps - weights_fps) < 1e-6 or policy is FpsPolicy.IGNORE:
+        return None
+    if policy is FpsPolicy.REFUSE:
+        raise InputError(
+            f"{path}: sequence {seq.name!r} is {seq.fps:g} fps, the weights learned {weights_fps:g} fps motion "
+            "(--fps-policy resample converts it and back)"
+        )
+    return weights_fps
+
+
+def _back_to_input_rate(result: RefineResult, rate: float, seq: PoseSequence) -> RefineResult:
+    """``result`` (refined at ``rate``) resampled to the frames of ``seq``."""
+    back = {"poses_3d": resample(result.poses_3d, rate, seq.fps, seq.num_frames)}
+    if result.uncertainty is not None:
+        back["uncertainty"] = np.maximum(resample(result.uncertainty, rate, seq.fps, seq.num_frames), 0.0)
+    return dataclasses.replace(result, **back)
 
 
 def _uncertainty_meaning(refiner: Refiner) -> dict:
@@ -159,6 +195,13 @@ def command(
     fill: Annotated[
         int, typer.Option("--fill", min=0, help="Interpolate NaN gaps of at most this many frames (0: refuse NaN).")
     ] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Warn instead of failing when the 2D and 3D joint orders disagree or the body is not human-sized in metres.")
+    ] = False,
+    fps_policy: Annotated[
+        FpsPolicy,
+        typer.Option("--fps-policy", help="A sequence whose fps differs from the weights' training rate: resample it to that rate and back, refuse it, or ignore the difference."),
+    ] = FpsPolicy.RESAMPLE,
     strict: Annotated[
         bool, typer.Option("--strict", help="Refuse (exit code 3, no output) files whose inputs the guard flags as unlike the training data.")
     ] = False,
@@ -200,7 +243,7 @@ def command(
     batch = run_batch(
         selected,
         lambda path: _refine_file(
-            path, targets[path], refiner, all_inputs=files, overwrite=overwrite, fill=fill, strict=strict, options=options, provenance=provenance
+            path, targets[path], refiner, all_inputs=files, overwrite=overwrite, fill=fill, strict=strict, force=force, fps_policy=fps_policy, options=options, provenance=provenance
         ),
         continue_on_error=continue_on_error,
         description="refining",
