@@ -176,6 +176,21 @@ def _limbs(l_hip: int, l_knee: int, l_ankle: int, l_shoulder: int, l_elbow: int,
     return {f"{side}_{part}": keypoint(index + (side == "r")) for part, index in left.items() for side in "lr"}
 
 
+def _from_ears(nose: int, l_ear: int, l_shoulder: int, l_hip: int, l_knee: int, l_ankle: int, l_elbow: int, l_wrist: int) -> tuple[JointSource, ...]:
+    """The 17 joint sources of a layout without pelvis, spine, thorax and head top (COCO,
+    MediaPipe; each right keypoint numbered one after its left twin): the centre joints
+    synthesised from hips, shoulders and ears."""
+    r_ear, r_shoulder, r_hip = l_ear + 1, l_shoulder + 1, l_hip + 1
+    centre = {
+        "pelvis": blend({l_hip: 0.5, r_hip: 0.5}, _HIPS_NOTE),
+        "spine": blend({l_shoulder: 0.25, r_shoulder: 0.25, l_hip: 0.25, r_hip: 0.25}, _SPINE_NOTE),
+        "thorax": blend({l_shoulder: 0.5, r_shoulder: 0.5}, _THORAX_NOTE),
+        "neck_nose": keypoint(nose, _NOSE_NOTE),
+        "head_top": blend({l_ear: 0.5, r_ear: 0.5}, _EARS_NOTE),
+    }
+    return _h36m_joints(centre, _limbs(l_hip, l_knee, l_ankle, l_shoulder, l_elbow, l_wrist))
+
+
 def _h36m_joints(centre: dict[str, JointSource], limbs: dict[str, JointSource]) -> tuple[JointSource, ...]:
     """The 17 joint sources in ``h36m17`` order from the centre joints and the limbs, by name."""
     named = {**centre, **limbs}
@@ -192,16 +207,7 @@ _H = {name: j for j, name in enumerate(H36M_17.joint_names)}
 COCO_17 = KeypointMapping(
     name="coco17",
     source_names=_COCO_NAMES,
-    joints=_h36m_joints(
-        {
-            "pelvis": blend({11: 0.5, 12: 0.5}, _HIPS_NOTE),
-            "spine": blend({5: 0.25, 6: 0.25, 11: 0.25, 12: 0.25}, _SPINE_NOTE),
-            "thorax": blend({5: 0.5, 6: 0.5}, _THORAX_NOTE),
-            "neck_nose": keypoint(0, _NOSE_NOTE),
-            "head_top": blend({3: 0.5, 4: 0.5}, _EARS_NOTE),
-        },
-        _limbs(11, 13, 15, 5, 7, 9),
-    ),
+    joints=_from_ears(nose=0, l_ear=3, l_shoulder=5, l_hip=11, l_knee=13, l_ankle=15, l_elbow=7, l_wrist=9),
     description="COCO 17 keypoints",
     anchors=((1, _H["neck_nose"]), (2, _H["neck_nose"]), (3, _H["head_top"]), (4, _H["head_top"])),
 )
@@ -237,16 +243,7 @@ MEDIAPIPE_33 = KeypointMapping(
         "l_pinky", "r_pinky", "l_index", "r_index", "l_thumb", "r_thumb", "l_hip", "r_hip", "l_knee", "r_knee",
         "l_ankle", "r_ankle", "l_heel", "r_heel", "l_foot_index", "r_foot_index",
     ),
-    joints=_h36m_joints(
-        {
-            "pelvis": blend({23: 0.5, 24: 0.5}, _HIPS_NOTE),
-            "spine": blend({11: 0.25, 12: 0.25, 23: 0.25, 24: 0.25}, _SPINE_NOTE),
-            "thorax": blend({11: 0.5, 12: 0.5}, _THORAX_NOTE),
-            "neck_nose": keypoint(0, _NOSE_NOTE),
-            "head_top": blend({7: 0.5, 8: 0.5}, _EARS_NOTE),
-        },
-        _limbs(23, 25, 27, 11, 13, 15),
-    ),
+    joints=_from_ears(nose=0, l_ear=7, l_shoulder=11, l_hip=23, l_knee=25, l_ankle=27, l_elbow=13, l_wrist=15),
     description="MediaPipe Pose 33 landmarks",
     anchors=(
         *((i, _H["neck_nose"]) for i in (1, 2, 3, 4, 5, 6, 9, 10)),

@@ -58,3 +58,28 @@ def test_get_mapping_and_broken_mappings():
     ]:
         with pytest.raises(ValueError, match=message):
             KeypointMapping("x", ("p", "q"), joints, target=two)
+
+
+@pytest.mark.parametrize("name", ["coco17", "halpe26", "mediapipe33"])
+def test_detector_layouts_keep_left_and_right_and_follow_their_anchors(name):
+    from d3prefine.keypoints import MAPPINGS
+
+    mapping = MAPPINGS[name]
+    names = mapping.source_names
+
+    def twin(n: str) -> str:
+        for a, b in (("l_", "r_"), ("r_", "l_"), ("_left", "_right"), ("_right", "_left")):
+            if n.startswith(a) or n.endswith(a):
+                return n.replace(a, b, 1)
+        return n
+
+    mirror = [names.index(twin(n)) for n in names]
+    kp = np.random.default_rng(1).normal(size=(4, len(names), 3))
+    np.testing.assert_allclose(mapping.apply(kp[:, mirror]), mapping.apply(kp)[:, H36M_17.flip_permutation], atol=1e-12)
+    assert set(mapping.describe()["synthesised"]) == {"pelvis", "spine", "thorax", "neck_nose", "head_top"}
+    shift = np.zeros((4, 17, 3))
+    shift[:, H36M_17.joint_names.index("l_wrist")] = 1.0
+    moved = mapping.follow(kp, mapping.apply(kp), mapping.apply(kp) + shift) - kp
+    followers = {names[i] for i in np.flatnonzero(moved[0, :, 0])}
+    assert "l_wrist" in followers and all(n.startswith("l_") for n in followers)
+    assert len(followers) == {"coco17": 1, "halpe26": 1, "mediapipe33": 4}[name]  # MediaPipe's hand points follow too
