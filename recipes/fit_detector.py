@@ -3,7 +3,7 @@ detections versus the projected motion-capture joints.
 
     python -m recipes.fit_detector --data ../shared/data/h36m-train --out runs/detector_fit.json
 
-For every subject, action and camera the ground truth is projected with the camera's calibration
+For every subject of ``cameras.json`` (S1, S5, S6, S7, S8), action and camera the ground truth is projected with the camera's calibration
 (``X_cam = (X_world - T) @ R``, distorted pinhole) and compared with the detections joint by
 joint (``h36m17`` order; the detector's neck/nose is synthesised, see
 :data:`d3prefine.keypoints.SH_16`). Everything is in units of the person size (the median larger
@@ -43,7 +43,6 @@ from recipes.cameras import Camera
 from recipes.detector import bone_axes, person_size
 
 OUTLIER = 0.1  # error above this fraction of person size counts as an outlier
-SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 DISTAL_PAIRS = ((5, 2), (6, 3), (12, 15), (13, 16))  # (left, right): knees, ankles, elbows, wrists
 FPS = 50.0
 
@@ -65,7 +64,7 @@ def camera_of(spec: dict, name: str) -> Camera:
 def views(data: Path):
     """``(detections (T, 17, 2), projected ground truth (T, 17, 2), image size)`` of every view."""
     cameras = json.loads((data / "cameras.json").read_text())
-    for subject in SUBJECTS:
+    for subject in sorted(cameras):
         with np.load(data / f"{subject}.npz", allow_pickle=False) as arrays:
             for key in sorted(k for k in arrays.files if "/sh_2d/" in k):
                 action, _, cam = key.split("/")
