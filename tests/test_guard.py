@@ -154,7 +154,11 @@ def test_cli_warns_records_and_strict_refuses(weights, tmp_path):
 
 
 def test_cli_records_what_the_uncertainty_is(weights, tmp_path):
-    invoke("refine", weights / "in.npz", "--weights", weights / "high.safetensors", "--noise", weights / "noise.safetensors",
-           "-o", tmp_path / "s.npz", "--steps", "2", "--samples", "3")
+    same = invoke("refine", weights / "in.npz", "--weights", weights / "high.safetensors", "--noise", weights / "noise.safetensors",
+                  "-o", tmp_path / "s.npz", "--steps", "2", "--samples", "3")
+    assert "note:" not in same.stderr
     meaning = load_poses(tmp_path / "s.npz")[0].provenance["refine"]["uncertainty"]
     assert meaning["scale"] == 4.0 and "probability 0.9" in meaning["kind"]
+    other = invoke("refine", weights / "in.npz", "--weights", weights / "high.safetensors", "--noise", weights / "noise.safetensors",
+                   "-o", tmp_path / "t.npz", "--steps", "3", "--samples", "3")
+    assert "fitted with --steps 2 --samples 3 --eta 0.3" in other.stderr

@@ -130,15 +130,20 @@ def _back_to_input_rate(result: RefineResult, rate: float, seq: PoseSequence) ->
     return dataclasses.replace(result, **back)
 
 
-def _uncertainty_meaning(refiner: Refiner) -> dict:
-    """What the written ``uncertainty`` is, for the provenance."""
+def _uncertainty_meaning(refiner: Refiner, options: dict) -> dict:
+    """What the written ``uncertainty`` is, for the provenance; a one-line note on stderr when the
+    calibration was fitted with other sampling settings (its coverage is then not measured)."""
     calibration = refiner.calibration
     if calibration is None:
         return {"kind": "sample spread (uncalibrated RMS distance of the samples from their mean)"}
+    fitted = {"steps": calibration.steps, "samples": calibration.samples, "eta": calibration.eta}
+    if any(options[key] != value for key, value in fitted.items()):
+        log(f"note: the uncertainty calibration was fitted with --steps {calibration.steps} --samples {calibration.samples} "
+            f"--eta {calibration.eta:g}; with other settings its {calibration.level:.0%} coverage is not measured")
     return {
         "kind": f"radius of the ball holding the true joint with probability {calibration.level:g} (conformal)",
         "scale": calibration.scale,
-        "calibrated_with": {"steps": calibration.steps, "samples": calibration.samples, "eta": calibration.eta},
+        "calibrated_with": fitted,
     }
 
 
@@ -239,7 +244,7 @@ def command(
         **options,
     }
     if samples > 1:
-        provenance["uncertainty"] = _uncertainty_meaning(refiner)
+        provenance["uncertainty"] = _uncertainty_meaning(refiner, options)
     batch = run_batch(
         selected,
         lambda path: _refine_file(
