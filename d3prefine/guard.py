@@ -146,9 +146,8 @@ def guard_score(p: np.ndarray, y: np.ndarray, refined: np.ndarray, reference: Gu
     if p.shape[1] != len(moving):
         raise ValueError(f"guard reference has {len(moving)} joints, the sequence {p.shape[1]}")
     d = conditions(p, y)[:, moving] - reference.mean[moving]  # (T, M, 5)
-    cov = reference.cov[moving] + _RIDGE * np.eye(5)
-    solved = np.linalg.solve(cov[None], d[..., None])[..., 0]  # S^-1 d, (T, M, 5)
-    condition = float((d * solved).sum(-1).mean() / 5.0)
+    precision = np.linalg.inv(reference.cov[moving] + _RIDGE * np.eye(5))  # (M, 5, 5)
+    condition = float(np.einsum("tmi,mij,tmj->", d, precision, d) / (d.shape[0] * d.shape[1] * 5.0))
     correction = correction_length(y, refined, moving) / reference.correction_m
     score = max(math.log2(max(condition, 1e-12)), math.log2(max(correction, 1e-12)))
     return GuardScore(score=score, condition=condition, correction=correction, threshold=reference.threshold)
