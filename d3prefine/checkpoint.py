@@ -2,7 +2,8 @@
 
 A denoiser file holds the network's tensors and, in its metadata, ``format``, the
 :class:`DenoiserConfig` as JSON (the model is rebuilt from the file alone) and free-form
-JSON ``info`` (training command, validation numbers, noise file digest), plus optional entries
+JSON ``info`` (training command, validation numbers), ``noise_digest`` (the digest of the noise
+statistics it was trained with, checked by ``Refiner.from_pretrained``), plus optional entries
 fitted after training on held-out data without changing the tensors: ``guard`` (the
 out-of-distribution reference, :mod:`d3prefine.guard`) and ``calibration`` (the uncertainty
 scale, :mod:`d3prefine.calibration`).
@@ -23,14 +24,21 @@ DENOISER_FORMAT = "d3prefine-denoiser"
 #: Metadata key of the frame rate (frames per second) of the data the denoiser was trained on.
 FPS_METADATA_KEY = "fps"
 CHECKPOINT_FORMAT = "d3prefine-train-checkpoint"
+#: Metadata entry of a denoiser file: :meth:`NoiseModel.digest` of the noise statistics it was trained with.
+NOISE_DIGEST_KEY = "noise_digest"
 
 
-def save_denoiser(path: str | Path, model: PoseDenoiser, info: dict, fps: float | None = None) -> None:
-    """Save weights with the config and ``info`` as JSON metadata, and ``fps``, the frame rate of
-    the training data, when known (``Refiner`` resamples other rates to it)."""
+def save_denoiser(
+    path: str | Path, model: PoseDenoiser, info: dict, fps: float | None = None, *, noise_digest: str | None = None
+) -> None:
+    """Save weights with the config and ``info`` as JSON metadata, ``fps``, the frame rate of the
+    training data, when known (``Refiner`` resamples other rates to it), and, when given, the
+    digest of the noise statistics they were trained with (``train`` always gives it)."""
     meta = {"format": DENOISER_FORMAT, "config": model.config.to_json(), "info": json.dumps(info)}
     if fps is not None:
         meta[FPS_METADATA_KEY] = f"{fps:g}"
+    if noise_digest is not None:
+        meta[NOISE_DIGEST_KEY] = noise_digest
     write_tensors(path, model.state_dict(), meta)
 
 

@@ -39,4 +39,5 @@ class OutputError(D3PrefineError):
 
 
 class UsageError(D3PrefineError):
-    """An option value or combination that cannot work (e.g. CUDA requested but unavailable); exit code 2."""
+    """An option value or combination that cannot work (e.g. CUDA requested but unavailable, noise
+    statistics other than those the weights were trained with); exit code 2."""

@@ -22,6 +22,7 @@ the unconditional reference the benchmark compares against.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -211,6 +212,20 @@ class NoiseModel:
             chol=scale * torch.eye(3),
             info={**(info or {}), "std_m": std},
         )
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the statistics: mode, joint count, layout and the float32 tensors.
+
+        A denoiser records the digest of the statistics it was trained with (``train`` writes it)
+        and :meth:`d3prefine.refine.Refiner.from_pretrained` compares it: the network predicts
+        errors whitened by these statistics. The file's ``info`` metadata is not part of it.
+        """
+        digest = hashlib.sha256(json.dumps([self.mode.value, self.num_joints, self.layout]).encode())
+        for name in _TENSORS:
+            tensor = getattr(self, name).detach().to("cpu", torch.float32).contiguous()
+            digest.update(f"{name}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.numpy().tobytes())
+        return digest.hexdigest()
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> None:

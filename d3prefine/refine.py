@@ -21,9 +21,9 @@ import torch
 
 from d3prefine.baselines import savgol
 from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
-from d3prefine.checkpoint import denoiser_metadata, load_denoiser, training_fps
+from d3prefine.checkpoint import NOISE_DIGEST_KEY, denoiser_metadata, load_denoiser, training_fps
 from d3prefine.error_model import ErrorModel
-from d3prefine.errors import InputError, WeightsError
+from d3prefine.errors import InputError, UsageError, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
@@ -92,7 +92,10 @@ class Refiner:
         guard: GuardReference | None = None,
         calibration: UncertaintyCalibration | None = None,
         fps: float | None = None,
+        noise_trained_with: str | None = None,
     ) -> None:
+        """``fps``: the frame rate of the training data, when known; ``noise_trained_with``: the
+        digest of the noise statistics the denoiser was trained with, when known (see :attr:`noise_mismatch`)."""
         if noise.num_joints != model.config.num_joints or noise.layout != model.config.layout:
             raise WeightsError(
                 f"noise statistics ({noise.layout}, {noise.num_joints} joints) do not match the denoiser "
@@ -107,6 +110,13 @@ class Refiner:
         self.weights_path, self.noise_path = weights_path, noise_path  # where they were loaded from, if files
         self.guard, self.calibration = guard, calibration
         self.fps = fps
+        self.noise_digest, self.noise_trained_with = noise.digest(), noise_trained_with
+
+    @property
+    def noise_mismatch(self) -> bool:
+        """Whether the noise statistics are not those the denoiser records it was trained with
+        (``False`` when the denoiser records none)."""
+        return self.noise_trained_with is not None and self.noise_trained_with != self.noise_digest
 
     @classmethod
     def from_pretrained(
@@ -114,6 +124,8 @@ class Refiner:
         weights: str | Path | None = None,
         noise: str | Path | None = None,
         device: str | torch.device = "auto",
+        *,
+        noise_mismatch_ok: bool = False,
     ) -> Refiner:
         """Load a denoiser file (or a directory holding ``denoiser.safetensors``) and noise statistics.
 
@@ -121,6 +133,11 @@ class Refiner:
         ``noise.safetensors`` next to the denoiser file. The guard reference and the uncertainty
         calibration come from the denoiser file's metadata when it holds them, and so does the
         frame rate of the training data (``Refiner.fps``, ``None`` if the file does not say).
+
+        Raises:
+            UsageError: the denoiser records the digest of other noise statistics than ``noise``
+                (the network's whitened errors would be rescaled silently), unless
+                ``noise_mismatch_ok``; then :attr:`noise_mismatch` is true.
         """
         path = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
         if path.is_dir():
@@ -134,9 +151,15 @@ class Refiner:
             fps = training_fps(meta)
         except ValueError as err:
             raise WeightsError(f"{path}: {err}") from None
+        noise_model, trained_with = NoiseModel.load(noise_path), meta.get(NOISE_DIGEST_KEY)
+        if trained_with is not None and trained_with != noise_model.digest() and not noise_mismatch_ok:
+            raise UsageError(
+                f"{noise_path}: not the noise statistics {path} was trained with (digest {noise_model.digest()[:16]}, the weights "
+                f"record {trained_with[:16]}); use those, retrain with these, or accept the mismatch with --noise-mismatch-ok"
+            )
         return cls(
-            model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard, calibration=calibration,
-            fps=fps,
+            model, noise_model, device, weights_path=path, noise_path=noise_path, guard=guard, calibration=calibration,
+            fps=fps, noise_trained_with=trained_with,
         )
 
     @property

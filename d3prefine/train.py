@@ -320,7 +320,7 @@ class Trainer:
                 break
         if self.rank == 0:
             info = {**(info or {}), "train_config": asdict(cfg), "steps_done": st.step, "history": st.history}
-            save_denoiser(out, st.ema, info, fps=self.train_data.fps)
+            save_denoiser(out, st.ema, info, fps=self.train_data.fps, noise_digest=self.noise.digest())
         return st.history
 
     # ------------------------------------------------------------------ checkpoints

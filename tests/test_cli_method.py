@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from d3prefine.checkpoint import CHECKPOINT_FORMAT
+from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, denoiser_metadata
 from d3prefine.cli import app
 from d3prefine.io import load_poses, save_poses
+from d3prefine.noise import NoiseModel
 from d3prefine.refine import Refiner
 from d3prefine.tensorfile import read_tensors, write_tensors
 from tests.conftest import build_sequence
@@ -255,3 +256,26 @@ def test_train_init_starts_from_given_weights(trained, tmp_path):
     invoke("train", *data, "--init", folder, "-o", tmp_path / "from_dir.safetensors")
     clash = invoke("train", *data, "--init", trained["model"], "--dim", "32", "-o", tmp_path / "x.safetensors", code=2)
     assert "--dim 16" in clash.output
+
+
+def test_weights_are_bound_to_their_noise_statistics(trained, tmp_path):
+    """train records the digest of its --noise; refine refuses other statistics (one line, exit 2)
+    unless --noise-mismatch-ok, which the provenance records."""
+    trained_with = NoiseModel.load(trained["noise"]).digest()
+    assert denoiser_metadata(trained["model"])[NOISE_DIGEST_KEY] == trained_with
+    other = tmp_path / "other_noise.safetensors"
+    invoke("fit-noise", trained["train"], "-o", other, "--mode", "full_body")
+    base = ["refine", trained["val"], "--weights", trained["model"], "--noise", other, "--device", "cpu"]
+    out = tmp_path / "out.npz"
+    refused = invoke(*base, "-o", out, code=2)
+    assert refused.stderr.startswith(f"error: {other}: not the noise statistics {trained['model']} was trained with")
+    assert refused.stderr.count("\n") == 1 and "--noise-mismatch-ok" in refused.stderr and not out.exists()
+    accepted = invoke(*base, "-o", out, "--noise-mismatch-ok")
+    assert "warning:" in accepted.stderr
+    (seq,) = load_poses(out)
+    record = seq.provenance["refine"]
+    assert record["noise_digest"] == NoiseModel.load(other).digest() != trained_with
+    assert record["noise_mismatch_ok"] == {"weights_trained_with": trained_with}
+    invoke("refine", trained["val"], "--weights", trained["model"], "--noise", trained["noise"], "-o", tmp_path / "ok.npz", "--device", "cpu")
+    (seq,) = load_poses(tmp_path / "ok.npz")
+    assert seq.provenance["refine"]["noise_digest"] == trained_with and "noise_mismatch_ok" not in seq.provenance["refine"]

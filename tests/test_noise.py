@@ -176,3 +176,15 @@ def test_isotropic_fit_is_the_rms_error_and_round_trips(tmp_path, data):
     loaded = NoiseModel.load(tmp_path / "iso.safetensors")
     assert loaded.mode is NoiseMode.ISOTROPIC and loaded.mu_c.shape == (4, 0)
     torch.testing.assert_close(loaded.chol, model.chol)
+
+
+def test_digest_identifies_the_statistics_not_the_file_or_device():
+    from pathlib import Path
+
+    noise = NoiseModel.load(Path(__file__).resolve().parent.parent / "weights" / "noise.safetensors")
+    digest = noise.digest()
+    assert len(digest) == 64 and noise.to("cpu", torch.float64).digest() == digest
+    noise.info = {"note": "metadata is not part of it"}
+    assert noise.digest() == digest
+    noise.chol = noise.chol * 2.0  # other statistics
+    assert noise.digest() != digest

@@ -13,6 +13,7 @@ from d3prefine import Refiner
 from d3prefine.cli import app
 from d3prefine.io import load_poses
 from d3prefine.metrics import accel_error, mpjpe, p_mpjpe
+from d3prefine.noise import NoiseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.npz"))
@@ -28,6 +29,9 @@ def test_weights_describe_their_training(refiner):
     assert refiner.model.config.layout == "h36m17" and refiner.noise.layout == "h36m17"
     assert refiner.weights_path == ROOT / "weights" / "denoiser.safetensors"
     assert refiner.noise.info["frames"] > 1_000_000
+    # the denoiser records the digest of the noise statistics it was trained with, the shipped ones
+    assert refiner.noise_trained_with == refiner.noise_digest == NoiseModel.load(ROOT / "weights" / "noise.safetensors").digest()
+    assert not refiner.noise_mismatch
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from d3prefine import __version__
 from d3prefine.cli import convert, evaluate, export, fit_noise, info, plot, refine, train
-from d3prefine.errors import D3PrefineError, ExitCode
+from d3prefine.errors import D3PrefineError, ExitCode, UsageError
 from d3prefine.runtime import report_error
 
 #: command name -> module of ``d3prefine.cli`` that defines ``command`` and ``EXAMPLES``.
@@ -37,14 +37,15 @@ COMMANDS: dict[str, ModuleType] = {
 
 class _ErrorReportingGroup(TyperGroup):
     """One line ``error: <message>`` on stderr for every error: a :class:`D3PrefineError` raised by
-    a command exits 1, a usage error exits 2 (instead of typer's multi-line box)."""
+    a command exits 1, a usage error (typer's, or a :class:`UsageError`) exits 2 (instead of
+    typer's multi-line box)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except D3PrefineError as error:
             report_error(error)
-            raise typer.Exit(ExitCode.FAILED) from None
+            raise typer.Exit(ExitCode.USAGE if isinstance(error, UsageError) else ExitCode.FAILED) from None
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:

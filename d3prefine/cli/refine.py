@@ -184,6 +184,13 @@ def command(
     noise: Annotated[
         Optional[Path], typer.Option("--noise", help="Noise statistics (default: noise.safetensors next to the weights).")
     ] = None,
+    noise_mismatch_ok: Annotated[
+        bool,
+        typer.Option(
+            "--noise-mismatch-ok",
+            help="Use --noise even though the weights record other noise statistics (recorded in the provenance); without it, exit code 2.",
+        ),
+    ] = False,
     steps: Annotated[
         int,
         typer.Option("--steps", "-k", min=1, max=MAX_STEPS, help="Reverse diffusion steps K (1 = one-shot correction; at most the weights' T).")
@@ -229,7 +236,9 @@ def command(
     files = expand_inputs(inputs)
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
     selected = apply_shard(files, shard)
-    refiner = Refiner.from_pretrained(weights, noise, device=torch_device)
+    refiner = Refiner.from_pretrained(weights, noise, device=torch_device, noise_mismatch_ok=noise_mismatch_ok)
+    if refiner.noise_mismatch:
+        log(f"warning: {refiner.noise_path} is not the noise statistics {refiner.weights_path} was trained with (--noise-mismatch-ok)")
     if strict and refiner.guard is None:
         raise usage_error(f"--strict: the weights {refiner.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
     if steps > refiner.schedule.num_train_timesteps:
@@ -240,6 +249,8 @@ def command(
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "weights": str(refiner.weights_path),
         "noise": str(refiner.noise_path),
+        "noise_digest": refiner.noise_digest,
+        **({"noise_mismatch_ok": {"weights_trained_with": refiner.noise_trained_with}} if refiner.noise_mismatch else {}),
         "device": torch_device,
         **options,
     }
