@@ -322,3 +322,15 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     assert rows[f"{scarce_data.TUNED} K=1"] != rows[f"{scarce_data.SHIPPED} K=1"]  # two steps at the full rate moved it
     assert set(document["curves"]) == {"diffusion", scarce_data.TUNED}
     assert "fine-tuned from it" in out.with_suffix(".md").read_text()
+
+
+def test_benchmarks_refine_other_frame_rates_as_the_cli_does(files):
+    refiner = Refiner.from_pretrained(files["weights"], device="cpu")
+    refiner.fps = 30.0
+    seq = accuracy.load_scored(files["val"], 1, 0)[0]
+    (same,) = guard.refine_at_weights_rate(refiner, [seq])
+    np.testing.assert_array_equal(same.poses_3d, refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d)
+    seq.fps = 60.0
+    (back,) = guard.refine_at_weights_rate(refiner, [seq], steps=2, samples=2)
+    assert back.poses_3d.shape == seq.poses_3d.shape and back.uncertainty.shape == seq.poses_3d.shape[:2]
+    assert (back.uncertainty >= 0).all() and not np.array_equal(back.poses_3d, same.poses_3d)
