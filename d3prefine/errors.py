@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     FAILED = 1  # at least one input failed (bad file, bad weights, unwritable output)
     USAGE = 2  # bad command line: unknown option, invalid value, nothing to do
     OUT_OF_DISTRIBUTION = 3  # refine --strict: an input's guard score was above the threshold (no other failure)
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as a shell reports it
+    TERMINATED = 143  # SIGTERM (a scheduler's cancel or time limit): 128 + 15
 
 
 class D3PrefineError(Exception):

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -34,6 +32,7 @@ import h5py
 import numpy as np
 
 from d3prefine.errors import InputError, OutputError
+from d3prefine.outputfile import atomic_file
 from d3prefine.skeleton import DEFAULT_LAYOUT, JointLayout, get_layout
 
 #: Pose arrays: key -> trailing dimensions after ``(T, J)``.
@@ -557,31 +556,6 @@ def check_output_suffix(path: str | os.PathLike) -> PoseFormat:
     if fmt is None:
         raise OutputError(f"{path}: unknown file suffix {Path(path).suffix!r}, expected one of {', '.join(SUFFIXES)}")
     return fmt
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a fresh temporary path beside ``path``; on success fsync and rename it to ``path``.
-
-    On any exception the temporary file is removed and ``path`` is left untouched.
-    """
-    stem = path.name.encode()[:200].decode(errors="ignore")  # room for the marks within a 255-byte name
-    temp = path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp")
-    try:
-        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as error:
-        raise OutputError(f"{path}: cannot write in {path.parent} ({error.strerror})") from None
-    try:
-        yield temp
-        descriptor = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def save_poses(

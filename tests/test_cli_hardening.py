@@ -3,7 +3,9 @@ leave no file behind."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from d3prefine.errors import WeightsError
 from d3prefine.io import save_poses
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
+from d3prefine.outputfile import claim_output, lock_path, temporaries
 from d3prefine.refine import DEFAULT_WEIGHTS_DIR, DENOISER_FILE, Refiner
 from d3prefine.tensorfile import read_tensors, write_tensors
 from tests.conftest import build_sequence
@@ -119,3 +122,105 @@ def test_a_denoiser_producing_non_finite_poses_is_a_weights_error():
     seq = build_sequence(12)
     with pytest.raises(WeightsError, match="produced NaN or inf poses"):
         refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size)
+
+
+# ------------------------------------------------------------------ item 2: outputs checked and claimed first
+def test_every_output_is_checked_before_any_input_is_refined(tmp_path):
+    for name in ("a", "b"):
+        save_poses(tmp_path / f"{name}.npz", [build_sequence(30, name=name)])
+    (tmp_path / "b.refined.npz").write_bytes(b"earlier result")
+    line = one_line_error(invoke("refine", tmp_path / "a.npz", tmp_path / "b.npz"), 1)
+    assert line == f"error: {tmp_path / 'b.refined.npz'}: already exists (use --overwrite to replace it)"
+    assert not (tmp_path / "a.refined.npz").exists()  # refused before the first input was refined
+    assert (tmp_path / "b.refined.npz").read_bytes() == b"earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "b.refined.npz"]
+
+
+def test_an_output_another_process_is_writing_fails_at_once(walk, tmp_path):
+    target = tmp_path / "walk.refined.npz"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from d3prefine.outputfile import claim_output\n"
+         "with claim_output(sys.argv[1]):\n    print('claimed', flush=True); time.sleep(60)", str(target)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        line = one_line_error(invoke("refine", walk), 1)
+        assert line.startswith(f"error: {target}: being written by pid {holder.pid} on ")
+        assert not target.exists()
+    finally:
+        holder.terminate()
+        holder.wait()
+    assert lock_path(target).exists()  # killed without clean-up: its lock file stays, its lock does not
+    invoke("refine", walk)  # free again
+    assert target.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["walk.npz", "walk.refined.npz"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An empty folder no one may create files in: mode 0555, and immutable (``chattr +i``) for root."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("root writes into read-only folders and chattr +i is unavailable here")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def test_a_read_only_output_folder_fails_before_refining(walk, read_only_folder):
+    # checked before anything is loaded: missing weights would be the error otherwise
+    line = one_line_error(invoke("refine", walk, "--out-dir", read_only_folder, "--weights", read_only_folder / "none.safetensors"), 1)
+    assert line.startswith(f"error: {read_only_folder / 'walk.refined.npz'}: cannot write in {read_only_folder} (")
+    assert list(read_only_folder.iterdir()) == []
+
+
+def test_two_fit_noise_runs_cannot_write_the_same_file(tmp_path):
+    save_poses(tmp_path / "train.npz", [build_sequence(300, name="t")])
+    target = tmp_path / "noise.safetensors"
+    with claim_output(target):
+        line = one_line_error(invoke("fit-noise", tmp_path / "train.npz", "-o", target), 1)
+    assert f"{target}: being written by pid {os.getpid()}" in line and not target.exists()
+
+
+# ------------------------------------------------------------------ item 3: SIGTERM and stale temporaries
+SLOW_WRITE = """
+import sys, time
+import d3prefine.io as io
+write = io._write_npz
+def slow(path, sequences):
+    write(path, sequences)
+    print("writing", flush=True)
+    time.sleep(60)
+io._write_npz = slow
+from d3prefine.cli import main
+sys.argv = ["d3prefine", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("signum, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+def test_a_signal_during_the_write_leaves_no_file(walk, tmp_path, signum, code, name):
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITE, "refine", str(walk)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdout.readline().strip() == "writing"
+    assert len(temporaries(tmp_path / "walk.refined.npz")) == 1 and lock_path(tmp_path / "walk.refined.npz").exists()
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == code
+    assert stderr.strip().splitlines()[-1].endswith(f" by {name}; unfinished outputs were not written")
+    assert len(stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.npz"]
+
+
+def test_a_rerun_removes_what_a_killed_run_left(walk, tmp_path):
+    target = tmp_path / "walk.refined.npz"
+    stale = tmp_path / ".walk.refined.npz.0badc0de.tmp"
+    stale.write_bytes(b"half a file")
+    lock_path(target).write_text("pid 1 on a dead host\n")  # SIGKILL leaves the file, not the lock
+    invoke("refine", walk)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.npz", "walk.refined.npz"]

@@ -10,7 +10,11 @@ code 2. The command modules import torch only inside the functions that need it.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Annotated, Any
 
@@ -35,10 +39,34 @@ COMMANDS: dict[str, ModuleType] = {
 }
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread like ``KeyboardInterrupt`` for SIGINT: ``finally`` blocks
+    run, so temporary and claim files are removed (BaseException: no ``except Exception`` stops it)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+    raise _Terminated()
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class _ErrorReportingGroup(TyperGroup):
     """One line ``error: <message>`` on stderr for every error: a :class:`D3PrefineError` raised by
     a command exits 1, a usage error (typer's, or a :class:`UsageError`) exits 2 (instead of
-    typer's multi-line box)."""
+    typer's multi-line box), SIGINT 130 and SIGTERM 143 (after the temporary and claim files are
+    removed)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -46,12 +74,19 @@ class _ErrorReportingGroup(TyperGroup):
         except D3PrefineError as error:
             report_error(error)
             raise typer.Exit(ExitCode.USAGE if isinstance(error, UsageError) else ExitCode.FAILED) from None
+        except KeyboardInterrupt:
+            report_error("interrupted by SIGINT; unfinished outputs were not written")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            with _sigterm_raises():
+                code = super().main(*args, standalone_mode=False, **kwargs)
+        except _Terminated:
+            report_error("terminated by SIGTERM; unfinished outputs were not written")
+            sys.exit(ExitCode.TERMINATED)
         except typer.TyperException as error:  # typer's usage errors (bad option, missing argument): exit 2
             command = getattr(getattr(error, "ctx", None), "command_path", None) or "d3prefine"
             report_error(f"{error.format_message()} (see '{command} --help')")

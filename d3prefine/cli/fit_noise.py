@@ -14,7 +14,29 @@ from d3prefine.cli.pairing import Reference, ground_truth
 from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.noise import NoiseMode, NoiseModel
+from d3prefine.outputfile import claim_output
 from d3prefine.preprocess import error_triple
+from d3prefine.skeleton import JointLayout
+
+
+def _fit(files: list[Path], reference: Reference | None, mode: NoiseMode, ridge: float, estimator: str) -> tuple[NoiseModel, JointLayout, int]:
+    """The fitted model, the joint layout and the number of sequences of ``files``."""
+    triples, sequences = [], 0
+    for path in files:
+        seqs = load_poses(path)
+        for seq in seqs:
+            truth = ground_truth(seq, path, reference, len(seqs))
+            triples.append(error_triple(seq.poses_2d, seq.poses_3d, truth, seq.image_size, seq.layout.root))
+        sequences += len(seqs)
+    layout = seqs[0].layout
+    try:
+        model = NoiseModel.fit(
+            triples, mode=mode, layout=layout.name, ridge=ridge,
+            info={"estimator": estimator, "sources": [str(p) for p in files], "sequences": sequences},
+        )
+    except ValueError as error:  # too little data to fit
+        raise InputError(f"{', '.join(map(str, files))}: {error}") from None
+    return model, layout, sequences
 
 #: Command lines shown at the end of ``--help``.
 EXAMPLES = (
@@ -39,23 +61,9 @@ def command(
     files = expand_inputs(preds)
     check_weights_suffix(output, "-o/--output")
     check_output_path(output, overwrite=overwrite, inputs=[*files, *([gt] if gt else [])])
-    reference = Reference.load(gt) if gt else None
-    triples, sequences = [], 0
-    for path in files:
-        seqs = load_poses(path)
-        for seq in seqs:
-            truth = ground_truth(seq, path, reference, len(seqs))
-            triples.append(error_triple(seq.poses_2d, seq.poses_3d, truth, seq.image_size, seq.layout.root))
-        sequences += len(seqs)
-    layout = seqs[0].layout
-    try:
-        model = NoiseModel.fit(
-            triples, mode=mode, layout=layout.name, ridge=ridge,
-            info={"estimator": estimator, "sources": [str(p) for p in files], "sequences": sequences},
-        )
-    except ValueError as error:  # too little data to fit
-        raise InputError(f"{', '.join(map(str, files))}: {error}") from None
-    model.save(output)
+    with claim_output(output):  # a second fit-noise writing the same file fails at once
+        model, layout, sequences = _fit(files, Reference.load(gt) if gt else None, mode, ridge, estimator)
+        model.save(output)
     log(f"wrote {output}: {mode.value} model from {model.info['frames']} frames of {sequences} sequences")
     if json_output:
         emit_json({"output": output, "mode": mode.value, "layout": layout.name, "info": model.info})

@@ -39,7 +39,8 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.errors import InputError, OutOfDistributionError
-from d3prefine.io import PoseSequence, check_output_path, check_output_suffix, fill_gaps, load_poses, save_poses
+from d3prefine.io import PoseSequence, check_output_path, check_output_suffix, fill_gaps, load_poses, pose_format, save_poses
+from d3prefine.outputfile import check_claimable, claim_output
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, MAX_STEPS, Refiner, RefineResult, check_smooth
 from d3prefine.resample import FpsPolicy, resample
 
@@ -61,8 +62,6 @@ def _refine_file(
     """Refine every sequence of ``path`` and write ``output``; returns a JSON-ready summary."""
     start = time.perf_counter()
     sequences = load_poses(path, allow_nan=fill > 0)
-    check_output_suffix(output)  # the output is checked before the work, not only when it is written
-    check_output_path(output, overwrite=overwrite, inputs=all_inputs)
     filled = 0
     if fill > 0:
         for k, seq in enumerate(sequences):
@@ -108,6 +107,21 @@ def _refine_file(
         "file": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled,
         "seconds": round(seconds, 3), "guard": guard,
     }
+
+
+def _check_output(path: Path, output: Path, *, overwrite: bool, inputs: list[Path]) -> None:
+    """Raise :class:`OutputError` unless the output of ``path`` can be written (suffix, existing
+    file, missing folder, an input); an input of unknown suffix fails as such when it is read."""
+    if pose_format(path) is not None:
+        check_output_suffix(output)
+        check_output_path(output, overwrite=overwrite, inputs=inputs)
+
+
+def _refine_claimed(path: Path, output: Path, refiner: Refiner, **kwargs) -> dict:
+    """:func:`_refine_file` holding the claim on ``output`` (checked before the input is read)."""
+    _check_output(path, output, overwrite=kwargs["overwrite"], inputs=kwargs["all_inputs"])
+    with claim_output(output):
+        return _refine_file(path, output, refiner, **kwargs)
 
 
 def _model_rate(seq: PoseSequence, weights_fps: float | None, policy: FpsPolicy, path: Path) -> float | None:
@@ -236,6 +250,10 @@ def command(
     files = expand_inputs(inputs)
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
     selected = apply_shard(files, shard)
+    if not continue_on_error:  # every output is checked before any work: the first problem stops the run
+        for path in selected:
+            _check_output(path, targets[path], overwrite=overwrite, inputs=files)
+            check_claimable(targets[path])  # folder writable, no other process writing it
     refiner = Refiner.from_pretrained(weights, noise, device=torch_device, noise_mismatch_ok=noise_mismatch_ok)
     if refiner.noise_mismatch:
         log(f"warning: {refiner.noise_path} is not the noise statistics {refiner.weights_path} was trained with (--noise-mismatch-ok)")
@@ -258,7 +276,7 @@ def command(
         provenance["uncertainty"] = _uncertainty_meaning(refiner, options)
     batch = run_batch(
         selected,
-        lambda path: _refine_file(
+        lambda path: _refine_claimed(
             path, targets[path], refiner, all_inputs=files, overwrite=overwrite, fill=fill, strict=strict, force=force, fps_policy=fps_policy, options=options, provenance=provenance
         ),
         continue_on_error=continue_on_error,

@@ -6,6 +6,7 @@ Data parallel on several GPUs (or CPU processes): ``torchrun --nproc-per-node N 
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
@@ -33,6 +34,7 @@ from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.model import DenoiserConfig
 from d3prefine.noise import NoiseModel
+from d3prefine.outputfile import claim_output
 from d3prefine.refine import DENOISER_FILE
 from d3prefine.skeleton import get_layout
 from d3prefine.train import ForwardErrors, IntermediateStates, Objective, TrainConfig, Trainer, WindowSampler, init_distributed
@@ -70,6 +72,7 @@ def _init_config(start: DenoiserConfig, requested: DenoiserConfig, layout: str) 
 
 
 def command(
+    ctx: typer.Context,
     data: FilesOption,
     val: FilesOption,
     noise: Annotated[Path, typer.Option("--noise", help="Noise statistics from fit-noise.")],
@@ -129,6 +132,9 @@ def command(
     inputs = [*data_files, *val_files, noise]
     check_output_path(output, overwrite=overwrite or resume, inputs=inputs)
     check_output_path(checkpoint, overwrite=overwrite or resume, inputs=inputs)
+    if int(os.environ.get("RANK", "0")) == 0:  # held until the command ends; under torchrun rank 0 writes
+        for target in (output, checkpoint):
+            ctx.with_resource(claim_output(target))
     if threads is not None:
         torch.set_num_threads(threads)
     torch_device, distributed = init_distributed(device_option(device))
