@@ -16,8 +16,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from torch import nn
+
+from d3prefine.architectures import build_denoiser
 from d3prefine.errors import WeightsError
-from d3prefine.model import DenoiserConfig, PoseDenoiser
+from d3prefine.model import DenoiserConfig
 from d3prefine.tensorfile import MAX_PARAMETER, read_metadata, read_tensors, write_tensors
 
 DENOISER_FORMAT = "d3prefine-denoiser"
@@ -29,7 +32,7 @@ NOISE_DIGEST_KEY = "noise_digest"
 
 
 def save_denoiser(
-    path: str | Path, model: PoseDenoiser, info: dict, fps: float | None = None, *, noise_digest: str | None = None
+    path: str | Path, model: nn.Module, info: dict, fps: float | None = None, *, noise_digest: str | None = None
 ) -> None:
     """Save weights with the config and ``info`` as JSON metadata, ``fps``, the frame rate of the
     training data, when known (``Refiner`` resamples other rates to it), and, when given, the
@@ -42,14 +45,15 @@ def save_denoiser(
     write_tensors(path, model.state_dict(), meta)
 
 
-def load_denoiser(path: str | Path) -> PoseDenoiser:
-    """Rebuild a :class:`PoseDenoiser` from a denoiser file (config from its metadata)."""
+def load_denoiser(path: str | Path) -> nn.Module:
+    """Rebuild a denoiser network from a denoiser file: its config (metadata) names the
+    architecture (:mod:`d3prefine.architectures`) and sizes."""
     tensors, meta = read_tensors(path, DENOISER_FORMAT, max_abs=MAX_PARAMETER)
     try:
-        model = PoseDenoiser(DenoiserConfig.from_json(meta["config"]))
+        model = build_denoiser(DenoiserConfig.from_json(meta["config"]))
         model.load_state_dict(tensors)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise WeightsError(f"{path}: config and tensors do not form a PoseDenoiser ({str(err).splitlines()[0]})") from None
+        raise WeightsError(f"{path}: config and tensors do not form a denoiser ({str(err).splitlines()[0]})") from None
     return model
 
 

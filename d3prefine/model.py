@@ -22,7 +22,12 @@ from torch import nn
 
 @dataclass(frozen=True)
 class DenoiserConfig:
-    """Architecture of a :class:`PoseDenoiser` (stored as JSON with the weights)."""
+    """Architecture of a denoiser network (stored as JSON with the weights).
+
+    ``architecture`` names the network class (:data:`d3prefine.architectures.ARCHITECTURES`;
+    files written before it existed hold none and are ``"stcformer"``, this module's
+    :class:`PoseDenoiser`); the sizes below are that class's to interpret.
+    """
 
     num_joints: int = 17
     window: int = 27  # frames per window
@@ -32,6 +37,7 @@ class DenoiserConfig:
     mlp_ratio: float = 2.0
     num_train_timesteps: int = 100  # T of the schedule the network was trained with
     layout: str = "h36m17"
+    architecture: str = "stcformer"
 
     def __post_init__(self) -> None:
         if self.dim % 2 or (self.dim // 2) % self.heads:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from d3prefine.architectures import build_denoiser
 from d3prefine.checkpoint import CHECKPOINT_FORMAT, save_denoiser
 from d3prefine.error_model import ErrorModel
 from d3prefine.errors import WeightsError
@@ -198,7 +199,7 @@ class Trainer:
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, the same on every process;
             torch.manual_seed(train_config.seed)  # the caller's global RNG state is left as it was
-            model = PoseDenoiser(model_config)
+            model = build_denoiser(model_config)
         if init is not None:
             model.load_state_dict(init)
         model = model.to(device)

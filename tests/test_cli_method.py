@@ -279,3 +279,9 @@ def test_weights_are_bound_to_their_noise_statistics(trained, tmp_path):
     invoke("refine", trained["val"], "--weights", trained["model"], "--noise", trained["noise"], "-o", tmp_path / "ok.npz", "--device", "cpu")
     (seq,) = load_poses(tmp_path / "ok.npz")
     assert seq.provenance["refine"]["noise_digest"] == trained_with and "noise_mismatch_ok" not in seq.provenance["refine"]
+
+
+def test_train_refuses_an_unknown_architecture(trained, tmp_path):
+    result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
+                    "-o", tmp_path / "m.safetensors", "--architecture", "mystery", code=2)
+    assert "unknown architecture 'mystery', expected one of stcformer" in result.stderr and not (tmp_path / "m.safetensors").exists()

@@ -64,7 +64,7 @@ def _init_config(start: DenoiserConfig, requested: DenoiserConfig, layout: str) 
     if start.layout != layout:
         raise usage_error(f"--init: the weights are for layout {start.layout!r}, the noise statistics for {layout!r}")
     default = DenoiserConfig()
-    for name in ("window", "dim", "depth", "heads"):
+    for name in ("architecture", "window", "dim", "depth", "heads"):
         asked = getattr(requested, name)
         if asked != getattr(default, name) and asked != getattr(start, name):
             raise usage_error(f"--init: the weights have --{name} {getattr(start, name)}, the command asks for {asked}")
@@ -96,6 +96,9 @@ def command(
     dim: Annotated[int, typer.Option(min=2, help="Channels per token.")] = DenoiserConfig.dim,
     depth: Annotated[int, typer.Option(min=1, help="STC blocks.")] = DenoiserConfig.depth,
     heads: Annotated[int, typer.Option(min=1, help="Attention heads per half.")] = DenoiserConfig.heads,
+    architecture: Annotated[
+        str, typer.Option(help="Network architecture, a name in d3prefine.architectures.ARCHITECTURES (recorded in the weights).")
+    ] = DenoiserConfig.architecture,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and sampling.")] = TrainConfig.seed,
     checkpoint: Annotated[
         Optional[Path], typer.Option(help="Checkpoint file written every --eval-every steps (default: <output>.ckpt.safetensors).")
@@ -121,6 +124,12 @@ def command(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    from d3prefine.architectures import network_class  # imported here: it loads torch
+
+    try:
+        network_class(architecture)
+    except ValueError as err:
+        raise usage_error(f"--architecture: {err}") from None
     checkpoint = checkpoint or output.with_name(output.stem + ".ckpt.safetensors")
     check_weights_suffix(output, "-o/--output")
     check_weights_suffix(checkpoint, "--checkpoint")
@@ -141,7 +150,7 @@ def command(
     noise_model = NoiseModel.load(noise)
     layout = get_layout(noise_model.layout)
     model_config = DenoiserConfig(
-        num_joints=layout.num_joints, window=window, dim=dim, depth=depth, heads=heads, layout=layout.name
+        num_joints=layout.num_joints, window=window, dim=dim, depth=depth, heads=heads, layout=layout.name, architecture=architecture
     )
     init_state = None
     if init is not None:
