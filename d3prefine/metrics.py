@@ -320,23 +320,24 @@ def evaluate_poses(
     return MetricReport(frames=len(pred), summary=summary, per_joint=per_joint)
 
 
-def pool_reports(reports: Sequence[MetricReport]) -> MetricReport:
+def pool_reports(reports: Sequence[MetricReport], metrics: dict[str, Metric] = METRICS) -> MetricReport:
     """Weighted mean of several sequences' reports (same joint count).
 
     Each sequence weighs by its number of samples of that metric: T frames for the position
     metrics and ``bone_std`` (a frame-weighted mean of per-sequence stds, not the std of the
     concatenation), T - 1 for ``mpjve``, T - 2 for ``accel_error``. A sequence with no samples
-    (its value is NaN) weighs 0; a metric no sequence has is NaN.
+    (its value is NaN) weighs 0; a metric no sequence has is NaN. ``metrics`` is the table the
+    reports were made with (:data:`METRICS`, or :data:`d3prefine.quality.GT_FREE_METRICS`).
     """
     if not reports:
         raise ValueError("pool_reports needs at least one report")
-    shapes = {r.per_joint[name].shape for r in reports for name in METRIC_NAMES}
+    shapes = {r.per_joint[name].shape for r in reports for name in metrics}
     if len(shapes) != 1:
         raise ValueError(f"reports must have the same per-joint shape, got {sorted(shapes)}")
     (shape,) = shapes
     summary, per_joint = {}, {}
-    for name in METRIC_NAMES:
-        weights = np.array([max(r.frames - METRICS[name].frame_lag, 0) for r in reports], dtype=np.float64)
+    for name, metric in metrics.items():
+        weights = np.array([max(r.frames - metric.frame_lag, 0) for r in reports], dtype=np.float64)
         used = [i for i, w in enumerate(weights) if w > 0]
         if not used:
             summary[name], per_joint[name] = float("nan"), np.full(shape, np.nan)

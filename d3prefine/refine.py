@@ -32,8 +32,13 @@ from d3prefine.schedule import ErrorSchedule
 from d3prefine.skeleton import get_layout
 from d3prefine.windows import OverlapAdd, frame_indices, window_starts
 
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DENOISER_FILE = "denoiser.safetensors"
+# The shipped weights: package data in an installed wheel (setup.py copies them there), else the
+# repository's weights/ folder (a checkout or an editable install).
+_PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS_DIR = (
+    _PACKAGED_WEIGHTS if (_PACKAGED_WEIGHTS / DENOISER_FILE).is_file() else Path(__file__).resolve().parent.parent / "weights"
+)
 NOISE_FILE = "noise.safetensors"
 # What `refine` does without options (the CLI and the benchmarks take their defaults from here).
 MAX_STEPS = DenoiserConfig.num_train_timesteps  # T of the schedule `train` uses: the most steps a denoiser takes

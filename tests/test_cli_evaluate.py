@@ -148,7 +148,6 @@ def test_human_output_goes_to_stdout(tmp_path, make_sequence):
 @pytest.mark.parametrize(
     "setup, args, message",
     [
-        ("no_gt", [], "sequence 'walk': missing key 'gt_3d' (or pass --gt FILE)"),
         ("other_names", ["--gt"], "sequence 'x' has no match in"),
         ("short_gt", ["--gt"], "sequence 'walk': poses_3d_refined has shape (32, 17, 3), ground truth (31, 17, 3)"),
         ("no_refined", ["--key", "poses_3d_refined"], "sequence 'walk': missing key 'poses_3d_refined'"),
@@ -157,9 +156,7 @@ def test_human_output_goes_to_stdout(tmp_path, make_sequence):
 def test_unusable_inputs_fail_with_one_line(tmp_path, make_sequence, setup, args, message):
     seq = refined_sequence(make_sequence)
     preds, other = tmp_path / "preds.npz", tmp_path / "other.npz"
-    if setup == "no_gt":
-        save_poses(preds, [dataclasses.replace(seq, gt_3d=None)])
-    elif setup == "other_names":
+    if setup == "other_names":
         save_poses(preds, [dataclasses.replace(seq, name="x"), dataclasses.replace(seq, name="y")])
         save_poses(other, [dataclasses.replace(seq, name="p"), dataclasses.replace(seq, name="q")])
     elif setup == "short_gt":

@@ -15,6 +15,10 @@ Which arrays are compared (documented in README "Commands"):
 
 The relative change is ``100 * (prediction - baseline) / baseline`` in percent: negative
 means the prediction has the lower (better) error. All metrics are root-relative, in mm.
+
+A sequence without ground truth (no ``--gt`` and no ``gt_3d``) gets the GT-free metrics of
+:mod:`d3prefine.quality` instead (acceleration, jerk, bone-length std, correction size, 2D
+reprojection), with the same baseline column.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ from d3prefine.cli._common import (
 from d3prefine.cli.pairing import Reference, ground_truth
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses
-from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, MetricReport, evaluate_poses, pool_reports
+from d3prefine.metrics import METRIC_UNITS, METRICS, Metric, MetricReport, evaluate_poses, pool_reports
+from d3prefine.quality import GT_FREE_METRICS, Evidence, gt_free_report
 from d3prefine.skeleton import JointLayout
 
 #: Baselines below this (mm, mm/frame, mm/frame^2) are float32 rounding noise: no relative change.
@@ -94,6 +99,7 @@ class SequenceScore:
     report: MetricReport
     baseline: str | None
     baseline_report: MetricReport | None
+    metrics: dict[str, Metric] = field(default_factory=lambda: METRICS)  # GT_FREE_METRICS without ground truth
 
 
 def _default_key(seq: PoseSequence) -> PoseKey:
@@ -122,10 +128,16 @@ def evaluate_file(
     for k, seq in enumerate(sequences):
         pred_key = key or _default_key(seq)
         pred = _pose_array(seq, pred_key, path)
+        base = baseline.array(seq, pred_key, path, len(sequences))
+        if gt is None and seq.gt_3d is None:
+            evidence = Evidence(seq.poses_3d, seq.poses_2d)
+            base_report = gt_free_report(base[1], evidence, seq.layout) if base else None
+            report = gt_free_report(pred, evidence, seq.layout)
+            scores.append(SequenceScore(path, seq.name, seq.layout, pred_key, report, base[0] if base else None, base_report, GT_FREE_METRICS))
+            continue
         truth = ground_truth(seq, path, gt, len(sequences))
         sequences[k] = dataclasses.replace(seq, gt_3d=truth)
         report = _score(pred, truth, seq, pred_key.value, path)
-        base = baseline.array(seq, pred_key, path, len(sequences))
         base_report = _score(base[1], truth, seq, f"baseline {base[0]}", path) if base else None
         scores.append(SequenceScore(path, seq.name, seq.layout, pred_key, report, base[0] if base else None, base_report))
     if plot is not None:
@@ -164,7 +176,7 @@ def _summary(report: MetricReport, baseline: MetricReport | None, per_joint: boo
         "metrics": report.summary,
         "baseline": baseline.summary if baseline else None,
         "change_pct": (
-            {name: _change(report.summary[name], baseline.summary[name]) for name in METRIC_NAMES} if baseline else None
+            {name: _change(report.summary[name], baseline.summary[name]) for name in report.summary} if baseline else None
         ),
     }
     if per_joint:
@@ -174,27 +186,30 @@ def _summary(report: MetricReport, baseline: MetricReport | None, per_joint: boo
 
 
 def _pooled(scores: list[SequenceScore]) -> tuple[MetricReport, MetricReport | None] | None:
-    """Frame-weighted pooling of all sequences (``None`` if their joint layouts differ).
+    """Frame-weighted pooling of all sequences (``None`` if their joint layouts differ, or some
+    have ground truth and others not).
 
     The pooled baseline exists only when every sequence has a baseline.
     """
-    if len({score.layout.name for score in scores}) != 1:
+    if len({score.layout.name for score in scores}) != 1 or len({id(score.metrics) for score in scores}) != 1:
         return None
-    report = pool_reports([score.report for score in scores])
+    metrics = scores[0].metrics
+    report = pool_reports([score.report for score in scores], metrics)
     baselines = [score.baseline_report for score in scores]
-    return report, pool_reports(baselines) if all(b is not None for b in baselines) else None
+    return report, pool_reports(baselines, metrics) if all(b is not None for b in baselines) else None
 
 
 def _json_document(scores: list[SequenceScore], per_joint: bool, failures: list[Outcome[Any]]) -> dict[str, Any]:
     pooled = _pooled(scores) if scores else None
     return {
-        "units": METRIC_UNITS,
+        "units": {name: metric.unit for score in scores for name, metric in score.metrics.items()} or METRIC_UNITS,
         "joints": list(scores[0].layout.joint_names) if per_joint and pooled else None,
         "sequences": [
             {
                 "file": score.file,
                 "sequence": score.name,
                 "key": score.key,
+                "ground_truth": score.metrics is METRICS,
                 "baseline_source": score.baseline,
                 **_summary(score.report, score.baseline_report, per_joint),
             }
@@ -211,7 +226,7 @@ def _fmt(value: float | None, percent: bool = False) -> str:
     return f"{value:+.1f}%" if percent else f"{value:.2f}"
 
 
-def _print_metrics(title: str, report: MetricReport, baseline: MetricReport | None) -> None:
+def _print_metrics(title: str, metrics: dict[str, Metric], report: MetricReport, baseline: MetricReport | None) -> None:
     table = Table(title=escape(title), title_justify="left")
     table.add_column("metric")
     table.add_column("unit")
@@ -219,8 +234,8 @@ def _print_metrics(title: str, report: MetricReport, baseline: MetricReport | No
     if baseline:
         table.add_column("baseline", justify="right")
         table.add_column("change", justify="right")
-    for name in METRIC_NAMES:
-        row = [name, METRIC_UNITS[name], _fmt(report.summary[name])]
+    for name, metric in metrics.items():
+        row = [name, metric.unit, _fmt(report.summary[name])]
         if baseline:
             row += [_fmt(baseline.summary[name]), _fmt(_change(report.summary[name], baseline.summary[name]), True)]
         table.add_row(*row)
@@ -230,24 +245,25 @@ def _print_metrics(title: str, report: MetricReport, baseline: MetricReport | No
 def _print_per_joint(report: MetricReport, layout: JointLayout) -> None:
     table = Table(title="per joint: prediction, all sequences", title_justify="left")
     table.add_column("joint")
-    for name in METRIC_NAMES:
+    for name in report.per_joint:
         table.add_column(name, justify="right")
     for joint, joint_name in enumerate(layout.joint_names):
-        table.add_row(joint_name, *(_fmt(float(report.per_joint[name][joint])) for name in METRIC_NAMES))
+        table.add_row(joint_name, *(_fmt(float(values[joint])) for values in report.per_joint.values()))
     out_console.print(table)
 
 
 def _print_human(scores: list[SequenceScore], per_joint: bool) -> None:
     for score in scores:
         baseline = f", baseline {score.baseline}" if score.baseline else ""
-        title = f"{score.file} [{score.name}]: {score.key.value}, {score.report.frames} frames{baseline}"
-        _print_metrics(title, score.report, score.baseline_report)
+        truth = "" if score.metrics is METRICS else " (no ground truth: GT-free metrics)"
+        title = f"{score.file} [{score.name}]: {score.key.value}, {score.report.frames} frames{baseline}{truth}"
+        _print_metrics(title, score.metrics, score.report, score.baseline_report)
     pooled = _pooled(scores)
     if pooled is None:
-        log("sequences use different joint layouts: no pooled result")
+        log("sequences use different joint layouts, or not all have ground truth: no pooled result")
         return
     if len(scores) > 1:
-        _print_metrics(f"all {len(scores)} sequences, {pooled[0].frames} frames", *pooled)
+        _print_metrics(f"all {len(scores)} sequences, {pooled[0].frames} frames", scores[0].metrics, *pooled)
     if per_joint:
         _print_per_joint(pooled[0], scores[0].layout)
 
@@ -283,7 +299,7 @@ def command(
     continue_on_error: ContinueOnErrorOption = False,
     shard: ShardOption = None,
 ) -> None:
-    """Score 3D poses against ground truth: MPJPE, P-MPJPE, N-MPJPE, MPJVE, acceleration error, bone-length std (mm)."""
+    """Score 3D poses against ground truth (MPJPE, P-MPJPE, N-MPJPE, MPJVE, acceleration error, bone-length std, mm) or, without it, GT-free (acceleration, jerk, bone-length std, correction, 2D reprojection)."""
     if baseline is None and baseline_key is not None and key is not None and baseline_key is key:
         raise usage_error(f"--baseline-key {baseline_key.value} is the prediction key itself")
     files = expand_inputs(preds)

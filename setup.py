@@ -1,0 +1,28 @@
+"""Build hook: the shipped weights become package data of the wheel.
+
+``weights/`` stays at the top of the repository (recipes, benchmarks and docs name it there);
+building copies its ``denoiser.safetensors``, ``noise.safetensors`` and ``README.md`` into
+``d3prefine/weights/`` of the build, so ``pip install .`` (not editable) gives a d3prefine whose
+``Refiner.from_pretrained()`` and ``d3prefine refine`` work from any directory.
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+WEIGHTS = ("denoiser.safetensors", "noise.safetensors", "README.md")
+
+
+class BuildPyWithWeights(build_py):
+    """``build_py`` that also copies the shipped weights into the package."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "d3prefine" / "weights"
+        self.mkpath(str(target))
+        for name in WEIGHTS:
+            self.copy_file(str(Path("weights") / name), str(target / name))
+
+
+setup(cmdclass={"build_py": BuildPyWithWeights})
