@@ -3,8 +3,8 @@
 Nothing here parses a command line or prints results: stderr logging and one-line error reports
 (:func:`log`, :func:`report_error`, :func:`run_reporting` for a script's ``main``), the choice of
 the torch device (:func:`resolve_device`) and JSON-ready values (:func:`jsonable`). Atomic writes
-and output checks live in :mod:`d3prefine.io` (:func:`~d3prefine.io.atomic_file`,
-:func:`~d3prefine.io.check_output_path`). torch is imported only when a device is resolved.
+and output checks live in :mod:`d3prefine.outputfile` (:func:`~d3prefine.outputfile.atomic_file`) and
+:mod:`d3prefine.io` (:func:`~d3prefine.io.check_output_path`). torch is imported only when a device is resolved.
 """
 
 from __future__ import annotations

@@ -49,10 +49,10 @@ from d3prefine.cli._common import (
     run_batch,
     usage_error,
 )
-from d3prefine.cli.pairing import Reference, ground_truth
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_UNITS, METRICS, Metric, MetricReport, evaluate_poses, pool_reports
+from d3prefine.pairing import Reference, ground_truth
 from d3prefine.quality import GT_FREE_METRICS, Evidence, gt_free_report
 from d3prefine.skeleton import JointLayout
 

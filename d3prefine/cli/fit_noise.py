@@ -10,11 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from d3prefine.cli._common import InputsArgument, JsonOption, check_weights_suffix, emit_json, expand_inputs, log, out_console
-from d3prefine.cli.pairing import Reference, ground_truth
 from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.noise import NoiseMode, NoiseModel
 from d3prefine.outputfile import claim_output
+from d3prefine.pairing import Reference, ground_truth
 from d3prefine.preprocess import error_triple
 from d3prefine.skeleton import JointLayout
 

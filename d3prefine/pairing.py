@@ -1,4 +1,4 @@
-"""Pairing sequences of a pose file with those of another file (ground truth, baseline)."""
+"""Pairing sequences of a pose file with those of another file (ground truth, baseline), by name."""
 
 from __future__ import annotations
 
