@@ -22,7 +22,7 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -42,7 +42,10 @@ ARRAY_DIMS: dict[str, tuple[int, ...]] = {
     "gt_3d": (3,),
     "poses_3d_refined": (3,),
     "uncertainty": (),
+    "filled": (),
 }
+#: Boolean arrays (all others are float): ``filled`` marks what ``refine --fill`` interpolated.
+MASK_ARRAYS = ("filled",)
 REQUIRED_ARRAYS = ("poses_2d", "poses_3d")
 POSE_3D_ARRAYS = ("poses_3d", "gt_3d", "poses_3d_refined")
 #: Arrays that may hold NaN gaps (``load_poses(allow_nan=True)``, :func:`fill_gaps`).
@@ -99,6 +102,8 @@ class PoseSequence:
         gt_3d: ``(T, J, 3)`` float32, metres, camera frame; ground truth.
         poses_3d_refined: ``(T, J, 3)`` float32, metres; written by ``d3prefine refine``.
         uncertainty: ``(T, J)`` float32, metres; per-joint std over refinement samples.
+        filled: ``(T, J)`` bool; the joints of the frames ``refine --fill`` interpolated (NaN in
+            ``poses_2d`` or ``poses_3d``, which keep their NaN). NaN there is valid on loading.
         image_size: ``(width, height)`` in pixels.
         fps: frames per second.
         units: unit of the 3D arrays; only ``"m"`` is accepted.
@@ -112,6 +117,7 @@ class PoseSequence:
     gt_3d: np.ndarray | None = None
     poses_3d_refined: np.ndarray | None = None
     uncertainty: np.ndarray | None = None
+    filled: np.ndarray | None = None
     image_size: tuple[int, int] | None = None
     fps: float | None = None
     units: str = "m"
@@ -197,10 +203,13 @@ def _decode_metadata(items: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _check_array(value: Any, key: str, layout: JointLayout, where: str) -> np.ndarray:
-    """Check dtype and shape ``(T, J, *ARRAY_DIMS[key])`` of one pose array; return it as float32."""
+    """Check dtype and shape ``(T, J, *ARRAY_DIMS[key])`` of one pose array; return it as float32
+    (bool for :data:`MASK_ARRAYS`)."""
     array = np.asarray(value)
     expected = "(" + ", ".join(["T", str(layout.num_joints), *map(str, ARRAY_DIMS[key])]) + ")"
-    if array.dtype.kind != "f":
+    if key in MASK_ARRAYS and array.dtype.kind != "b":
+        raise InputError(f"{where}: key {key!r}: expected a boolean array {expected}, got dtype {array.dtype}")
+    if key not in MASK_ARRAYS and array.dtype.kind != "f":
         raise InputError(f"{where}: key {key!r}: expected a floating-point array {expected}, got dtype {array.dtype}")
     if array.ndim != 2 + len(ARRAY_DIMS[key]) or array.shape[2:] != ARRAY_DIMS[key]:
         raise InputError(f"{where}: key {key!r}: expected shape {expected}, got {array.shape}")
@@ -209,16 +218,20 @@ def _check_array(value: Any, key: str, layout: JointLayout, where: str) -> np.nd
             f"{where}: key {key!r}: expected {layout.num_joints} joints for layout {layout.name!r} "
             f"(shape {expected}), got {array.shape}"
         )
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(array, dtype=bool if key in MASK_ARRAYS else np.float32)
 
 
-def _check_finite(array: np.ndarray, key: str, where: str, allow_nan: bool) -> None:
+def _check_finite(array: np.ndarray, key: str, where: str, allow_nan: bool, marked: np.ndarray | None) -> None:
+    """Refuse inf, values beyond the plausible range, and NaN unless ``allow_nan`` or ``marked``
+    ``(T, J)`` (the ``filled`` mask) marks its joint and frame."""
     infinite = int(np.isinf(array).sum())
     if infinite:
         raise InputError(f"{where}: key {key!r}: expected finite values, got {infinite} inf of {array.size}")
-    missing = int(np.isnan(array).sum())
-    if missing and not (allow_nan and key in GAP_ARRAYS):
-        raise InputError(f"{where}: key {key!r}: expected finite values, got {missing} NaN of {array.size}")
+    nan = np.isnan(array)
+    missing = int((nan & ~marked[..., None]).sum()) if marked is not None else int(nan.sum())
+    if missing and not allow_nan:
+        unmarked = " not marked in 'filled'" if marked is not None else ""
+        raise InputError(f"{where}: key {key!r}: expected finite values, got {missing} NaN{unmarked} of {array.size}")
     limit = MAX_ABS_2D if key == "poses_2d" else MAX_ABS_3D_M
     largest = float(np.abs(array[~np.isnan(array)]).max(initial=0.0))
     if largest > limit:
@@ -246,7 +259,7 @@ def _check_metres(poses: np.ndarray, key: str, layout: JointLayout, where: str) 
     )
 
 
-def _build_sequence(name: str, items: dict[str, Any], where: str, *, allow_nan: bool) -> PoseSequence:
+def _build_sequence(name: str, items: dict[str, Any], where: str, *, allow_nan: Collection[str]) -> PoseSequence:
     """Validate raw ``items`` (arrays and metadata of one sequence) and build the sequence."""
     unknown = sorted(set(items) - set(ARRAY_DIMS) - set(METADATA_KEYS))
     if unknown:
@@ -267,7 +280,9 @@ def _build_sequence(name: str, items: dict[str, Any], where: str, *, allow_nan: 
     for key, array in arrays.items():
         if len(array) != frames:
             raise InputError(f"{where}: key {key!r}: expected {frames} frames like 'poses_3d', got {len(array)}")
-        _check_finite(array, key, where, allow_nan)
+    for key, array in arrays.items():
+        if key not in MASK_ARRAYS:
+            _check_finite(array, key, where, key in allow_nan, arrays.get("filled") if key in GAP_ARRAYS else None)
     for key in POSE_3D_ARRAYS:
         if key in arrays:
             _check_metres(arrays[key], key, layout, where)
@@ -372,13 +387,14 @@ def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
     return sequences
 
 
-def load_poses(path: str | os.PathLike, *, allow_nan: bool = False) -> list[PoseSequence]:
+def load_poses(path: str | os.PathLike, *, allow_nan: bool | Collection[str] = False) -> list[PoseSequence]:
     """Read and validate every sequence of a pose file.
 
     Args:
         path: ``.npz``, ``.h5`` or ``.hdf5`` file.
-        allow_nan: accept NaN in ``poses_2d`` and ``poses_3d`` (missing detections) so that
-            :func:`fill_gaps` can repair them; other arrays must always be finite.
+        allow_nan: ``True`` accepts NaN in ``poses_2d`` and ``poses_3d`` (missing detections) so
+            that :func:`fill_gaps` can repair them; a collection names the arrays that may hold
+            NaN (e.g. ``("gt_3d",)``). NaN that a ``filled`` mask marks is always accepted.
 
     Returns:
         The sequences in file order; arrays are float32.
@@ -408,7 +424,8 @@ def load_poses(path: str | os.PathLike, *, allow_nan: bool = False) -> list[Pose
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate is not None:
         raise InputError(f"{path}: sequence {duplicate!r} appears more than once, expected unique names")
-    return [_build_sequence(name, items, where, allow_nan=allow_nan) for name, items, where in raw]
+    nan_keys = GAP_ARRAYS if allow_nan is True else () if allow_nan is False else tuple(allow_nan)
+    return [_build_sequence(name, items, where, allow_nan=nan_keys) for name, items, where in raw]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,7 +474,9 @@ def fill_gaps(seq: PoseSequence, max_gap: int) -> tuple[PoseSequence, int]:
         max_gap: longest run of consecutive NaN frames (per joint coordinate) to fill, >= 0.
 
     Returns:
-        ``(new_sequence, number_of_filled_values)``; ``seq`` itself is not modified.
+        ``(new_sequence, number_of_filled_values)``; ``seq`` itself is not modified. The new
+        sequence's ``filled`` ``(T, J)`` marks the joints of the frames that had NaN in either
+        array (``None`` if there was none).
 
     Raises:
         InputError: a gap is longer than ``max_gap`` or a joint coordinate is NaN in every frame.
@@ -470,7 +489,16 @@ def fill_gaps(seq: PoseSequence, max_gap: int) -> tuple[PoseSequence, int]:
     for key in GAP_ARRAYS:
         filled[key], n = _fill_array(getattr(seq, key), max_gap, layout, f"sequence {seq.name!r}: key {key!r}")
         count += n
-    return replace(seq, **filled), count
+    mask = np.isnan(seq.poses_2d).any(-1) | np.isnan(seq.poses_3d).any(-1)
+    return replace(seq, **filled, filled=mask if mask.any() else None), count
+
+
+def interpolated(seq: PoseSequence) -> PoseSequence:
+    """``seq`` with the NaN its ``filled`` mask marks interpolated as :func:`fill_gaps` did for
+    ``refine --fill``: the input the refinement was given (``seq`` itself without NaN)."""
+    if not (np.isnan(seq.poses_2d).any() or np.isnan(seq.poses_3d).any()):
+        return seq
+    return fill_gaps(seq, seq.num_frames)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,7 +508,9 @@ def fill_gaps(seq: PoseSequence, max_gap: int) -> tuple[PoseSequence, int]:
 
 def _encode(seq: PoseSequence) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays (float32) and metadata (strings, numbers, small arrays) of a sequence as stored."""
-    arrays = {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in seq.arrays().items()}
+    arrays = {
+        key: np.ascontiguousarray(value, dtype=bool if key in MASK_ARRAYS else np.float32) for key, value in seq.arrays().items()
+    }
     meta: dict[str, Any] = {
         "units": np.str_(seq.units),
         "joint_layout": np.str_(seq.joint_layout),
@@ -569,7 +599,7 @@ def save_poses(
 
     The file is written to a temporary file in the same directory, fsynced and renamed over
     ``path``; on failure nothing is left behind. Whatever is written loads back equal with
-    :func:`load_poses` (``allow_nan=True`` if ``poses_2d``/``poses_3d`` hold NaN).
+    :func:`load_poses` (with ``allow_nan`` naming the arrays that hold NaN ``filled`` does not mark).
 
     Args:
         path: output file; its suffix picks the format.
@@ -598,7 +628,7 @@ def save_poses(
             ) from None
         arrays, meta = _encode(seq)
         try:
-            _build_sequence(seq.name, {**arrays, **meta}, f"sequence {seq.name!r}", allow_nan=True)
+            _build_sequence(seq.name, {**arrays, **meta}, f"sequence {seq.name!r}", allow_nan=(*GAP_ARRAYS, "gt_3d"))
         except InputError as error:
             raise OutputError(f"{path}: refusing to write an invalid {error}") from None
     check_output_path(path, overwrite=overwrite, inputs=inputs)

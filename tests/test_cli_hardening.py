@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 
 from d3prefine.cli import app
 from d3prefine.errors import WeightsError
-from d3prefine.io import save_poses
+from d3prefine.io import load_poses, save_poses
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.outputfile import claim_output, lock_path, temporaries
 from d3prefine.refine import DEFAULT_WEIGHTS_DIR, DENOISER_FILE, Refiner
 from d3prefine.tensorfile import read_tensors, write_tensors
-from tests.conftest import build_sequence
+from tests.conftest import build_sequence, cli_json
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,3 +224,41 @@ def test_a_rerun_removes_what_a_killed_run_left(walk, tmp_path):
     lock_path(target).write_text("pid 1 on a dead host\n")  # SIGKILL leaves the file, not the lock
     invoke("refine", walk)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.npz", "walk.refined.npz"]
+
+
+# ------------------------------------------------------------------ item 4: --fill keeps the inputs, NaN in gt_3d
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_fill_keeps_the_input_arrays_and_marks_the_filled_frames(tmp_path, suffix):
+    seq = build_sequence(40)
+    seq.poses_3d[10:13, 5] = np.nan  # l_knee missing in frames 10-12
+    seq.poses_2d[20, 15, 0] = np.nan  # r_elbow x missing in frame 20
+    save_poses(tmp_path / f"gap{suffix}", [seq])
+    one_line_error(invoke("refine", tmp_path / f"gap{suffix}"), 1)  # NaN without --fill
+    result = invoke("refine", tmp_path / f"gap{suffix}", "--fill", "3")
+    assert result.exit_code == 0, result.output
+    (out,) = load_poses(tmp_path / f"gap.refined{suffix}")  # NaN marked in 'filled' loads as valid
+    np.testing.assert_array_equal(out.poses_3d, seq.poses_3d)
+    np.testing.assert_array_equal(out.poses_2d, seq.poses_2d)
+    np.testing.assert_array_equal(out.gt_3d, seq.gt_3d)
+    assert out.filled.dtype == bool and out.filled.shape == (40, 17)
+    assert np.argwhere(out.filled).tolist() == [[10, 5], [11, 5], [12, 5], [20, 15]]
+    assert np.isfinite(out.poses_3d_refined).all()
+    # evaluate scores the refined poses against the input refine was given (gaps interpolated)
+    scores = cli_json("evaluate", str(tmp_path / f"gap.refined{suffix}"))
+    assert scores["sequences"][0]["frames"] == 40 and scores["sequences"][0]["baseline"]["mpjpe"] > 0
+    # refining the output again needs --fill too, and gives the same mask
+    one_line_error(invoke("refine", tmp_path / f"gap.refined{suffix}", "-o", tmp_path / f"again{suffix}"), 1)
+    invoke("refine", tmp_path / f"gap.refined{suffix}", "-o", tmp_path / f"again{suffix}", "--fill", "3")
+    (again,) = load_poses(tmp_path / f"again{suffix}")
+    np.testing.assert_array_equal(again.filled, out.filled)
+
+
+def test_nan_in_ground_truth_does_not_block_refine(tmp_path):
+    seq = build_sequence(30)
+    seq.gt_3d[4:8] = np.nan
+    np.savez(tmp_path / "gt_gap.npz", poses_2d=seq.poses_2d, poses_3d=seq.poses_3d, gt_3d=seq.gt_3d, image_size=np.array(seq.image_size))
+    result = invoke("refine", tmp_path / "gt_gap.npz")
+    assert result.exit_code == 0, result.output
+    (out,) = load_poses(tmp_path / "gt_gap.refined.npz", allow_nan=("gt_3d",))
+    np.testing.assert_array_equal(out.gt_3d, seq.gt_3d)
+    assert out.filled is None and np.isfinite(out.poses_3d_refined).all()

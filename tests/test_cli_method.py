@@ -218,7 +218,8 @@ def test_refine_fills_short_nan_gaps_on_request(trained, tmp_path):
     filled = invoke("refine", tmp_path / "gap.npz", *weights, "--out-dir", tmp_path / "o", "--fill", "3")
     assert "interpolated 4 missing values" in " ".join(filled.stderr.split())
     (out,) = load_poses(tmp_path / "o" / "gap.refined.npz")
-    assert np.isfinite(out.poses_2d).all() and np.isfinite(out.poses_3d_refined).all()
+    np.testing.assert_array_equal(out.poses_2d, seq.poses_2d)  # the input as it was, NaN included
+    assert np.isfinite(out.poses_3d_refined).all() and np.argwhere(out.filled).tolist() == [[5, 3], [6, 3]]
 
 
 def test_refine_weights_errors(trained, tmp_path):

@@ -50,7 +50,7 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.errors import InputError
-from d3prefine.io import PoseSequence, load_poses
+from d3prefine.io import PoseSequence, interpolated, load_poses
 from d3prefine.metrics import METRIC_UNITS, METRICS, Metric, MetricReport, evaluate_poses, pool_reports
 from d3prefine.pairing import Reference, ground_truth
 from d3prefine.quality import GT_FREE_METRICS, Evidence, gt_free_report
@@ -123,7 +123,7 @@ def evaluate_file(
     path: Path, key: PoseKey | None, gt: Reference | None, baseline: BaselineRule, plot: PlotRequest | None = None
 ) -> list[SequenceScore]:
     """Score every sequence of the pose file ``path`` (and draw its figures on request)."""
-    sequences = load_poses(path)
+    sequences = [interpolated(seq) for seq in load_poses(path)]  # frames refine --fill filled: scored as refined
     scores = []
     for k, seq in enumerate(sequences):
         pred_key = key or _default_key(seq)

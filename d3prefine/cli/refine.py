@@ -39,7 +39,7 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.errors import InputError, OutOfDistributionError
-from d3prefine.io import PoseSequence, check_output_path, check_output_suffix, fill_gaps, load_poses, pose_format, save_poses
+from d3prefine.io import GAP_ARRAYS, PoseSequence, check_output_path, check_output_suffix, fill_gaps, load_poses, pose_format, save_poses
 from d3prefine.outputfile import check_claimable, claim_output
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, MAX_STEPS, Refiner, RefineResult, check_smooth
 from d3prefine.resample import FpsPolicy, resample
@@ -61,15 +61,9 @@ def _refine_file(
 ) -> dict:
     """Refine every sequence of ``path`` and write ``output``; returns a JSON-ready summary."""
     start = time.perf_counter()
-    sequences = load_poses(path, allow_nan=fill > 0)
-    filled = 0
-    if fill > 0:
-        for k, seq in enumerate(sequences):
-            sequences[k], count = fill_gaps(seq, fill)
-            filled += count
-        if filled:
-            log(f"{path}: interpolated {filled} missing values (gaps of at most {fill} frames)")
-    for seq in sequences:
+    sequences = load_poses(path, allow_nan=(*GAP_ARRAYS, "gt_3d") if fill > 0 else ("gt_3d",))  # gt_3d is not used
+    sources, filled = _fill(path, sequences, fill)
+    for seq in sources:
         if seq.joint_layout != refiner.layout.name:
             raise InputError(
                 f"{path}: sequence {seq.name!r} uses joint layout {seq.joint_layout!r}, the weights expect {refiner.layout.name!r}"
@@ -87,7 +81,7 @@ def _refine_file(
             [
                 (seq.poses_2d, seq.poses_3d, seq.image_size) if rate is None
                 else (resample(seq.poses_2d, seq.fps, rate), resample(seq.poses_3d, seq.fps, rate), seq.image_size)
-                for seq, rate in zip(sequences, rates)
+                for seq, rate in zip(sources, rates)
             ],
             progress=lambda n: progress.advance(task, n),
             **options,
@@ -107,6 +101,25 @@ def _refine_file(
         "file": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled,
         "seconds": round(seconds, 3), "guard": guard,
     }
+
+
+def _fill(path: Path, sequences: list[PoseSequence], fill: int) -> tuple[list[PoseSequence], int]:
+    """What is refined (``sequences`` with NaN gaps of at most ``fill`` frames interpolated) and
+    the number of values filled; each of ``sequences`` keeps its arrays and gets the ``filled`` mask."""
+    if fill == 0:
+        for seq in sequences:  # NaN an earlier --fill marked (without --fill, other NaN fails to load)
+            if np.isnan(seq.poses_2d).any() or np.isnan(seq.poses_3d).any():
+                raise InputError(f"{path}: sequence {seq.name!r}: NaN in the frames 'filled' marks; refine it with --fill N")
+        return sequences, 0
+    sources, count = [], 0
+    for seq in sequences:
+        source, n = fill_gaps(seq, fill)
+        sources.append(source)
+        seq.filled = source.filled
+        count += n
+    if count:
+        log(f"{path}: interpolated {count} missing values (gaps of at most {fill} frames); the output keeps them as NaN, marked in 'filled'")
+    return sources, count
 
 
 def _check_output(path: Path, output: Path, *, overwrite: bool, inputs: list[Path]) -> None:
