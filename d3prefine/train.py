@@ -41,9 +41,9 @@ import torch
 import torch.distributed as dist
 
 from d3prefine.architectures import build_denoiser
-from d3prefine.checkpoint import CHECKPOINT_FORMAT, save_denoiser
+from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, save_denoiser
 from d3prefine.error_model import ErrorModel
-from d3prefine.errors import WeightsError
+from d3prefine.errors import UsageError, WeightsError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import mpjpe
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -339,11 +339,13 @@ class Trainer:
             "train_config": json.dumps(asdict(self.config)),
             "step": str(st.step),
             "history": json.dumps(st.history),
+            NOISE_DIGEST_KEY: self.noise.digest(),
         }
         write_tensors(path, tensors, meta)
 
     def load_checkpoint(self, path: Path) -> None:
-        """Resume from :meth:`save_checkpoint`'s file; the architecture must match."""
+        """Resume from :meth:`save_checkpoint`'s file; the architecture and the noise statistics
+        (when the checkpoint records their digest) must match, else a one-line error."""
         tensors, meta = read_tensors(path, CHECKPOINT_FORMAT)
         try:
             self._restore(tensors, meta, path)
@@ -354,6 +356,9 @@ class Trainer:
         st = self.state
         if DenoiserConfig.from_json(meta["config"]) != st.model.config:
             raise WeightsError(f"{path}: checkpoint architecture differs from the requested one ({meta['config']})")
+        recorded = meta.get(NOISE_DIGEST_KEY)  # absent from checkpoints written before it was recorded
+        if recorded is not None and recorded != self.noise.digest():
+            raise UsageError(f"{path}: the checkpoint was trained with other noise statistics than --noise; resume with the same --noise")
         st.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         st.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
         optim = st.optimizer.state_dict()

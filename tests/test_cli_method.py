@@ -154,6 +154,12 @@ def test_train_writes_weights_checkpoint_and_resumes(trained, tmp_path):
     document = json.loads(result.stdout)
     assert document["steps"] == 9 and [h["step"] for h in document["history"]] == [3, 6, 9]
     assert "resumed from" in result.stderr and (tmp_path / "model.safetensors").is_file()
+    other = tmp_path / "other_noise.safetensors"
+    invoke("fit-noise", trained["train"], "-o", other, "--mode", "isotropic")
+    shutil.copy(checkpoint, tmp_path / checkpoint.name)
+    refused = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", other,
+                     "-o", tmp_path / "model.safetensors", "--steps", "9", "--device", "cpu", "--resume", *TINY, code=2)
+    assert refused.stderr.endswith("was trained with other noise statistics than --noise; resume with the same --noise\n")
 
 
 def test_train_rejects_unknown_objective(trained, tmp_path):
