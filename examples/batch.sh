@@ -1,33 +1,48 @@
 #!/usr/bin/env bash
 # Example batch job: refine every pose file of a folder with d3prefine, in parallel shards.
 #
-#   examples/batch.sh INPUT_DIR OUTPUT_DIR [SHARDS]
+#   examples/batch.sh INPUT_DIR OUTPUT_DIR [SHARDS] [REFINE OPTIONS...]
 #   e.g.  examples/batch.sh examples/ refined/ 2
+#         examples/batch.sh data/ refined/ 4 --skip-existing --steps 5 --fill 3
 #
 # Each shard I of N (0-based) refines inputs I, I+N, I+2N, ... of the same sorted file list, so
 # the shards never write the same output; on a cluster, run one shard per array task instead
 # (e.g. SLURM: --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT").
-# A bad input file is reported and skipped (--continue-on-error); a shard then exits with 1.
-# Re-running skips nothing: add --overwrite to replace earlier outputs.
+# Options after SHARDS go to every `d3prefine refine` as they are. A bad input file is reported
+# and skipped (--continue-on-error); a shard then exits with 1. Outputs already in OUTPUT_DIR
+# (*.refined.*) are never taken as inputs, even when OUTPUT_DIR is INPUT_DIR; re-run with
+# --skip-existing to refine only what is missing, or --overwrite to replace everything.
+# D3PREFINE overrides the command (default: d3prefine), e.g. D3PREFINE="python -m d3prefine".
 set -euo pipefail
 
-in_dir=${1:?usage: batch.sh INPUT_DIR OUTPUT_DIR [SHARDS]}
-out_dir=${2:?usage: batch.sh INPUT_DIR OUTPUT_DIR [SHARDS]}
-shards=${3:-2}
-mkdir -p "$out_dir"
+usage="usage: batch.sh INPUT_DIR OUTPUT_DIR [SHARDS] [REFINE OPTIONS...]"
+in_dir=${1:?$usage}
+out_dir=${2:?$usage}
+shift 2
+shards=2
+if (($# > 0)) && [[ $1 =~ ^[0-9]+$ ]]; then
+    shards=$1
+    shift
+fi
+if ((shards < 1)); then
+    echo "$usage (SHARDS >= 1)" >&2
+    exit 2
+fi
+read -ra d3prefine <<<"${D3PREFINE:-d3prefine}"
 
 shopt -s nullglob
-inputs=("$in_dir"/*.npz "$in_dir"/*.h5)
+inputs=("$in_dir"/*.npz "$in_dir"/*.h5 "$in_dir"/*.hdf5)
 if ((${#inputs[@]} == 0)); then
     echo "no .npz or .h5 files in $in_dir" >&2
     exit 2
 fi
+mkdir -p "$out_dir"
 
 pids=()
 for ((i = 0; i < shards; i++)); do
-    d3prefine refine "${inputs[@]}" \
+    "${d3prefine[@]}" refine "$in_dir" \
         --out-dir "$out_dir" --shard "$i/$shards" \
-        --continue-on-error --device auto --json \
+        --continue-on-error --device auto --json "$@" \
         >"$out_dir/shard$i.json" 2>"$out_dir/shard$i.log" &
     pids+=($!)
 done

@@ -3,6 +3,7 @@ leave no file behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -262,3 +263,52 @@ def test_nan_in_ground_truth_does_not_block_refine(tmp_path):
     (out,) = load_poses(tmp_path / "gt_gap.refined.npz", allow_nan=("gt_3d",))
     np.testing.assert_array_equal(out.gt_3d, seq.gt_3d)
     assert out.filled is None and np.isfinite(out.poses_3d_refined).all()
+
+
+# ------------------------------------------------------------------ item 5: batch reruns
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """A folder of two pose files, ``a.npz`` and ``b.npz``."""
+    for name in ("a", "b"):
+        save_poses(tmp_path / f"{name}.npz", [build_sequence(30, seed=ord(name), name=name)])
+    return tmp_path
+
+
+def test_a_folder_refined_in_place_can_be_refined_again(folder):
+    invoke("refine", folder)
+    again = invoke("refine", folder, "--overwrite", "--json")  # the outputs are not taken as inputs
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in folder.iterdir()) == ["a.npz", "a.refined.npz", "b.npz", "b.refined.npz"]
+    assert [Path(f["file"]).name for f in json.loads(again.stdout)["files"]] == ["a.npz", "b.npz"]
+
+
+def test_skip_existing_refines_only_the_missing_outputs(folder):
+    invoke("refine", folder / "a.npz")
+    before = (folder / "a.refined.npz").read_bytes()
+    result = invoke("refine", folder, "--skip-existing", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert [Path(f["file"]).name for f in document["files"]] == ["b.npz"]
+    assert [Path(s["file"]).name for s in document["skipped"]] == ["a.npz"]
+    assert (folder / "a.refined.npz").read_bytes() == before and (folder / "b.refined.npz").exists()
+    nothing = invoke("refine", folder, "--skip-existing")  # all done: nothing to refine, exit 0
+    assert nothing.exit_code == 0 and "skipped 2 input(s)" in nothing.stderr
+    assert "not both" in one_line_error(invoke("refine", folder, "--skip-existing", "--overwrite"), 2)
+
+
+def test_evaluate_on_a_folder_does_not_pool_raw_and_refined_files(folder):
+    invoke("refine", folder)
+    document = cli_json("evaluate", str(folder))
+    assert [Path(s["file"]).name for s in document["sequences"]] == ["a.refined.npz", "b.refined.npz"]
+    assert document["pooled"]["frames"] == 60  # each sequence once, not twice
+    assert all(s["baseline_source"] for s in document["sequences"])  # the raw poses are the baseline column
+
+
+def test_batch_script_passes_extra_options_to_refine(folder):
+    env = {**os.environ, "D3PREFINE": f"{sys.executable} -m d3prefine"}
+    script = [str(ROOT / "examples" / "batch.sh"), str(folder), str(folder / "out"), "1", "--smooth", "0", "--skip-existing"]
+    subprocess.run(["bash", *script], cwd=ROOT, env=env, check=True)
+    (out,) = load_poses(folder / "out" / "a.refined.npz")
+    assert out.provenance["refine"]["smooth"] == 0
+    subprocess.run(["bash", *script], cwd=ROOT, env=env, check=True)  # a rerun skips what exists
+    assert json.loads((folder / "out" / "shard0.json").read_text())["files"] == []

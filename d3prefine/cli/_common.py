@@ -120,13 +120,17 @@ def check_weights_suffix(path: Path, option: str) -> None:
         raise usage_error(f"{option} {path}: expected a {WEIGHTS_SUFFIX} file name")
 
 
-def expand_inputs(paths: Sequence[str | Path], suffixes: Sequence[str] = POSE_SUFFIXES) -> list[Path]:
+def expand_inputs(
+    paths: Sequence[str | Path], suffixes: Sequence[str] = POSE_SUFFIXES, *, exclude_tag: str | None = None
+) -> list[Path]:
     """Expand command-line inputs into a list of files, keeping their order.
 
     A folder becomes its files ending in one of ``suffixes`` (sorted, not recursive); a path
     that does not exist but contains ``*``, ``?`` or ``[`` is a glob pattern (sorted matches);
     any other path is kept as given (a missing file then fails as that input). Repeated
     files are kept once. An empty string (an unset shell variable) is refused, not read as ``.``.
+    With ``exclude_tag`` (say ``".refined"``), folders and patterns leave out the files whose
+    stem ends with it, the command's own outputs; a file named as such is kept.
 
     Raises:
         typer.BadParameter: an empty input or nothing to process (exit 2).
@@ -144,12 +148,12 @@ def expand_inputs(paths: Sequence[str | Path], suffixes: Sequence[str] = POSE_SU
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
                 raise usage_error(f"folder {path} holds no files ending in {', '.join(suffixes)}")
-            expanded.extend(found)
+            expanded.extend(_without_outputs(found, exclude_tag, f"folder {path}"))
         elif not exists and glob.has_magic(str(path)):
             matches = sorted(Path(match) for match in glob.glob(str(path)))
             if not matches:
                 raise usage_error(f"pattern {str(path)!r} matches no file")
-            expanded.extend(matches)
+            expanded.extend(_without_outputs(matches, exclude_tag, f"pattern {str(path)!r}"))
         else:
             expanded.append(path)
     unique: dict[Path, Path] = {}
@@ -158,6 +162,16 @@ def expand_inputs(paths: Sequence[str | Path], suffixes: Sequence[str] = POSE_SU
     if not unique:
         raise usage_error("no input files given")
     return list(unique.values())
+
+
+def _without_outputs(files: list[Path], tag: str | None, source: str) -> list[Path]:
+    """``files`` less those whose stem ends with ``tag``; a usage error if none is left."""
+    if tag is None:
+        return files
+    kept = [path for path in files if not path.stem.endswith(tag)]
+    if not kept:
+        raise usage_error(f"{source} holds only outputs (*{tag}.*), which are not taken as inputs; name such a file to use it")
+    return kept
 
 
 def apply_shard(inputs: Sequence[Path], shard: Shard | None) -> list[Path]:

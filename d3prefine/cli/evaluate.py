@@ -119,6 +119,18 @@ def _score(pred: np.ndarray, gt: np.ndarray, seq: PoseSequence, what: str, path:
     return evaluate_poses(pred, gt, layout=seq.layout)
 
 
+def _refined_over_raw(files: list[Path]) -> list[Path]:
+    """``files`` less each input whose ``refine`` output (``<stem>.refined<suffix>`` in the same
+    folder) is among them: that output holds the same sequences, with this input's ``poses_3d``
+    as its baseline column, so pooling both would count every sequence twice."""
+    present = {path.resolve() for path in files}
+    raw = [path for path in files if path.with_name(f"{path.stem}.refined{path.suffix}").resolve() in present]
+    if raw:
+        names = ", ".join(map(str, raw[:3])) + (", ..." if len(raw) > 3 else "")
+        log(f"left out {len(raw)} input(s) whose refined output is also evaluated (their poses_3d is its baseline): {names}")
+    return [path for path in files if path not in raw]
+
+
 def evaluate_file(
     path: Path, key: PoseKey | None, gt: Reference | None, baseline: BaselineRule, plot: PlotRequest | None = None
 ) -> list[SequenceScore]:
@@ -302,7 +314,7 @@ def command(
     """Score 3D poses against ground truth (MPJPE, P-MPJPE, N-MPJPE, MPJVE, acceleration error, bone-length std, mm) or, without it, GT-free (acceleration, jerk, bone-length std, correction, 2D reprojection)."""
     if baseline is None and baseline_key is not None and key is not None and baseline_key is key:
         raise usage_error(f"--baseline-key {baseline_key.value} is the prediction key itself")
-    files = expand_inputs(preds)
+    files = _refined_over_raw(expand_inputs(preds))
     plotting = PlotRequest(output_paths(files, output=None, out_dir=plot, tag="", suffix=".png"), files, overwrite) if plot else None
     inputs = apply_shard(files, shard)
     reference = Reference.load(gt) if gt else None

@@ -246,6 +246,9 @@ def command(
     ] = False,
     device: DeviceOption = "auto",
     overwrite: OverwriteOption = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave out the inputs whose output exists already (a rerun of a batch job).")
+    ] = False,
     continue_on_error: ContinueOnErrorOption = False,
     shard: ShardOption = None,
     json_output: JsonOption = False,
@@ -255,14 +258,25 @@ def command(
         raise typer.BadParameter("--samples >= 2 needs --steps >= 2 (a single step is deterministic)", param_hint="'--samples'")
     if samples > 1 and eta == 0.0:
         raise typer.BadParameter("--samples >= 2 needs --eta > 0 (eta 0 draws the same refinement every time)", param_hint="'--eta'")
+    if skip_existing and overwrite:
+        raise usage_error("give either --skip-existing or --overwrite, not both")
     try:
         check_smooth(smooth)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--smooth'") from None
     torch_device = device_option(device)
-    files = expand_inputs(inputs)
+    files = expand_inputs(inputs, exclude_tag=".refined")  # a folder refined in place: its outputs are no inputs
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
     selected = apply_shard(files, shard)
+    skipped = [path for path in selected if skip_existing and targets[path].exists()]
+    skipped_json = [{"file": path, "output": targets[path]} for path in skipped]
+    if skipped:
+        selected = [path for path in selected if path not in skipped]
+        log(f"skipped {len(skipped)} input(s) whose output exists (--skip-existing); {len(selected)} to refine")
+    if not selected:
+        if json_output:
+            emit_json({"files": [], "failed": [], "skipped": skipped_json})
+        raise typer.Exit()
     if not continue_on_error:  # every output is checked before any work: the first problem stops the run
         for path in selected:
             _check_output(path, targets[path], overwrite=overwrite, inputs=files)
@@ -298,7 +312,11 @@ def command(
     results = batch.values
     frames, seconds = sum(r["frames"] for r in results), sum(r["seconds"] for r in results)
     if json_output:
-        emit_json({"files": results, "failed": [{"file": o.path, "error": o.error} for o in batch.failures]})
+        emit_json({
+            "files": results,
+            "failed": [{"file": o.path, "error": o.error} for o in batch.failures],
+            "skipped": skipped_json,
+        })
     if results:
         log(f"refined {len(results)} file(s), {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s)")
     raise typer.Exit(batch.exit_code)
