@@ -68,6 +68,8 @@ def _scale(source: SourceData, camera_3d: np.ndarray, scale_to_height: float | N
 
 def to_sequence(fmt: SourceFormat, options: ConvertOptions, source: SourceData, scale_to_height: float | None = None) -> PoseSequence:
     """One :class:`SourceData` as an ``h36m17`` pose sequence in metres, camera frame (NaN kept)."""
+    if len(source.poses_2d) != len(source.poses_3d):
+        raise InputError(f"sequence {source.name!r}: the 2D has {len(source.poses_2d)} frames, the 3D {len(source.poses_3d)}; expected the same frames")
     map_2d, map_3d = get_mapping(source.layout_2d), get_mapping(source.layout_3d)
     camera = map_3d.apply(source.poses_3d) @ np.asarray(source.axes).T
     scale = _scale(source, camera, scale_to_height)

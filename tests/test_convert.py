@@ -289,3 +289,32 @@ def test_pickle_is_never_read_without_the_flag(tmp_path):
     np.savez(payload, positions_2d=np.array({"x": pickle.dumps(1)}, dtype=object))
     result = run("convert", "videopose3d", "--2d", payload, "--3d", payload, "-o", tmp_path / "o.npz")
     assert result.exit_code == 1 and "pickled" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        ("csv_columns", ["arrays", "--2d", "{d}/bad.csv", "--3d", "{d}/kp3d.npy"], "expected 34 columns (17 joints x 2) or 35 with a frame column, got 5"),
+        ("frames", ["arrays", "--2d", "{d}/short.npy", "--3d", "{d}/kp3d.npy"], "the 2D has 39 frames, the 3D 40; expected the same frames"),
+        ("no_size", ["motionbert", "--3d", "{d}/kp3d.npy", "--2d", "{d}/ap.json"], "give --image-size WIDTH HEIGHT"),
+        ("ap_frames", ["motionbert", "--3d", "{d}/kp3d.npy", "--2d", "{d}/ap.json", "--image-size", "1000", "1000", "--scale-to-height", "1.6"],
+         "1 frames with a detection, but"),
+        ("mm_shape", ["mmpose", "--3d", "{d}/mm.json", "--2d", "{d}/mm.json", "--image-size", "1000", "1000"], "expected keypoints of shape (17, 3), got (2, 3)"),
+        ("mp_missing", ["mediapipe", "--image-size", "1000", "1000"], "--3d is required"),
+        ("json", ["mediapipe", "--3d", "{d}/broken.json", "--image-size", "1000", "1000"], "not valid JSON"),
+    ],
+)
+def test_bad_source_files_fail_in_one_line(tmp_path, setup, args, message):
+    gt = motion()
+    np.save(tmp_path / "kp3d.npy", estimate(gt))
+    np.save(tmp_path / "short.npy", project(gt)[:-1])
+    (tmp_path / "bad.csv").write_text("1,2,3,4,5\n")
+    (tmp_path / "ap.json").write_text(json.dumps([{"image_id": "0.jpg", "keypoints": [1.0] * 78, "score": 1.0, "idx": 0}]))
+    (tmp_path / "mm.json").write_text(json.dumps({"instance_info": [{"frame_id": 0, "instances": [{"keypoints": [[0, 0, 0]] * 2}]}]}))
+    (tmp_path / "broken.json").write_text("[{")
+    result = run("convert", *[a.format(d=tmp_path) for a in args], "-o", tmp_path / "out.npz")
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert not (tmp_path / "out.npz").exists()
