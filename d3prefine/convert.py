@@ -7,8 +7,10 @@
 Converting maps both keypoint layouts to ``h36m17`` (:mod:`d3prefine.keypoints`), turns the 3D
 into metres in the camera frame (``metres = scale * axes @ source``) and records in the
 provenance (key ``convert``) the format, input files, options, both layout mappings with every
-synthesised joint, the scale and the axes. Exporting reads that record, re-reads the source file
-and writes the refined poses in the source's layout, units and axes into a file shaped like it.
+synthesised joint, the scale and the axes. Exporting reads that record and writes the refined
+poses in the source's layout, units and axes into a file shaped like the source file; it
+re-reads the source 3D only when its layout has keypoints ``h36m17`` lacks (they follow their
+anchor joints), and never unpickles.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from d3prefine.formats.base import SourceData
 from d3prefine.formats.options import ConvertOptions, Units
 from d3prefine.io import PoseSequence, atomic_file, check_output_path
 from d3prefine.keypoints import get_mapping
+from d3prefine.skeleton import H36M_17
 
 PROVENANCE_KEY = "convert"
 _PATH_OPTIONS = ("poses_2d", "poses_3d", "gt", "cameras")
@@ -130,13 +133,14 @@ def export_to_source(
     options = _options_from_record(record["options"])
     if source is not None:
         options = replace(options, poses_3d=Path(source))
-    original = FORMATS[fmt].read(replace(options, name=seq.name))[0]
-    mapping = get_mapping(original.layout_3d)
     # back to source units and axes (axes is a rotation): source = axes^T @ camera / scale
-    refined = (np.asarray(poses, dtype=np.float64) / record["metres_per_unit"]) @ np.asarray(record["axes"])
-    moved = mapping.follow(original.poses_3d, mapping.apply(original.poses_3d), refined)
+    moved = (np.asarray(poses, dtype=np.float64) / record["metres_per_unit"]) @ np.asarray(record["axes"])
+    mapping = get_mapping(record["layout_3d"]["source_layout"])
+    if mapping.name != H36M_17.name:  # keypoints h36m17 lacks follow their anchors: re-read the source (never unpickled here)
+        original = FORMATS[fmt].read(replace(options, name=seq.name, allow_pickle=False))[0]
+        moved = mapping.follow(original.poses_3d, mapping.apply(original.poses_3d), moved)
     output = Path(output)
     check_output_path(output, overwrite=overwrite, inputs=[*inputs, options.poses_3d])
     with atomic_file(output) as temp:
-        FORMATS[fmt].write(options.poses_3d, original.details, moved, temp)
+        FORMATS[fmt].write(options.poses_3d, record, moved, temp)
     return output

@@ -255,12 +255,13 @@ def test_videopose3d_custom_2d_with_predictions_and_h36m_ground_truth(tmp_path):
     seq = load_poses(out)[0]
     assert seq.name == "clip.mp4" and seq.image_size == IMAGE_SIZE and seq.fps == 50.0
     np.testing.assert_allclose(seq.gt_3d, gt, atol=1e-5)  # world -> camera
+    (tmp_path / "data_2d_custom_clips.npz").unlink()  # export never reads (unpickles) the 2D again
     exported, refined = refine_and_export(out, "clip_pred.refined.npy")
     back = np.load(exported)
     assert back.shape == (FRAMES, 17, 3)
     np.testing.assert_allclose(back, refined.poses_3d_refined, atol=1e-6)
     with pytest.raises(Exception, match="pickled object array"):  # load_poses never unpickles
-        load_poses(tmp_path / "data_2d_custom_clips.npz")
+        load_poses(tmp_path / "data_3d_h36m.npz")
 
 
 def test_csv_and_bvh_export(tmp_path, make_sequence):

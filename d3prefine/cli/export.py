@@ -21,7 +21,7 @@ from d3prefine.cli._common import (
     run_batch,
     usage_error,
 )
-from d3prefine.errors import InputError
+from d3prefine.errors import InputError, OutputError
 from d3prefine.export import ExportTarget, export_sequence
 from d3prefine.io import POSE_3D_ARRAYS, load_poses
 
@@ -73,7 +73,10 @@ def command(
     if output is not None and (out_dir is not None or len(files) != 1):
         raise usage_error("-o/--output takes a single input and no --out-dir")
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{out_dir}: cannot create output folder ({error.strerror})") from None
     batch = run_batch(
         files,
         lambda path: _export_file(path, ExportTarget(to), output, out_dir, PoseKey(key).value, source, overwrite, files),
