@@ -32,6 +32,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from d3prefine.describe import WEIGHTS_SUFFIX
 from d3prefine.errors import D3PrefineError, ExitCode, OutOfDistributionError, OutputError, UsageError
 from d3prefine.io import SUFFIXES
 from d3prefine.runtime import Device, err_console, jsonable, log, report_error, resolve_device
@@ -41,8 +42,6 @@ out_console = Console()
 
 #: File suffixes a folder given as input expands to, by default.
 POSE_SUFFIXES = tuple(SUFFIXES)
-#: Suffix of weights and noise files.
-WEIGHTS_SUFFIX = ".safetensors"
 
 R = TypeVar("R")
 
