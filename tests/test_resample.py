@@ -46,3 +46,23 @@ def test_refine_resamples_other_rates_and_back(tmp_path, make_sequence):
     result = runner.invoke(app, ["refine", str(tmp_path / "s.npz"), "-o", str(tmp_path / "x.npz"), "--fps-policy", "refuse"])
     assert result.exit_code == 1 and "is 60 fps, the weights learned 30 fps motion" in result.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_training_records_the_rate_its_sequences_share(tmp_path, make_sequence):
+    import dataclasses
+
+    from d3prefine.architectures import build_denoiser
+    from d3prefine.checkpoint import denoiser_metadata, save_denoiser, training_fps
+    from d3prefine.model import DenoiserConfig
+    from d3prefine.train import WindowSampler
+
+    same = [make_sequence(30, seed=k) for k in range(2)]
+    assert WindowSampler(same, 9, 0).fps == 30.0
+    assert WindowSampler([same[0], dataclasses.replace(same[1], fps=50.0)], 9, 0).fps is None
+    model = build_denoiser(DenoiserConfig(window=9, dim=8, depth=1, heads=1))
+    save_denoiser(tmp_path / "d.safetensors", model, {}, fps=30.0)
+    assert training_fps(denoiser_metadata(tmp_path / "d.safetensors")) == 30.0
+    save_denoiser(tmp_path / "n.safetensors", model, {})
+    assert training_fps(denoiser_metadata(tmp_path / "n.safetensors")) is None
+    with pytest.raises(ValueError, match="expected a positive frame rate"):
+        training_fps({"fps": "-5"})
