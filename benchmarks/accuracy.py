@@ -167,8 +167,8 @@ def _score(
     seconds = time.perf_counter() - start
     report = pooled_report(poses, sequences)
     row = Row(label, kind, params, seconds, report)
-    log(f"  {label}: MPJPE {fmt(row.metric('mpjpe'), 2)} mm, P-MPJPE {fmt(row.metric('p_mpjpe'), 2)} mm, "
-        f"accel. {fmt(row.metric('accel_error'), 2)} mm/frame^2 ({report.frames} frames, {seconds:.1f} s)")
+    scores = ", ".join(f"{METRICS[m].title} {fmt(row.metric(m), 2)} {METRICS[m].unit}" for m in ("mpjpe", "p_mpjpe", "accel_error"))
+    log(f"  {label}: {scores} ({report.frames} frames, {seconds:.1f} s)")
     return row
 
 
