@@ -23,7 +23,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -81,6 +81,7 @@ class RowKind(str, Enum):
     GAUSSIAN_MEAN = "gaussian_mean"  # y - E[e | p, y] of the shipped noise statistics
     VARIANT = "variant"  # a baseline denoiser (another training of the same network), one-shot
     ABLATION = "ablation"  # d3prefine with one training choice changed, one-shot; not a baseline
+    SHIPPED = "shipped"  # another d3prefine model used as it is (e.g. the shipped weights on other data), one-shot; not a baseline
     D3PREFINE = "d3prefine"  # the shipped weights
 
 
@@ -116,6 +117,7 @@ class Row:
     params: dict
     seconds: float  # wall time to produce the poses (not the scoring)
     report: MetricReport  # pooled over the sequences, millimetres
+    sequence_reports: list[MetricReport] = field(default_factory=list)  # one per scored sequence, same order
 
     def metric(self, name: str) -> float:
         return self.report.summary[name]
@@ -153,9 +155,14 @@ def load_scored(path: Path, count: int | None, seed: int) -> list[PoseSequence]:
     return sequences
 
 
+def sequence_reports(poses: Sequence[np.ndarray], sequences: Sequence[PoseSequence]) -> list[MetricReport]:
+    """Metrics of predicted poses ``(T, J, 3)`` metres against each sequence's ``gt_3d``, one report per sequence."""
+    return [evaluate_poses(pred, seq.gt_3d, seq.layout) for pred, seq in zip(poses, sequences)]
+
+
 def pooled_report(poses: Sequence[np.ndarray], sequences: Sequence[PoseSequence]) -> MetricReport:
-    """Metrics of predicted poses ``(T, J, 3)`` metres against each sequence's ``gt_3d``, pooled frame-weighted."""
-    return pool_reports([evaluate_poses(pred, seq.gt_3d, seq.layout) for pred, seq in zip(poses, sequences)])
+    """:func:`sequence_reports` pooled frame-weighted."""
+    return pool_reports(sequence_reports(poses, sequences))
 
 
 def _score(
@@ -165,8 +172,9 @@ def _score(
     start = time.perf_counter()
     poses = predict()
     seconds = time.perf_counter() - start
-    report = pooled_report(poses, sequences)
-    row = Row(label, kind, params, seconds, report)
+    reports = sequence_reports(poses, sequences)
+    report = pool_reports(reports)
+    row = Row(label, kind, params, seconds, report, reports)
     scores = ", ".join(f"{METRICS[m].title} {fmt(row.metric(m), 2)} {METRICS[m].unit}" for m in ("mpjpe", "p_mpjpe", "accel_error"))
     log(f"  {label}: {scores} ({report.frames} frames, {seconds:.1f} s)")
     return row
@@ -235,7 +243,7 @@ class Bench:
         mean = partial(gaussian_mean, self.refiner.noise.to("cpu"), sequences, self.refiner.layout.root)
         rows.append(_score("Gaussian conditional mean", RowKind.GAUSSIAN_MEAN, {}, sequences, mean))
         for variant, refiner in self.variants:
-            name = f"{variant.kind.value} {variant.name} (K=1)"
+            name = f"{variant.kind.value} {variant.name} (K=1)" if variant.kind is not RowKind.SHIPPED else f"{variant.name} (K=1)"
             params = {"variant": variant.name, "steps": 1}
             rows.append(_score(name, variant.kind, params, sequences, partial(self._refined, refiner, sequences, name, steps=1)))
         options = [{"steps": k} for k in args.steps]
@@ -366,11 +374,11 @@ def estimator_markdown(section: dict) -> str:
 def markdown(document: dict) -> str:
     run = document["run"]
     head = [
-        "# d3prefine accuracy benchmark", "",
+        f"# {document.get('title', 'd3prefine accuracy benchmark')}", "",
         f"`{run['command']}`", "",
         f"{run_summary(run)}, device {document['settings']['device']}.", "",
         ("Variants are baselines (another training of the same network); ablations are d3prefine with one training "
-         "choice changed and are not baselines. The time column is the wall time of each row on a possibly busy "
+         "choice changed, and shipped rows another d3prefine model used as it is; neither is a baseline. The time column is the wall time of each row on a possibly busy "
          "machine, not a speed measurement (see the speed benchmark)."), "",
     ]
     verdicts = [c.verdict for section in document["estimators"] for c in section["targets"]]
@@ -391,8 +399,9 @@ def to_json(document: dict) -> dict:
 # ------------------------------------------------------------------------------------------ command line
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=" ".join(__doc__.split("\n\n")[0].split()))
+def make_parser(module: str = "benchmarks.accuracy", doc: str = __doc__) -> argparse.ArgumentParser:
+    """The accuracy benchmark's options, for ``python -m module`` described by the first paragraph of ``doc``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=" ".join(doc.split("\n\n")[0].split()))
     parser.add_argument("--val", type=Path, action="append", required=True, help="validation pose file of one base estimator (repeat)")
     parser.add_argument("--train", type=Path, action="append", required=True,
                         help="training pose file of one base estimator, to tune the smoothers on (repeat)")
@@ -416,6 +425,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsamples and of the sampled row")
+    return parser
+
+
+def parse_args(argv: list[str], parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Parse and check the options of :func:`make_parser` (or of ``parser``, built on it)."""
+    parser = parser or make_parser()
     args = parser.parse_args(argv)
     if min(args.steps) < 1 or args.sample_steps < 2 <= args.samples:
         parser.error("--steps must be >= 1, and --sample-steps >= 2 when --samples >= 2")
@@ -423,14 +438,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> dict:
-    """Load everything, run every row; returns the report document (rows as :class:`Row`)."""
+def run(args: argparse.Namespace, argv: list[str], module: str = "benchmarks.accuracy", shipped: Sequence[Variant] = ()) -> dict:
+    """Load everything, run every row; returns the report document (rows as :class:`Row`).
+
+    ``module`` names the script in the recorded command; ``shipped`` are extra one-shot rows of
+    other d3prefine models (kind SHIPPED), run before the variants.
+    """
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    provenance = run_info("benchmarks.accuracy", argv, [args.device])
+    provenance = run_info(module, argv, [args.device])
     refiner = Refiner.from_pretrained(args.weights, args.noise, device=args.device)
     variants = [
-        (v, Refiner.from_pretrained(v.denoiser, v.noise or refiner.noise_path, device=args.device)) for v in [*args.variant, *args.ablation]
+        (v, Refiner.from_pretrained(v.denoiser, v.noise or refiner.noise_path, device=args.device))
+        for v in [*shipped, *args.variant, *args.ablation]
     ]
     train: dict[str, tuple[Path, list[PoseSequence]]] = {}
     for path in args.train:

@@ -40,9 +40,9 @@ LIFTERS = {
     LifterKind.TEMPORAL: LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
     LifterKind.FRAME: LifterConfig(LifterKind.FRAME, width=512, dropout=0.2),
 }
-FITS = {  # sized for a CPU budget: about 6 min per fit on one busy thread, 5 fits per lifter
-    LifterKind.TEMPORAL: FitConfig(steps=1200, batch_frames=1024, chunk=16, lr=2e-3),
-    LifterKind.FRAME: FitConfig(steps=2000, batch_frames=1024, lr=1e-3),
+FITS = {  # sized for a CPU budget on a shared 2-core machine: 5 fits per lifter, one thread each, about 8 min per fit
+    LifterKind.TEMPORAL: FitConfig(steps=700, batch_frames=1024, chunk=16, lr=2e-3),
+    LifterKind.FRAME: FitConfig(steps=700, batch_frames=1024, lr=1e-3),
 }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, guard, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
+from benchmarks import accuracy, guard, h36m, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.io import PoseSequence, load_poses, save_poses
@@ -334,3 +334,38 @@ def test_benchmarks_refine_other_frame_rates_as_the_cli_does(files):
     (back,) = guard.refine_at_weights_rate(refiner, [seq], steps=2, samples=2)
     assert back.poses_3d.shape == seq.poses_3d.shape and back.uncertainty.shape == seq.poses_3d.shape[:2]
     assert (back.uncertainty >= 0).all() and not np.array_equal(back.poses_3d, same.poses_3d)
+
+
+def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):
+    val = _sequences(3, 40, 20, "S8_")
+    for seq, action in zip(val, ("Walking", "Eating", "Walking")):
+        seq.provenance["action_group"] = action
+    save_poses(tmp_path / "val.h5", val)
+    out = tmp_path / "h36m"
+    argv = ["--val", tmp_path / "val.h5", "--train", files["train"], "--weights", files["weights"] / "denoiser.safetensors",
+            "--noise", files["weights"] / "noise.safetensors", "--shipped", files["weights"], "--variant", f"zero={files['zero']}",
+            "--steps", "1", "--samples", "0", "--device", "cpu", "--threads", "1", "--out", out]
+    assert h36m.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["benchmark"] == "h36m" and document["run"]["command"].startswith("python -m benchmarks.h36m --val ")
+    (section,) = document["estimators"]
+    kinds = [row["kind"] for row in section["rows"]]
+    assert kinds == ["base", "smoother", "smoother", "gaussian_mean", "shipped", "variant", "d3prefine", "d3prefine"]
+    assert section["rows"][4]["label"] == "shipped weights as they are (K=1)"
+    base = section["actions"]["base estimator"]
+    walking = pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in (val[0], val[2])]).summary
+    eating = evaluate_poses(val[1].poses_3d, val[1].gt_3d).summary
+    assert base["per_action"]["Walking"]["mpjpe"] == pytest.approx(walking["mpjpe"])
+    assert base["mean_over_actions"]["p_mpjpe"] == pytest.approx((walking["p_mpjpe"] + eating["p_mpjpe"]) / 2)
+    assert base["mean_over_actions"]["mpjpe"] != pytest.approx(section["rows"][0]["metrics"]["mpjpe"])  # not frame-pooled
+    text = out.with_suffix(".md").read_text()
+    assert text.startswith("# d3prefine Human3.6M benchmark") and "mean over actions (Human3.6M convention)" in text
+    assert "| method | Eating | Walking |" in text
+
+
+def test_h36m_needs_action_groups(files, tmp_path, capsys):
+    save_poses(tmp_path / "val.h5", _sequences(2, 30, 30, "v"))
+    argv = ["--val", tmp_path / "val.h5", "--train", files["train"], "--weights", files["weights"], "--steps", "1", "--samples", "0",
+            "--device", "cpu", "--threads", "1", "--out", tmp_path / "h"]
+    assert h36m.main([str(a) for a in argv]) == 1
+    assert "provenance has no 'action_group'" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+"""Human3.6M benchmark: d3prefine trained on a real estimator's outputs (real detections) against
+that estimator, tuned smoothers, the Gaussian conditional mean, baseline denoisers and the shipped
+weights as they are, on a held-out subject, with Human3.6M's per-action averages.
+
+    python -m benchmarks.h36m --val data/h36m/val_temporal.h5 --val data/h36m/val_frame.h5 \\
+        --train data/h36m/train_temporal.h5 --train data/h36m/train_frame.h5 \\
+        --weights runs/h36m/denoiser.safetensors --noise runs/h36m/noise.safetensors \\
+        --variant regression=runs/h36m/regression.safetensors --shipped weights/ \\
+        --out benchmarks/results/h36m --threads 2
+
+Every option and row of :mod:`benchmarks.accuracy` (whose machinery this runs), plus one row
+for ``--shipped DIR`` (its ``denoiser.safetensors`` with its own ``noise.safetensors``, refined
+with K=1) and, for every row, the metrics per Human3.6M action (``provenance["action_group"]``
+of the sequences, the action without its take number; frame-weighted within an action) and
+their mean over actions, the Human3.6M convention. Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import accuracy
+from benchmarks.report import fmt, markdown_table, run_and_write
+from d3prefine.errors import InputError
+from d3prefine.io import load_poses
+from d3prefine.metrics import METRIC_UNITS, pool_reports
+
+#: Metrics averaged over actions (bone-length std is a property of the prediction, not an error).
+ACTION_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error")
+SHIPPED_LABEL = "shipped weights as they are"
+
+
+def action_groups(path: Path) -> dict[str, str]:
+    """Sequence name -> ``provenance["action_group"]`` for every sequence of ``path``."""
+    groups = {}
+    for seq in load_poses(path):
+        group = seq.provenance.get("action_group")
+        if not isinstance(group, str) or not group:
+            raise InputError(f"{path}: sequence {seq.name!r}: provenance has no 'action_group', the per-action averages need it")
+        groups[seq.name] = group
+    return groups
+
+
+def per_action(row: accuracy.Row, groups: list[str]) -> dict:
+    """``{"per_action": {action: {metric: mm}}, "mean_over_actions": {metric: mm}}`` of one row
+    (each action pooled frame-weighted over its sequences, then the plain mean over actions)."""
+    actions = sorted(set(groups))
+    pooled = {a: pool_reports([r for r, g in zip(row.sequence_reports, groups) if g == a]).summary for a in actions}
+    means = {m: float(np.nanmean([pooled[a][m] for a in actions])) for m in ACTION_METRICS}
+    return {"per_action": {a: {m: pooled[a][m] for m in ACTION_METRICS} for a in actions}, "mean_over_actions": means}
+
+
+def actions_markdown(section: dict) -> str:
+    rows, actions = section["rows"], section["actions"]
+    base = actions[rows[0].label]["mean_over_actions"]
+    cells = [
+        [row.label, *(f"{fmt(actions[row.label]['mean_over_actions'][m], 2)} "
+                      f"({fmt(accuracy.change_pct(actions[row.label]['mean_over_actions'][m], base[m]), 1, '%', signed=True)})"
+                      for m in ACTION_METRICS)]
+        for row in rows
+    ]
+    header = ["method", *(f"{accuracy.METRIC_TITLES[m]} ({METRIC_UNITS[m]})" for m in ACTION_METRICS)]
+    names = sorted(next(iter(actions.values()))["per_action"])
+    per_action_cells = [[row.label, *(fmt(actions[row.label]["per_action"][a]["mpjpe"], 1) for a in names)] for row in rows]
+    return "\n".join([
+        f"### {section['estimator']}: mean over actions (Human3.6M convention)", "",
+        (f"Each of the {len(names)} actions pooled frame-weighted over its sequences, then averaged over actions; "
+         "in parentheses the change versus the base estimator."), "",
+        markdown_table(header, cells), "",
+        f"### {section['estimator']}: MPJPE (mm) per action", "",
+        markdown_table(["method", *names], per_action_cells), "",
+    ])
+
+
+def markdown(document: dict) -> str:
+    sections = "\n".join(actions_markdown(section) for section in document["estimators"])
+    return accuracy.markdown(document) + "\n\n## Per-action averages\n\n" + sections
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = accuracy.make_parser("benchmarks.h36m", __doc__)
+    parser.add_argument("--shipped", type=Path, default=None, metavar="DIR",
+                        help="also refine with DIR/denoiser.safetensors and DIR/noise.safetensors as they are (K=1), e.g. weights/")
+    args = accuracy.parse_args(argv, parser)
+    shipped = []
+    if args.shipped is not None:
+        files = args.shipped / "denoiser.safetensors", args.shipped / "noise.safetensors"
+        shipped.append(accuracy.Variant(SHIPPED_LABEL, *files, accuracy.RowKind.SHIPPED))
+
+    def build() -> tuple[dict, str]:
+        groups_by_file = {path: action_groups(path) for path in args.val}  # checked before the long work
+        document = accuracy.run(args, argv, "benchmarks.h36m", shipped)
+        document["benchmark"], document["title"] = "h36m", "d3prefine Human3.6M benchmark (real detections)"
+        for section in document["estimators"]:
+            groups = [groups_by_file[section["val_file"]][name] for name in section["sequence_names"]]
+            section["actions"] = {row.label: per_action(row, groups) for row in section["rows"]}
+        document["metrics"]["action_metrics"] = list(ACTION_METRICS)
+        return accuracy.to_json(document), markdown(document)
+
+    return run_and_write(args.out, build)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
