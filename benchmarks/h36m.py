@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import accuracy
-from benchmarks.report import fmt, markdown_table, run_and_write
+from benchmarks.report import change_pct, fmt, markdown_table, run_and_write
 from d3prefine.errors import InputError
 from d3prefine.io import load_poses
-from d3prefine.metrics import METRIC_UNITS, pool_reports
+from d3prefine.metrics import METRICS, pool_reports
 
 #: Metrics averaged over actions (bone-length std is a property of the prediction, not an error).
 ACTION_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error")
@@ -58,11 +58,11 @@ def actions_markdown(section: dict) -> str:
     base = actions[rows[0].label]["mean_over_actions"]
     cells = [
         [row.label, *(f"{fmt(actions[row.label]['mean_over_actions'][m], 2)} "
-                      f"({fmt(accuracy.change_pct(actions[row.label]['mean_over_actions'][m], base[m]), 1, '%', signed=True)})"
+                      f"({fmt(change_pct(actions[row.label]['mean_over_actions'][m], base[m]), 1, '%', signed=True)})"
                       for m in ACTION_METRICS)]
         for row in rows
     ]
-    header = ["method", *(f"{accuracy.METRIC_TITLES[m]} ({METRIC_UNITS[m]})" for m in ACTION_METRICS)]
+    header = ["method", *(f"{METRICS[m].title} ({METRICS[m].unit})" for m in ACTION_METRICS)]
     names = sorted(next(iter(actions.values()))["per_action"])
     per_action_cells = [[row.label, *(fmt(actions[row.label]["per_action"][a]["mpjpe"], 1) for a in names)] for row in rows]
     return "\n".join([

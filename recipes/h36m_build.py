@@ -84,14 +84,16 @@ def fitted_lifter(kind: LifterKind, fit_config: FitConfig, train: list[H36MView]
     return model, seconds
 
 
-def cross_fit(kind: LifterKind, views: list[H36MView], fit_config: FitConfig, out: Path, refit: bool) -> tuple[dict[str, list], dict]:
-    """Outputs of ``kind`` for every view: training subjects by the lifter that did not see them,
-    the held-out subject by the lifter trained on all training subjects.
+def cross_fit(
+    kind: LifterKind, views: list[H36MView], fit_config: FitConfig, out: Path, refit: bool, folds: tuple[str, ...] = TRAIN_SUBJECTS
+) -> tuple[dict[str, list], dict]:
+    """Outputs of ``kind``: the training subjects ``folds`` by the lifter trained on the other
+    training subjects, the held-out subject by the lifter trained on all training subjects.
 
     Returns ``{"train": [sequences], "val": [sequences]}`` and a summary (errors per subject, fit seconds).
     """
     subjects = {s: [v for v in views if v.subject == s] for s in (*TRAIN_SUBJECTS, VAL_SUBJECT)}
-    folds = [(s, [v for t in TRAIN_SUBJECTS if t != s for v in subjects[t]], subjects[s]) for s in TRAIN_SUBJECTS]
+    folds = [(s, [v for t in TRAIN_SUBJECTS if t != s for v in subjects[t]], subjects[s]) for s in folds]
     folds.append((VAL_SUBJECT, [v for t in TRAIN_SUBJECTS for v in subjects[t]], subjects[VAL_SUBJECT]))
     sequences: dict[str, list] = {"train": [], "val": []}
     summary: dict = {"fit_seconds": {}, "errors": {}}
@@ -110,7 +112,10 @@ def cross_fit(kind: LifterKind, views: list[H36MView], fit_config: FitConfig, ou
     return sequences, summary
 
 
-def build(data: Path, out: Path, kinds: list[LifterKind], steps: dict[LifterKind, int], threads: int, refit: bool, overwrite: bool) -> dict:
+def build(
+    data: Path, out: Path, kinds: list[LifterKind], steps: dict[LifterKind, int], threads: int, refit: bool, overwrite: bool,
+    folds: tuple[str, ...] = TRAIN_SUBJECTS,
+) -> dict:
     started = time.perf_counter()
     outputs = [out / f"{split}_{kind.value}.h5" for kind in kinds for split in ("train", "val")]
     existing = [p for p in outputs if p.exists()]
@@ -120,10 +125,11 @@ def build(data: Path, out: Path, kinds: list[LifterKind], steps: dict[LifterKind
     out.mkdir(parents=True, exist_ok=True)
     views = read_dataset(data, (*TRAIN_SUBJECTS, VAL_SUBJECT))
     log(f"{len(views)} views, {sum(len(v.gt_3d) for v in views)} frames")
-    summary: dict = {"command": " ".join(["python -m recipes.h36m_build", *sys.argv[1:]]), "threads": threads, "estimators": {}}
+    summary: dict = {"command": " ".join(["python -m recipes.h36m_build", *sys.argv[1:]]), "threads": threads, "cross_fitted": list(folds),
+                     "estimators": {}}
     for kind in kinds:
         fit_config = replace(FITS[kind], steps=steps[kind])
-        sequences, estimator_summary = cross_fit(kind, views, fit_config, out, refit)
+        sequences, estimator_summary = cross_fit(kind, views, fit_config, out, refit, folds)
         summary["estimators"][kind.value] = {
             "name": ESTIMATOR_NAMES[kind],
             "config": {**asdict(LIFTERS[kind]), "kind": kind.value},
@@ -146,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", choices=[k.value for k in LifterKind], default=[k.value for k in LifterKind])
     parser.add_argument("--temporal-steps", type=int, default=FITS[LifterKind.TEMPORAL].steps, help="optimizer steps per TemporalLifter fit")
     parser.add_argument("--frame-steps", type=int, default=FITS[LifterKind.FRAME].steps, help="optimizer steps per FrameLifter fit")
+    parser.add_argument("--cross-fit", nargs="+", choices=TRAIN_SUBJECTS, default=list(TRAIN_SUBJECTS),
+                        help="training subjects whose cross-fitted outputs go into train_<kind>.h5 (one lifter fit each; "
+                             "the held-out subject's lifter always trains on all four)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--refit", action="store_true", help="retrain lifters whose weights exist")
     parser.add_argument("--overwrite", action="store_true", help="replace existing pose files")
@@ -156,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--temporal-steps, --frame-steps and --threads must be >= 1")
     steps = {LifterKind.TEMPORAL: args.temporal_steps, LifterKind.FRAME: args.frame_steps}
     kinds = [LifterKind(k) for k in args.kinds]
-    return run_reporting(lambda: build(args.data, args.out, kinds, steps, args.threads, args.refit, args.overwrite))
+    folds = tuple(s for s in TRAIN_SUBJECTS if s in args.cross_fit)
+    return run_reporting(lambda: build(args.data, args.out, kinds, steps, args.threads, args.refit, args.overwrite, folds))
 
 
 if __name__ == "__main__":

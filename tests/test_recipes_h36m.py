@@ -137,3 +137,6 @@ def test_build_cross_fits_by_subject_and_resumes(dataset, tmp_path, capsys):
     assert capsys.readouterr().err.count("exists, loaded") == 5
     again = load_poses(out / "val_frame.h5")
     np.testing.assert_array_equal(again[0].poses_3d, val[0].poses_3d)
+    assert build_main([*args, "--overwrite", "--cross-fit", "S6", "S1"]) == 0  # fewer folds: only their outputs
+    assert sorted({s.provenance["subject"] for s in load_poses(out / "train_frame.h5")}) == ["S1", "S6"]
+    assert json.loads((out / "build_summary_frame.json").read_text())["cross_fitted"] == ["S1", "S6"]
