@@ -38,6 +38,15 @@ from d3prefine.tensorfile import MAX_PARAMETER, read_tensors, write_tensors
 FORMAT = "d3prefine-noise"
 FORMAT_VERSION = 1
 _TENSORS = ("mu_e", "mu_c", "gain", "chol")  # the tensors of a noise file
+#: Frames per fitted parameter below which ``fit-noise`` refuses to fit (without ``--force``):
+#: 104 frames for the 29 parameters of a joint's Gaussian gave statistics that made the shipped
+#: denoiser 3 times worse than its input.
+MIN_FRAMES_PER_PARAMETER = 10
+#: The fit's standard error is a delete-one-group jackknife over this many groups of blocks of
+#: consecutive frames (block ``k`` of the data goes to group ``k mod JACKKNIFE_GROUPS``): blocks,
+#: not frames, because the errors of neighbouring frames are correlated.
+JACKKNIFE_GROUPS = 20
+JACKKNIFE_BLOCK_FRAMES = 32
 
 
 class NoiseMode(str, Enum):
@@ -61,6 +70,28 @@ def _block_conditions(p: torch.Tensor, y: torch.Tensor, mode: NoiseMode) -> torc
 def _to_blocks(e: torch.Tensor, mode: NoiseMode) -> torch.Tensor:
     """Errors ``(..., J, 3)`` as blocks ``(..., B, de)``."""
     return e if mode is not NoiseMode.FULL_BODY else e.flatten(-2).unsqueeze(-2)
+
+
+def _block_dims(mode: NoiseMode, num_joints: int) -> tuple[int, int, int]:
+    """Blocks B, error dims de and condition dims dc per block of a model of ``num_joints``."""
+    j = num_joints
+    return {NoiseMode.PER_JOINT: (j, 3, 5), NoiseMode.FULL_BODY: (1, 3 * j, 5 * j), NoiseMode.ISOTROPIC: (j, 3, 0)}[mode]
+
+
+def block_parameters(mode: NoiseMode | str, num_joints: int) -> int:
+    """Parameters fitted per Gaussian block: error and condition means, the gain and the
+    conditional covariance (29 per joint for ``per_joint``; 1, the shared std, for ``isotropic``)."""
+    mode = NoiseMode(mode)
+    if mode is NoiseMode.ISOTROPIC:
+        return 1
+    _, de, dc = _block_dims(mode, num_joints)
+    return de + dc + de * dc + de * (de + 1) // 2
+
+
+def required_frames(mode: NoiseMode | str, num_joints: int) -> int:
+    """Frames a fit needs: :data:`MIN_FRAMES_PER_PARAMETER` per parameter of a block (every frame
+    is one observation of every block): 290 for ``per_joint``, 57,970 for ``full_body`` of 17 joints."""
+    return MIN_FRAMES_PER_PARAMETER * block_parameters(mode, num_joints)
 
 
 def _from_blocks(e: torch.Tensor, num_joints: int) -> torch.Tensor:
@@ -96,7 +127,7 @@ class NoiseModel:
         """Check the mode (a name is accepted) and the tensor shapes it implies; raises ``ValueError``."""
         self.mode = NoiseMode(self.mode)
         j = self.num_joints
-        blocks, de, dc = {NoiseMode.PER_JOINT: (j, 3, 5), NoiseMode.FULL_BODY: (1, 3 * j, 5 * j), NoiseMode.ISOTROPIC: (j, 3, 0)}[self.mode]
+        blocks, de, dc = _block_dims(self.mode, j)
         expected = {"mu_e": (blocks, de), "mu_c": (blocks, dc), "gain": (blocks, de, dc), "chol": (blocks, de, de)}
         for name, shape in expected.items():
             if tuple(getattr(self, name).shape) != shape:
@@ -150,49 +181,38 @@ class NoiseModel:
         zero (the root joint) get a zero row in ``L``: the model never moves them.
         """
         mode = NoiseMode(mode)
-        acc: _Moments | None = None
-        num_joints = 0
+        groups: list[_Moments | None] = [None] * JACKKNIFE_GROUPS
+        num_joints, block = 0, 0
         blocks = NoiseMode.PER_JOINT if mode is NoiseMode.ISOTROPIC else mode
         for p, y, x in samples:
             p64, y64 = torch.from_numpy(np.asarray(p, np.float64)), torch.from_numpy(np.asarray(y, np.float64))
             e = y64 - torch.from_numpy(np.asarray(x, np.float64))
             v = torch.cat([_to_blocks(e, blocks), _block_conditions(p64, y64, blocks)], dim=-1)  # (T, B, de + dc)
-            acc = _Moments.of(v) if acc is None else acc.add(v)
+            for part in v.split(JACKKNIFE_BLOCK_FRAMES):
+                g = block % JACKKNIFE_GROUPS
+                groups[g] = _Moments.of(part) if groups[g] is None else groups[g].add(part)
+                block += 1
             num_joints = y64.shape[-2]
+        present = [moments for moments in groups if moments is not None]
+        acc = _Moments.total_of(present)
         if acc is None or acc.count < 2:
             raise ValueError("fitting a noise model needs at least 2 frames")
-        de = 3 if blocks is NoiseMode.PER_JOINT else 3 * num_joints
-        mean, cov = acc.mean_cov()
-        if mode is NoiseMode.ISOTROPIC:  # one std for every coordinate of the joints that have an error
-            second = torch.diagonal(acc.outer[:, :3, :3], dim1=-2, dim2=-1).sum(-1) / acc.count  # E|e_j|^2
-            moving = second > 0
-            if not bool(moving.any()):
-                raise ValueError("fitting an isotropic noise model needs errors, but every prediction equals its ground truth")
-            std = float((second[moving].sum() / (3 * moving.sum())).sqrt())
-            still = tuple(int(j) for j in torch.nonzero(~moving).flatten())
-            return cls.isotropic(std, num_joints=num_joints, layout=layout, still=still, info={**(info or {}), "frames": int(acc.count)})
-        mu_e, mu_c = mean[:, :de], mean[:, de:]
-        s_ee, s_ec, s_cc = cov[:, :de, :de], cov[:, :de, de:], cov[:, de:, de:]
-        scale = torch.diagonal(s_cc, dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None]
-        s_cc_ridge = s_cc + ridge * scale * torch.eye(s_cc.shape[-1], dtype=s_cc.dtype)
-        gain = torch.linalg.solve(s_cc_ridge, s_ec.transpose(-1, -2)).transpose(-1, -2)  # S_ec S_cc^-1 (symmetric S_cc)
-        # Covariance of the residual e - mean(c) of this (ridge) regression; with ridge = 0 it is
-        # the textbook S_ee - S_ec S_cc^-1 S_ce.
-        cross = gain @ s_ec.transpose(-1, -2)
-        cond = s_ee - cross - cross.transpose(-1, -2) + gain @ s_cc @ gain.transpose(-1, -2)
-        cond = 0.5 * (cond + cond.transpose(-1, -2)) + min_std**2 * torch.eye(de, dtype=cond.dtype)
-        # Dimensions that never had an error (the root of root-relative poses) stay exactly still:
-        # their rows of L are zeroed, so neither samples nor the network can move them.
-        still = torch.diagonal(s_ee, dim1=-2, dim2=-1) <= 0.0  # (B, de)
-        chol = (torch.linalg.cholesky(cond) * ~still[..., :, None]).contiguous()
-        residual = torch.diagonal(chol @ chol.transpose(-1, -2), dim1=-2, dim2=-1)  # variance left after the mean
+        fit = _fit_moments(acc, mode, num_joints, ridge, min_std)
+        estimate = "std_m" if mode is NoiseMode.ISOTROPIC else "explained_variance"
+        held_out = [(g, _fit_moments(acc.minus(g), mode, num_joints, ridge, min_std)) for g in present if acc.count - g.count >= 2]
         stats = {
             "frames": int(acc.count),
-            "error_rms_per_joint_mm": _rms_per_joint(torch.diagonal(s_ee, dim1=-2, dim2=-1) + mu_e**2, num_joints),
-            "residual_rms_per_joint_mm": _rms_per_joint(residual, num_joints),
-            "explained_variance": float(1 - residual.sum() / torch.diagonal(s_ee, dim1=-2, dim2=-1).sum()),
+            "frames_required": required_frames(mode, num_joints),
+            f"{estimate}_se": _jackknife_se([without[estimate] for _, without in held_out]),
+            "jackknife_groups": len(held_out),
         }
-        model = cls(mode, num_joints, layout, mu_e, mu_c, gain, chol, {**(info or {}), **stats})
+        if mode is not NoiseMode.ISOTROPIC and len(held_out) >= 2:
+            sums = np.array([_held_out_squares(without, g) for g, without in held_out]).sum(0)
+            stats["explained_variance_held_out"] = float(1.0 - sums[0] / sums[1]) if sums[1] > 0 else None
+        if mode is NoiseMode.ISOTROPIC:
+            return cls.isotropic(fit["std_m"], num_joints=num_joints, layout=layout, still=fit["still"], info={**(info or {}), **stats})
+        tensors = {key: fit.pop(key) for key in _TENSORS}
+        model = cls(mode, num_joints, layout, **tensors, info={**(info or {}), **fit, **stats})
         return model.to("cpu")
 
     @classmethod
@@ -254,6 +274,72 @@ class NoiseModel:
             raise WeightsError(f"{path}: invalid noise file ({type(err).__name__}: {err})") from None
 
 
+def _fit_moments(acc: _Moments, mode: NoiseMode, num_joints: int, ridge: float, min_std: float) -> dict:
+    """The fit from moments (see :meth:`NoiseModel.fit`): ``std_m`` and ``still`` for
+    ``isotropic``, else the tensors, per-joint RMS errors and ``explained_variance``.
+
+    Raises:
+        ValueError: an isotropic fit without any error.
+    """
+    if mode is NoiseMode.ISOTROPIC:  # one std for every coordinate of the joints that have an error
+        second = torch.diagonal(acc.outer[:, :3, :3], dim1=-2, dim2=-1).sum(-1) / acc.count  # E|e_j|^2
+        moving = second > 0
+        if not bool(moving.any()):
+            raise ValueError("fitting an isotropic noise model needs errors, but every prediction equals its ground truth")
+        still = tuple(int(j) for j in torch.nonzero(~moving).flatten())
+        return {"std_m": float((second[moving].sum() / (3 * moving.sum())).sqrt()), "still": still}
+    de = _block_dims(mode, num_joints)[1]
+    mean, cov = acc.mean_cov()
+    mu_e, mu_c = mean[:, :de], mean[:, de:]
+    s_ee, s_ec, s_cc = cov[:, :de, :de], cov[:, :de, de:], cov[:, de:, de:]
+    scale = torch.diagonal(s_cc, dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None]
+    s_cc_ridge = s_cc + ridge * scale * torch.eye(s_cc.shape[-1], dtype=s_cc.dtype)
+    gain = torch.linalg.solve(s_cc_ridge, s_ec.transpose(-1, -2)).transpose(-1, -2)  # S_ec S_cc^-1 (symmetric S_cc)
+    # Covariance of the residual e - mean(c) of this (ridge) regression; with ridge = 0 it is
+    # the textbook S_ee - S_ec S_cc^-1 S_ce.
+    cross = gain @ s_ec.transpose(-1, -2)
+    cond = s_ee - cross - cross.transpose(-1, -2) + gain @ s_cc @ gain.transpose(-1, -2)
+    cond = 0.5 * (cond + cond.transpose(-1, -2)) + min_std**2 * torch.eye(de, dtype=cond.dtype)
+    # Dimensions that never had an error (the root of root-relative poses) stay exactly still:
+    # their rows of L are zeroed, so neither samples nor the network can move them.
+    still = torch.diagonal(s_ee, dim1=-2, dim2=-1) <= 0.0  # (B, de)
+    chol = (torch.linalg.cholesky(cond) * ~still[..., :, None]).contiguous()
+    residual = torch.diagonal(chol @ chol.transpose(-1, -2), dim1=-2, dim2=-1)  # variance left after the mean
+    return {
+        "mu_e": mu_e, "mu_c": mu_c, "gain": gain, "chol": chol,
+        "error_rms_per_joint_mm": _rms_per_joint(torch.diagonal(s_ee, dim1=-2, dim2=-1) + mu_e**2, num_joints),
+        "residual_rms_per_joint_mm": _rms_per_joint(residual, num_joints),
+        "explained_variance": float(1 - residual.sum() / torch.diagonal(s_ee, dim1=-2, dim2=-1).sum()),
+    }
+
+
+def _held_out_squares(fit: dict, group: _Moments) -> tuple[float, float]:
+    """Summed squared errors of ``group``'s frames left after ``fit``'s conditional mean, and after
+    its error mean alone (computed from the group's moments: ``sum |A v - b|^2``)."""
+    gain = fit["gain"]
+    blocks, de, _ = gain.shape
+    eye = torch.eye(de, dtype=gain.dtype).expand(blocks, de, de)
+    conditional = (torch.cat([eye, -gain], dim=-1), fit["mu_e"] - torch.einsum("bij,bj->bi", gain, fit["mu_c"]))
+    mean_only = (torch.cat([eye, torch.zeros_like(gain)], dim=-1), fit["mu_e"])
+    return tuple(_sum_squares(a, b, group) for a, b in (conditional, mean_only))
+
+
+def _sum_squares(a: torch.Tensor, b: torch.Tensor, moments: _Moments) -> float:
+    """``sum_t |A v_t - b|^2`` over the vectors ``v_t`` behind ``moments``; ``a (B, de, d)``, ``b (B, de)``."""
+    quadratic = torch.einsum("bij,bjk,bik->", a, moments.outer, a)
+    linear = torch.einsum("bi,bij,bj->", b, a, moments.total)
+    return float(quadratic - 2.0 * linear + moments.count * (b**2).sum())
+
+
+def _jackknife_se(leave_out: list[float]) -> float | None:
+    """Delete-one-group jackknife standard error from the estimates without each group (``None``
+    with fewer than 2 groups)."""
+    if len(leave_out) < 2:
+        return None
+    values = np.asarray(leave_out)
+    return float(np.sqrt((len(values) - 1) / len(values) * ((values - values.mean()) ** 2).sum()))
+
+
 def _rms_per_joint(var_blocks: torch.Tensor, num_joints: int) -> list[float]:
     """Root of the summed per-coordinate variance for each joint, in millimetres."""
     var = var_blocks.reshape(num_joints, 3).sum(-1)
@@ -275,6 +361,17 @@ class _Moments:
     def add(self, v: torch.Tensor) -> _Moments:
         other = _Moments.of(v)
         return _Moments(self.count + other.count, self.total + other.total, self.outer + other.outer)
+
+    def minus(self, other: _Moments) -> _Moments:
+        """The moments without ``other``'s vectors (a part of these)."""
+        return _Moments(self.count - other.count, self.total - other.total, self.outer - other.outer)
+
+    @classmethod
+    def total_of(cls, parts: list[_Moments]) -> _Moments | None:
+        """The moments of all ``parts`` together (``None`` for none)."""
+        if not parts:
+            return None
+        return cls(sum(m.count for m in parts), sum(m.total for m in parts), sum(m.outer for m in parts))
 
     def mean_cov(self) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.total / self.count

@@ -312,3 +312,34 @@ def test_batch_script_passes_extra_options_to_refine(folder):
     assert out.provenance["refine"]["smooth"] == 0
     subprocess.run(["bash", *script], cwd=ROOT, env=env, check=True)  # a rerun skips what exists
     assert json.loads((folder / "out" / "shard0.json").read_text())["files"] == []
+
+
+# ------------------------------------------------------------------ item 6: fit-noise sample size and uncertainty
+def test_fit_noise_refuses_too_few_frames_unless_forced(tmp_path):
+    save_poses(tmp_path / "small.npz", [build_sequence(104, name="s")])
+    target = tmp_path / "noise.safetensors"
+    line = one_line_error(invoke("fit-noise", tmp_path / "small.npz", "-o", target), 1)
+    assert line == (
+        f"error: {tmp_path / 'small.npz'}: 104 frames are too few for a per_joint fit: it needs at least 290 "
+        "(10 per parameter, 29 per Gaussian block); give more data, or --force to fit anyway"
+    )
+    assert not target.exists()
+    forced = invoke("fit-noise", tmp_path / "small.npz", "-o", target, "--force", "--json")
+    assert forced.exit_code == 0 and "warning: 104 frames are too few" in forced.stderr
+    info = json.loads(forced.stdout)["info"]
+    assert info["frames"] == 104 and info["frames_required"] == 290 and info["jackknife_groups"] == 4  # blocks of 32 frames
+    assert info["explained_variance_se"] > 0
+    full = json.loads(invoke("fit-noise", tmp_path / "small.npz", "-o", tmp_path / "full.safetensors", "--mode", "full_body", "--force", "--json").stdout)
+    # 104 frames for 5,797 parameters: nearly everything "explained" in sample, a third on held-out frames
+    assert full["info"]["explained_variance"] > 0.95 and full["info"]["explained_variance_held_out"] < 0.5
+
+
+def test_fit_noise_reports_the_standard_error_of_the_explained_variance(tmp_path):
+    save_poses(tmp_path / "train.npz", [build_sequence(400, seed=s, name=f"t{s}") for s in range(3)])
+    result = invoke("fit-noise", tmp_path / "train.npz", "-o", tmp_path / "noise.safetensors", "--json")
+    info = json.loads(result.stdout)["info"]
+    assert info["frames"] == 1200 and info["jackknife_groups"] == 20
+    assert 0.0 < info["explained_variance_se"] < 0.01  # 0.5 %: 1,200 frames pin the fit down
+    assert abs(info["explained_variance_held_out"] - info["explained_variance"]) < 0.02
+    table = invoke("fit-noise", tmp_path / "train.npz", "-o", tmp_path / "noise2.safetensors").stdout
+    assert f"{100 * info['explained_variance']:.1f}% ± {100 * info['explained_variance_se']:.1f}% (jackknife standard error over 20 groups" in " ".join(table.split())

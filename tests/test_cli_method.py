@@ -36,7 +36,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     save_poses(paths["train"], [build_sequence(60, seed=s, name=f"t{s}") for s in range(3)])
     save_poses(paths["val"], [build_sequence(40, seed=9, name="v")])
     paths["noise"] = folder / "noise.safetensors"
-    invoke("fit-noise", paths["train"], "-o", paths["noise"], "--estimator", "unit-test")
+    invoke("fit-noise", paths["train"], "-o", paths["noise"], "--estimator", "unit-test", "--force")  # 180 frames < 290
     paths["model"] = folder / "model.safetensors"
     invoke("train", "--data", paths["train"], "--val", paths["val"], "--noise", paths["noise"], "-o", paths["model"],
            "--steps", "6", "--batch-size", "4", "--eval-every", "3", "--device", "cpu", *TINY)
@@ -44,7 +44,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_fit_noise_json_summary(trained, tmp_path):
-    result = invoke("fit-noise", trained["train"], "-o", tmp_path / "n.safetensors", "--mode", "full_body", "--json")
+    result = invoke("fit-noise", trained["train"], "-o", tmp_path / "n.safetensors", "--mode", "full_body", "--json", "--force")
     document = json.loads(result.stdout)
     assert document["mode"] == "full_body" and document["info"]["frames"] == 180
     assert len(document["info"]["error_rms_per_joint_mm"]) == 17 and document["info"]["error_rms_per_joint_mm"][0] == 0
@@ -72,13 +72,13 @@ def test_fit_noise_never_writes_over_its_inputs_and_names_its_output(trained, tm
     assert result.stderr.startswith("error: ") and "expected a .safetensors file name" in result.stderr
     assert gt.read_bytes() == before
     save_poses(tmp_path / "one.npz", [build_sequence(1, name="single")])
-    result = invoke("fit-noise", tmp_path / "one.npz", "-o", tmp_path / "n.safetensors", code=1)
-    assert result.stderr == f"error: {tmp_path / 'one.npz'}: fitting a noise model needs at least 2 frames\n"
+    result = invoke("fit-noise", tmp_path / "one.npz", "-o", tmp_path / "n.safetensors", "--force", code=1)
+    assert result.stderr.endswith(f"error: {tmp_path / 'one.npz'}: fitting a noise model needs at least 2 frames\n")
 
 
 def test_paths_with_markup_characters_are_printed_as_they_are(trained, tmp_path):
     out = tmp_path / "x[b]y[red].safetensors"
-    result = invoke("fit-noise", trained["train"], "-o", out, "--estimator", "[/bold]lifter")
+    result = invoke("fit-noise", trained["train"], "-o", out, "--estimator", "[/bold]lifter", "--force")
     assert out.is_file() and f"wrote {out}:" in result.stderr and "([/bold]lifter)" in result.stdout
 
 
@@ -271,7 +271,7 @@ def test_weights_are_bound_to_their_noise_statistics(trained, tmp_path):
     trained_with = NoiseModel.load(trained["noise"]).digest()
     assert denoiser_metadata(trained["model"])[NOISE_DIGEST_KEY] == trained_with
     other = tmp_path / "other_noise.safetensors"
-    invoke("fit-noise", trained["train"], "-o", other, "--mode", "full_body")
+    invoke("fit-noise", trained["train"], "-o", other, "--mode", "full_body", "--force")
     base = ["refine", trained["val"], "--weights", trained["model"], "--noise", other, "--device", "cpu"]
     out = tmp_path / "out.npz"
     refused = invoke(*base, "-o", out, code=2)

@@ -12,15 +12,18 @@ from rich.table import Table
 from d3prefine.cli._common import InputsArgument, JsonOption, check_weights_suffix, emit_json, expand_inputs, log, out_console
 from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
-from d3prefine.noise import NoiseMode, NoiseModel
+from d3prefine.noise import MIN_FRAMES_PER_PARAMETER, NoiseMode, NoiseModel, block_parameters, required_frames
 from d3prefine.outputfile import claim_output
 from d3prefine.pairing import Reference, ground_truth
 from d3prefine.preprocess import error_triple
 from d3prefine.skeleton import JointLayout
 
 
-def _fit(files: list[Path], reference: Reference | None, mode: NoiseMode, ridge: float, estimator: str) -> tuple[NoiseModel, JointLayout, int]:
-    """The fitted model, the joint layout and the number of sequences of ``files``."""
+def _fit(
+    files: list[Path], reference: Reference | None, mode: NoiseMode, ridge: float, estimator: str, force: bool
+) -> tuple[NoiseModel, JointLayout, int]:
+    """The fitted model, the joint layout and the number of sequences of ``files``; too few frames
+    for the mode (:func:`required_frames`) are an error unless ``force``."""
     triples, sequences = [], 0
     for path in files:
         seqs = load_poses(path)
@@ -29,6 +32,15 @@ def _fit(files: list[Path], reference: Reference | None, mode: NoiseMode, ridge:
             triples.append(error_triple(seq.poses_2d, seq.poses_3d, truth, seq.image_size, seq.layout.root))
         sequences += len(seqs)
     layout = seqs[0].layout
+    frames, needed = sum(len(triple[0]) for triple in triples), required_frames(mode, layout.num_joints)
+    if frames < needed:
+        problem = (
+            f"{frames} frames are too few for a {mode.value} fit: it needs at least {needed:,} "
+            f"({MIN_FRAMES_PER_PARAMETER} per parameter, {block_parameters(mode, layout.num_joints):,} per Gaussian block)"
+        )
+        if not force:
+            raise InputError(f"{', '.join(map(str, files))}: {problem}; give more data, or --force to fit anyway")
+        log(f"warning: {problem}; fitting anyway (--force): check the standard error below")
     try:
         model = NoiseModel.fit(
             triples, mode=mode, layout=layout.name, ridge=ridge,
@@ -54,6 +66,13 @@ def command(
     mode: Annotated[NoiseMode, typer.Option("--mode", help="Gaussian blocks: per joint, whole body, or unconditional isotropic.")] = NoiseMode.PER_JOINT,
     estimator: Annotated[str, typer.Option("--estimator", help="Name of the estimator, stored in the metadata.")] = "unknown",
     ridge: Annotated[float, typer.Option("--ridge", min=0.0, help="Relative ridge added to the condition covariance.")] = 1e-3,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help=(
+            f"Fit even with fewer than {MIN_FRAMES_PER_PARAMETER} frames per fitted parameter ({required_frames(NoiseMode.PER_JOINT, 17):,} "
+            f"for per_joint, {required_frames(NoiseMode.FULL_BODY, 17):,} for full_body of 17 joints, {required_frames(NoiseMode.ISOTROPIC, 17)} for isotropic)."
+        )),
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -62,7 +81,7 @@ def command(
     check_weights_suffix(output, "-o/--output")
     check_output_path(output, overwrite=overwrite, inputs=[*files, *([gt] if gt else [])])
     with claim_output(output):  # a second fit-noise writing the same file fails at once
-        model, layout, sequences = _fit(files, Reference.load(gt) if gt else None, mode, ridge, estimator)
+        model, layout, sequences = _fit(files, Reference.load(gt) if gt else None, mode, ridge, estimator, force)
         model.save(output)
     log(f"wrote {output}: {mode.value} model from {model.info['frames']} frames of {sequences} sequences")
     if json_output:
@@ -74,6 +93,20 @@ def command(
         for name, before, after in zip(layout.joint_names, model.info["error_rms_per_joint_mm"], model.info["residual_rms_per_joint_mm"]):
             table.add_row(name, f"{before:.1f}", f"{after:.1f}")
         out_console.print(table)
-        out_console.print(f"error variance explained by the conditional mean: {100 * model.info['explained_variance']:.1f}%")
+        out_console.print(
+            f"error variance explained by the conditional mean: {100 * model.info['explained_variance']:.1f}%"
+            + _standard_error(model.info, "explained_variance_se", 100.0, "%")
+            + (
+                f"; on held-out frames (each group predicted by the fit without it): {100 * model.info['explained_variance_held_out']:.1f}%"
+                if model.info.get("explained_variance_held_out") is not None else ""
+            )
+        )
     else:
-        out_console.print(f"isotropic std: {1000 * model.info['std_m']:.1f} mm per coordinate")
+        out_console.print(f"isotropic std: {1000 * model.info['std_m']:.1f}" + _standard_error(model.info, "std_m_se", 1000.0, "") + " mm per coordinate")
+
+
+def _standard_error(info: dict, key: str, scale: float, unit: str) -> str:
+    """`` ± <se><unit> (jackknife standard error over N groups of frames)``, or a note that there is none."""
+    if info.get(key) is None:
+        return " (no standard error: fewer than 2 blocks of frames)"
+    return f" ± {scale * info[key]:.1f}{unit} (jackknife standard error over {info['jackknife_groups']} groups of frames)"
