@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, guard, h36m, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
+from benchmarks import accuracy, guard, h36m, h36m_probe, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.io import PoseSequence, load_poses, save_poses
@@ -33,12 +33,12 @@ def _sequences(count: int, frames: int, seed: int, prefix: str) -> list[PoseSequ
     return sequences
 
 
-def _denoiser(path: Path, trained: bool) -> None:
+def _denoiser(path: Path, trained: bool, fps: float | None = None) -> None:
     torch.manual_seed(0)
     model = PoseDenoiser(TINY)
     if trained:  # a non-zero output standing in for trained weights; untrained predicts z = 0
         torch.nn.init.normal_(model.head.weight, std=0.5)
-    save_denoiser(path, model, {"test": True})
+    save_denoiser(path, model, {"test": True}, fps=fps)
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +369,31 @@ def test_h36m_needs_action_groups(files, tmp_path, capsys):
             "--device", "cpu", "--threads", "1", "--out", tmp_path / "h"]
     assert h36m.main([str(a) for a in argv]) == 1
     assert "provenance has no 'action_group'" in capsys.readouterr().err
+
+
+def test_h36m_probe_changes_one_cause_at_a_time(files, tmp_path):
+    from tests.conftest import CENTRE_PX, FOCAL_PX  # a camera that projects exactly like the test sequences' 2D
+
+    val = _sequences(2, 40, 40, "S8_")
+    for seq in val:
+        seq.fps = 50.0
+        seq.provenance.update(subject="S8", camera="cam_a")
+    save_poses(tmp_path / "val.h5", val)
+    camera = {"R": np.eye(3).tolist(), "T": [0.0, 0.0, 0.0], "f": [FOCAL_PX, FOCAL_PX], "c": list(CENTRE_PX), "k": [0.0, 0.0, 0.0],
+              "p": [0.0, 0.0], "width": 1000, "height": 1000}
+    (tmp_path / "cameras.json").write_text(json.dumps({"S8": {"cam_a": camera}}))
+    _denoiser(tmp_path / "denoiser.safetensors", trained=True, fps=30.0)  # trained at 30 fps: a resampled row too
+    out = tmp_path / "probe"
+    argv = ["--val", tmp_path / "val.h5", "--estimator", files["estimators"] / "temporal.safetensors", "--cameras",
+            tmp_path / "cameras.json", "--reference", tmp_path / "val.h5", "--weights", tmp_path / "denoiser.safetensors",
+            "--noise", files["weights"] / "noise.safetensors", "--threads", "1", "--out", out]
+    assert h36m_probe.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    rows = {(r["condition"], r["refined"]): r for r in document["rows"]}
+    detections = rows[("detections (as is)", "50 fps as is")]
+    assert ("detections (as is)", "at the weights' 30 fps") in rows and len(rows) == 6
+    assert rows[("detections, lifter error halved", "50 fps as is")]["input_mpjpe"] == pytest.approx(detections["input_mpjpe"] / 2)
+    assert rows[("perfect 2D, ground truth as 3D input", "50 fps as is")]["input_mpjpe"] == pytest.approx(0.0, abs=1e-3)
+    assert document["reference"]["bones_gt_mm"] == pytest.approx(document["bones_gt_mm"])
+    assert document["bones_gt_mm"]["thigh"] > 100
+    assert "## Median bone lengths (mm)" in out.with_suffix(".md").read_text()
