@@ -76,6 +76,18 @@ class IntermediateStates(str, Enum):
     SAMPLER = "sampler"
 
 
+#: Warm-up and EMA span: an eighth of the run, at most 500 steps. At the shipped recipe's 4,000
+#: steps (and beyond) that is the warm-up of 500 steps and the EMA decay 0.998 (a 500-step
+#: average) used before; a short run warms up and averages over its own first and last eighth.
+MAX_SPAN_STEPS = 500
+SPAN_SHARE = 1 / 8
+
+
+def default_span(steps: int) -> float:
+    """Steps of warm-up and of EMA averaging for a run of ``steps``: ``min(500, steps / 8)``, >= 1."""
+    return max(1.0, min(float(MAX_SPAN_STEPS), SPAN_SHARE * steps))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings (stored with the weights)."""
@@ -84,8 +96,8 @@ class TrainConfig:
     batch_size: int = 64  # windows per step (per process)
     lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup: int = 500  # linear warm-up steps, then cosine decay to lr / 20
-    ema_decay: float = 0.998
+    warmup: int | None = None  # linear warm-up steps, then cosine decay to lr / 20; None: round(default_span(steps))
+    ema_decay: float | None = None  # None: 1 - 1 / default_span(steps) (0.998 from 4,000 steps on)
     velocity_weight: float = 1.0  # weight of the velocity error in the loss
     objective: Objective = Objective.DIFFUSION
     forward_errors: ForwardErrors = ForwardErrors.REAL
@@ -96,6 +108,12 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.warmup is None:
+            object.__setattr__(self, "warmup", round(default_span(self.steps)))
+        if self.ema_decay is None:
+            object.__setattr__(self, "ema_decay", 1.0 - 1.0 / default_span(self.steps))
+        if self.warmup < 1 or not 0.0 <= self.ema_decay <= 1.0:
+            raise ValueError(f"warmup must be >= 1 and ema_decay in [0, 1], got {self.warmup} and {self.ema_decay}")
         object.__setattr__(self, "objective", Objective(self.objective))  # unknown names raise ValueError
         object.__setattr__(self, "forward_errors", ForwardErrors(self.forward_errors))
         object.__setattr__(self, "intermediate_states", IntermediateStates(self.intermediate_states))

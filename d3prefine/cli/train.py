@@ -37,7 +37,16 @@ from d3prefine.noise import NoiseModel
 from d3prefine.outputfile import claim_output
 from d3prefine.refine import DENOISER_FILE
 from d3prefine.skeleton import get_layout
-from d3prefine.train import ForwardErrors, IntermediateStates, Objective, TrainConfig, Trainer, WindowSampler, init_distributed
+from d3prefine.train import (
+    MAX_SPAN_STEPS,
+    ForwardErrors,
+    IntermediateStates,
+    Objective,
+    TrainConfig,
+    Trainer,
+    WindowSampler,
+    init_distributed,
+)
 
 FilesOption = Annotated[list[str], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
 
@@ -77,7 +86,7 @@ def command(
     val: FilesOption,
     noise: Annotated[Path, typer.Option("--noise", help="Noise statistics from fit-noise.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Denoiser weights to write (.safetensors).", dir_okay=False)],
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = TrainConfig.steps,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps; the warm-up and the EMA scale with them (--warmup, --ema-decay).")] = TrainConfig.steps,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per step and process.")] = TrainConfig.batch_size,
     lr: Annotated[float, typer.Option(min=0.0, help="Peak AdamW learning rate.")] = TrainConfig.lr,
     objective: Annotated[Objective, typer.Option(help="diffusion (the method) or regression (the same network, t = T only).")] = TrainConfig.objective,
@@ -90,7 +99,17 @@ def command(
         typer.Option(help="Diffusion, t < T: the states the sampler's first step reaches (y - (1 - s_t) e_hat_T for real errors), or forward-process states."),
     ] = TrainConfig.intermediate_states,
     velocity_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the velocity error in the loss.")] = TrainConfig.velocity_weight,
-    ema_decay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decay of the weights' exponential moving average.")] = TrainConfig.ema_decay,
+    warmup: Annotated[
+        Optional[int],
+        typer.Option(min=1, help=f"Steps of linear learning-rate warm-up (default: an eighth of --steps, at most {MAX_SPAN_STEPS})."),
+    ] = None,
+    ema_decay: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0, max=1.0,
+            help=f"Decay of the weights' exponential moving average (default: 1 - 8 / --steps, at most 0.998: an average over the last eighth of the run, at most {MAX_SPAN_STEPS} steps).",
+        ),
+    ] = None,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations and checkpoints.")] = TrainConfig.eval_every,
     window: Annotated[int, typer.Option(min=1, help="Frames per window.")] = DenoiserConfig.window,
     dim: Annotated[int, typer.Option(min=2, help="Channels per token.")] = DenoiserConfig.dim,
@@ -119,8 +138,7 @@ def command(
         train_config = TrainConfig(
             steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
             velocity_weight=velocity_weight, eval_every=eval_every, seed=seed, final_step_share=final_step_share,
-            intermediate_states=intermediate_states,
-            ema_decay=ema_decay,
+            intermediate_states=intermediate_states, warmup=warmup, ema_decay=ema_decay,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
