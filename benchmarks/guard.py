@@ -2,7 +2,8 @@
 
 1. **Reference** (shipped with the weights): the Gaussian of the per-joint conditions and the
    median correction length, fitted on a seeded subsample of **training** sequences (the data the
-   weights were trained on) refined with K = 1 (:func:`d3prefine.guard.fit_reference`).
+   weights were trained on) refined with K = 1 (:func:`d3prefine.guard.fit_reference`); the
+   correction's from ``--correction-reference`` files instead when given.
 2. **Threshold**: the highest score of a seeded subsample of held-out **validation** sequences
    (in distribution, never trained on), rounded up to 0.1, so that none of them is flagged; a
    second, disjoint subsample checks how many in-distribution sequences it flags.
@@ -10,7 +11,9 @@
    estimators) and on perturbed copies of the validation sequences (``--perturb``), per sequence:
    the score, and whether refinement (K = 1, default settings) made its MPJPE worse. Reported:
    the share flagged, the share made worse, precision and recall of "flagged" for "made worse",
-   and the AUROC of the score and of each of its two parts.
+   the AUROC of the score and of each of its two parts, the AUROC of the score for "this set, not
+   the validation" (domain) and for "made worse" over the set and the validation together, and
+   the flags at two lower thresholds (the 99th and 95th percentiles of the validation scores).
 
     python -m benchmarks.guard --train data/train_temporal.h5 --train data/train_frame.h5 \\
         --val data/val_temporal.h5 --val data/val_frame.h5 --test data/h36m/val_temporal.h5 \\
@@ -156,22 +159,31 @@ def perturbed(sequences: list[PoseSequence], kind: str, seed: int) -> list[PoseS
 
 def markdown(document: dict) -> str:
     t = document["threshold"]
+    ref = document["reference"]
     lines = [*report_head("Refine guard: does its score flag the sequences refinement makes worse?", document["run"]),
-             f"Reference fitted on {document['reference']['sequences']} training sequences; threshold **{t:g}** = the highest score of "
+             f"Condition reference fitted on {ref['sequences']} training sequences, correction reference {fmt(ref['correction_mm'], 1)} mm "
+             f"(median over `{'`, `'.join(ref['correction_from'])}`); threshold **{t:g}** = the highest score of "
              f"{document['threshold_sequences']} validation sequences, rounded up to 0.1 (score = max(log2 condition, log2 correction), "
              "0 is typical of the training data). Per sequence, refined with K = 1 and default settings; 'worse': refined MPJPE above the input's.", ""]
     header = ["data", "sequences", "flagged", "made worse", "precision", "recall", "AUROC score", "AUROC condition", "AUROC correction",
-              "MPJPE input → refined (mm)", "unflagged only (mm)"]
+              "AUROC domain", "AUROC with validation", "MPJPE input → refined (mm)", "unflagged only (mm)"]
     rows = []
     for name, s in document["sets"].items():
         rows.append([name, str(s["sequences"]), fmt(100 * s["flagged_share"], 1, " %"), fmt(100 * s["worse_share"], 1, " %"),
                      fmt(s["precision"], 2), fmt(s["recall"], 2), *(fmt(s["auroc"][p], 2) for p in PARTS),
+                     fmt(s.get("auroc_domain"), 2), fmt((s.get("auroc_with_validation") or {}).get("score"), 2),
                      f"{fmt(s['input_mpjpe_mm'], 1)} → {fmt(s['refined_mpjpe_mm'], 1)}",
                      f"{fmt(s['input_mpjpe_unflagged_mm'], 1)} → {fmt(s['refined_mpjpe_unflagged_mm'], 1)}"])
+    sweep = document["threshold_sweep"]
+    sweep_rows = [[name, *(f"{fmt(100 * s['sweep'][k]['flagged_share'], 0, ' %')} ({fmt(s['sweep'][k]['precision'], 2)} / {fmt(s['sweep'][k]['recall'], 2)})"
+                           for k in sweep)] for name, s in document["sets"].items()]
     lines += [markdown_table(header, rows), "",
               "AUROC: probability that a sequence made worse scores higher than one made better (0.5 = chance; '—' where every "
-              "sequence falls in one class). Precision/recall: of the flagged sequences, the share made worse; of those made "
-              "worse, the share flagged ('—' where none is flagged or none made worse)."]
+              "sequence falls in one class). AUROC domain: that a sequence of the set scores higher than a held-out validation one. "
+              "AUROC with validation: the score for 'made worse' over the set and the held-out validation together. Precision/recall: "
+              "of the flagged sequences, the share made worse; of those made worse, the share flagged ('—' where none is flagged or none "
+              "made worse).", "", "Other thresholds (share flagged, precision / recall):", "",
+              markdown_table(["data", *(f"{k} of validation: {v:.2f}" for k, v in sweep.items())], sweep_rows)]
     return "\n".join(lines)
 
 
@@ -181,36 +193,53 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=Path, action="append", default=[], help="other-domain file with gt_3d, e.g. real detections (repeatable)")
     parser.add_argument("--perturb", action="store_true", help="also score perturbed copies of the validation sequences")
     parser.add_argument("--sequences", type=int, default=300, help="seeded subsample per training file and per validation half")
+    parser.add_argument("--correction-reference", type=Path, action="append", default=[],
+                        help="files whose median correction is the reference (default: the --train files; repeatable)")
     parser.add_argument("--write-weights", action="store_true", help="store the reference and threshold in the denoiser file")
 
 
 def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     train = [seq for path in args.train for seq in load_scored(path, args.sequences, args.seed)]
     reference = reference_of(refiner, train)
+    if args.correction_reference:
+        examples = [seq for path in args.correction_reference for seq in load_scored(path, None, args.seed)]
+        correction = reference_of(refiner, examples).correction_m
+        reference = GuardReference(reference.mean, reference.cov, correction, reference.threshold)
     log(f"reference: {len(train)} training sequences, median correction {1000 * reference.correction_m:.2f} mm")
     refiner.guard = reference
     halves = {path: load_scored(path, 2 * args.sequences, args.seed + 1) for path in args.val}
     pick = [seq for seqs in halves.values() for seq in seqs[0::2]]
     check = [seq for seqs in halves.values() for seq in seqs[1::2]]
-    threshold = math.ceil(10 * max(r["score"] for r in score_sequences(refiner, pick))) / 10
+    picked = np.array([r["score"] for r in score_sequences(refiner, pick)])
+    threshold = math.ceil(10 * picked.max()) / 10
+    sweep = {"max": threshold, "p99": float(np.quantile(picked, 0.99)), "p95": float(np.quantile(picked, 0.95))}
     refiner.guard = reference = reference.with_threshold(threshold)
     log(f"threshold {threshold:g}")
-    sets = {"validation (in distribution, held out)": separation(score_sequences(refiner, check), threshold)}
+    scored = {"validation (in distribution, held out)": score_sequences(refiner, check)}
     for path in args.test:
         sequences = load_scored(path, None, args.seed)
-        sets[f"{estimator_label(sequences, path)} ({path})"] = separation(score_sequences(refiner, sequences), threshold)
+        scored[f"{estimator_label(sequences, path)} ({path})"] = score_sequences(refiner, sequences)
     if args.perturb:
         for kind in ("bodies", "noisy-2d", "scaled-3d"):
-            sets[f"validation, {kind}"] = separation(score_sequences(refiner, perturbed(check, kind, args.seed)), threshold)
-    for name, s in sets.items():
+            scored[f"validation, {kind}"] = score_sequences(refiner, perturbed(check, kind, args.seed))
+    in_distribution = next(iter(scored.values()))
+    sets = {}
+    for name, rows in scored.items():
+        sets[name] = {**separation(rows, threshold), "sweep": {k: separation(rows, t) for k, t in sweep.items()}}
+        if rows is not in_distribution:  # with the held-out validation: other domain or not, and worse or not
+            both = in_distribution + rows
+            sets[name]["auroc_domain"] = auroc(np.array([r["score"] for r in both]), np.arange(len(both)) >= len(in_distribution))
+            sets[name]["auroc_with_validation"] = separation(both, threshold)["auroc"]
+        s = sets[name]
         log(f"{name}: flagged {s['flagged_share']:.3f}, worse {s['worse_share']:.3f}, precision {s['precision']}, recall {s['recall']}, "
-            f"AUROC {s['auroc']}")
+            f"AUROC {s['auroc']}, domain {s.get('auroc_domain')}, with validation {s.get('auroc_with_validation')}")
     if args.write_weights:
         set_denoiser_metadata(refiner.weights_path, refiner.weights_path, {GUARD_METADATA_KEY: reference.to_json()})
         log(f"stored the guard reference in {refiner.weights_path}")
     return {"settings": {"sequences": args.sequences, "seed": args.seed, "perturb": args.perturb},
-            "reference": {"sequences": len(train), "correction_mm": 1000 * reference.correction_m},
-            "threshold": threshold, "threshold_sequences": len(pick), "sets": sets}
+            "reference": {"sequences": len(train), "correction_mm": 1000 * reference.correction_m,
+                          "correction_from": [str(p) for p in args.correction_reference] or [str(p) for p in args.train]},
+            "threshold": threshold, "threshold_sweep": sweep, "threshold_sequences": len(pick), "sets": sets}
 
 
 def main(argv: list[str] | None = None) -> int:

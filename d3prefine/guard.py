@@ -6,9 +6,11 @@ units, 3D in metres):
 
 1. **Conditions**: the per-joint conditions ``c_j = (p_j, y_j)`` (2D and estimator 3D, the
    noise model's conditions) under a Gaussian ``N(m_j, S_j)`` fitted on the training inputs.
-   ``condition`` is the mean over frames and non-root joints of the squared Mahalanobis
-   distance divided by its dimension 5: about 1 in distribution, large for other body
-   proportions, camera set-ups or 2D that does not match the 3D.
+   ``condition`` is the median over frames of the squared Mahalanobis distance divided by its
+   dimension 5 and averaged over the non-root joints: about 1 in distribution, large for other
+   body proportions, camera set-ups or 2D that does not match the 3D. ``S_j`` gets 10 % of its
+   mean variance added to its diagonal (the 2D is nearly a function of the 3D, so without it a
+   detector's brief outlier would dominate), and the median ignores bursts of a few frames.
 2. **Correction**: the mean length of the correction the refiner applied (refined minus input,
    per non-root joint and frame) divided by its median over the training sequences:
    about 1 in distribution, large when the network pulls the poses far.
@@ -31,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 GUARD_METADATA_KEY = "guard"
-_RIDGE = 1e-6  # added to the condition covariance's diagonal (units^2) so it stays invertible
+RELATIVE_RIDGE = 0.1  # share of a joint's mean condition variance added to its covariance's diagonal
+_RIDGE = 1e-6  # added to the condition covariance's diagonal (units^2) so that it stays invertible
 
 
 @dataclass(frozen=True)
@@ -146,8 +149,11 @@ def guard_score(p: np.ndarray, y: np.ndarray, refined: np.ndarray, reference: Gu
     if p.shape[1] != len(moving):
         raise ValueError(f"guard reference has {len(moving)} joints, the sequence {p.shape[1]}")
     d = conditions(p, y)[:, moving] - reference.mean[moving]  # (T, M, 5)
-    precision = np.linalg.inv(reference.cov[moving] + _RIDGE * np.eye(5))  # (M, 5, 5)
-    condition = float(np.einsum("tmi,mij,tmj->", d, precision, d) / (d.shape[0] * d.shape[1] * 5.0))
+    cov = reference.cov[moving]
+    variance = np.trace(cov, axis1=1, axis2=2)[:, None, None] / 5.0
+    precision = np.linalg.inv(cov + (RELATIVE_RIDGE * variance + _RIDGE) * np.eye(5))  # (M, 5, 5)
+    per_frame = np.einsum("tmi,mij,tmj->t", d, precision, d) / (d.shape[1] * 5.0)
+    condition = float(np.median(per_frame))
     correction = correction_length(y, refined, moving) / reference.correction_m
     score = max(math.log2(max(condition, 1e-12)), math.log2(max(correction, 1e-12)))
     return GuardScore(score=score, condition=condition, correction=correction, threshold=reference.threshold)

@@ -35,10 +35,12 @@ def test_score_of_hand_built_inputs():
     p = np.zeros((4, J, 2))
     y = np.zeros((4, J, 3))
     y[:, 1:] = 2.0  # Mahalanobis^2 = 3 * 2^2 = 12 per joint, / 5 dims
+    y[0, 1:] = 50.0  # one frame far off: the median over frames ignores it
     refined = y.copy()
     refined[:, 1:, 0] += 0.03  # 30 mm correction against a 10 mm reference
+    refined[0] = y[0] + [0.03, 0, 0]
     score = guard_score(p, y, refined, _unit_reference(threshold=1.5))
-    assert score.condition == pytest.approx(12 / 5, rel=1e-5)
+    assert score.condition == pytest.approx(12 / 5 / (1 + 0.1 + 1e-6), rel=1e-5)  # identity covariance + 10 % ridge
     assert score.correction == pytest.approx(3.0)
     assert score.score == pytest.approx(math.log2(3.0))
     assert score.flagged  # log2(3) = 1.58 > 1.5
