@@ -187,6 +187,17 @@ def test_two_fit_noise_runs_cannot_write_the_same_file(tmp_path):
     assert f"{target}: being written by pid {os.getpid()}" in line and not target.exists()
 
 
+def test_a_training_run_cannot_write_the_weights_another_run_is_writing(tmp_path):
+    save_poses(tmp_path / "train.npz", [build_sequence(30, name="t")])
+    model = tmp_path / "model.safetensors"
+    with claim_output(tmp_path / "model.ckpt.safetensors"):  # the checkpoint is claimed as well
+        line = one_line_error(invoke("train", "--data", tmp_path / "train.npz", "--val", tmp_path / "train.npz",
+                                     "--noise", tmp_path / "missing.safetensors", "-o", model), 1)
+    # refused before the noise statistics (missing here) are even read
+    assert line.startswith(f"error: {tmp_path / 'model.ckpt.safetensors'}: being written by pid {os.getpid()}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.npz"]
+
+
 # ------------------------------------------------------------------ item 3: SIGTERM and stale temporaries
 SLOW_WRITE = """
 import sys, time
