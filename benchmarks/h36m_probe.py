@@ -113,10 +113,13 @@ def measure(refiner: Refiner, args: argparse.Namespace) -> dict:
 
 def markdown(document: dict) -> str:
     rows = document["rows"]
+
+    def change(after: float, before: float) -> str:  # no percentage of an error-free input
+        return fmt(change_pct(after, before) if before >= 0.05 else None, 1, " %", signed=True)
+
     table = [
-        [r["condition"], r["refined"], fmt(r["input_mpjpe"], 1), fmt(r["refined_mpjpe"], 1),
-         fmt(change_pct(r["refined_mpjpe"], r["input_mpjpe"]), 1, " %", signed=True), fmt(r["input_p_mpjpe"], 1),
-         fmt(r["refined_p_mpjpe"], 1), fmt(change_pct(r["refined_p_mpjpe"], r["input_p_mpjpe"]), 1, " %", signed=True)]
+        [r["condition"], r["refined"], fmt(r["input_mpjpe"], 1), fmt(r["refined_mpjpe"], 1), change(r["refined_mpjpe"], r["input_mpjpe"]),
+         fmt(r["input_p_mpjpe"], 1), fmt(r["refined_p_mpjpe"], 1), change(r["refined_p_mpjpe"], r["input_p_mpjpe"])]
         for r in rows
     ]
     header = ["condition", "refined", "input MPJPE", "refined MPJPE", "change", "input P-MPJPE", "refined P-MPJPE", "change"]
