@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from d3prefine.errors import InputError
 from d3prefine.skeleton import H36M_17, JointLayout
@@ -68,6 +67,8 @@ class BvhSkeleton:
 
 def _swing(rest: np.ndarray, current: np.ndarray) -> np.ndarray:
     """``(T, 3, 3)`` shortest rotations taking unit vector ``rest (3,)`` onto unit vectors ``current (T, 3)``."""
+    from scipy.spatial.transform import Rotation  # scipy loads on first use: the command line starts faster
+
     axis = np.cross(rest, current)
     sine, cosine = np.linalg.norm(axis, axis=-1), current @ rest
     angle = np.arctan2(sine, cosine)
@@ -78,6 +79,8 @@ def _swing(rest: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 def _aim(rests: np.ndarray, currents: np.ndarray) -> np.ndarray:
     """``(T, 3, 3)`` rotations best taking unit vectors ``rests (n, 3)`` onto ``currents (T, n, 3)`` (least squares)."""
+    from scipy.spatial.transform import Rotation  # scipy loads on first use: the command line starts faster
+
     return np.stack([Rotation.align_vectors(frame, rests)[0].as_matrix() for frame in currents])
 
 
@@ -86,6 +89,8 @@ def poses_to_bvh(poses: np.ndarray, fps: float, layout: JointLayout = H36M_17) -
 
     The BVH is Y-up, in metres, one frame per pose, ``Frame Time = 1 / fps``.
     """
+    from scipy.spatial.transform import Rotation  # scipy loads on first use: the command line starts faster
+
     if layout.name != H36M_17.name:
         raise ValueError(f"BVH export needs the h36m17 layout, got {layout.name}")
     poses = np.asarray(poses, dtype=np.float64) @ CAMERA_TO_YUP.T

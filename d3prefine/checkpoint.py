@@ -7,19 +7,22 @@ statistics it was trained with, checked by ``Refiner.from_pretrained``), plus op
 fitted after training on held-out data without changing the tensors: ``guard`` (the
 out-of-distribution reference, :mod:`d3prefine.guard`) and ``calibration`` (the uncertainty
 scale, :mod:`d3prefine.calibration`).
-A training checkpoint additionally holds the EMA weights, the AdamW state and the sampler's
-random state, so ``train --resume`` continues exactly where it stopped.
+A training checkpoint additionally holds the EMA weights, the AdamW state and the random
+state of every process's batch sampler (``generator.<rank>``; one per ``torchrun`` process), so
+``train --resume`` continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from d3prefine.architectures import build_denoiser
-from d3prefine.errors import WeightsError
+from d3prefine.errors import UsageError, WeightsError
 from d3prefine.model import DenoiserConfig
 from d3prefine.tensorfile import MAX_PARAMETER, read_metadata, read_tensors, write_tensors
 
@@ -86,3 +89,78 @@ def set_denoiser_metadata(path: str | Path, output: str | Path, entries: dict[st
         raise ValueError("the format and config entries of a denoiser file cannot be replaced")
     tensors, meta = read_tensors(path, DENOISER_FORMAT)
     write_tensors(output, tensors, {**meta, **entries})
+
+
+@dataclass
+class TrainingProgress:
+    """What a checkpoint holds besides the tensors of the model, its EMA and the optimizer."""
+
+    step: int
+    history: list
+    generator_states: list[torch.Tensor]  # the sampler's random state of each rank (uint8, ``Generator.get_state()``)
+    noise_digest: str | None = None  # NoiseModel.digest() of the noise statistics trained with (None: not recorded)
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    ema: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: TrainingProgress,
+    train_config: dict,
+) -> None:
+    """Write a resumable training checkpoint atomically (model, EMA, AdamW moments, every rank's
+    random state, step, validation history and the training settings as JSON)."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
+    for i, s in optimizer.state_dict()["state"].items():
+        tensors |= {f"optim.{i}.{k}": torch.as_tensor(v) for k, v in s.items()}
+    tensors |= {f"generator.{rank}": state for rank, state in enumerate(progress.generator_states)}
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "config": model.config.to_json(),
+        "train_config": json.dumps(train_config),
+        "step": str(progress.step),
+        "history": json.dumps(progress.history),
+        "world_size": str(len(progress.generator_states)),
+    }
+    if progress.noise_digest is not None:
+        meta[NOISE_DIGEST_KEY] = progress.noise_digest
+    write_tensors(path, tensors, meta)
+
+
+def load_checkpoint(
+    path: str | Path, *, model: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer, noise_digest: str
+) -> TrainingProgress:
+    """Load :func:`save_checkpoint`'s file into ``model``, ``ema`` and ``optimizer`` (the architecture
+    must match, and so must ``noise_digest`` when the checkpoint records one) and return the rest. A
+    checkpoint of an older version holds one ``generator``: rank 0's.
+
+    Raises:
+        WeightsError: not a checkpoint, another architecture, or missing or damaged entries.
+        UsageError: the checkpoint was trained with other noise statistics.
+    """
+    tensors, meta = read_tensors(path, CHECKPOINT_FORMAT)
+    try:
+        if DenoiserConfig.from_json(meta["config"]) != model.config:
+            raise WeightsError(f"{path}: checkpoint architecture differs from the requested one ({meta['config']})")
+        recorded = meta.get(NOISE_DIGEST_KEY)  # absent from checkpoints written before it was recorded
+        if recorded is not None and recorded != noise_digest:
+            raise UsageError(f"{path}: the checkpoint was trained with other noise statistics than --noise; resume with the same --noise")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        optim = optimizer.state_dict()
+        for i in optim["param_groups"][0]["params"]:
+            prefix = f"optim.{i}."
+            entries = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if entries:
+                optim["state"][i] = entries
+        optimizer.load_state_dict(optim)
+        if "generator" in tensors:  # written before the per-rank states
+            tensors["generator.0"] = tensors.pop("generator")
+        world = int(meta.get("world_size", "1"))
+        states = [tensors[f"generator.{rank}"] for rank in range(world)]
+        return TrainingProgress(int(meta["step"]), json.loads(meta["history"]), states, recorded)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a damaged or foreign checkpoint
+        raise WeightsError(f"{path}: not a complete checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None

@@ -26,14 +26,16 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from d3prefine.errors import InputError, OutputError
 from d3prefine.outputfile import atomic_file
 from d3prefine.skeleton import DEFAULT_LAYOUT, JointLayout, get_layout
+
+if TYPE_CHECKING:  # h5py is imported where HDF5 is read or written: the CLI starts faster
+    import h5py
 
 #: Pose arrays: key -> trailing dimensions after ``(T, J)``.
 ARRAY_DIMS: dict[str, tuple[int, ...]] = {
@@ -355,6 +357,8 @@ def _hdf5_nodes(group: h5py.Group, where: str) -> list[tuple[str, Any]]:
 
 def _hdf5_items(group: h5py.Group, where: str) -> dict[str, Any]:
     """Datasets and attributes of one HDF5 group as raw items."""
+    import h5py
+
     items: dict[str, Any] = {}
     for key, node in _hdf5_nodes(group, where):
         if not isinstance(node, h5py.Dataset):
@@ -368,6 +372,8 @@ def _hdf5_items(group: h5py.Group, where: str) -> dict[str, Any]:
 
 
 def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
+    import h5py
+
     try:
         with h5py.File(path, "r") as handle:
             nodes = _hdf5_nodes(handle, str(path))
@@ -536,6 +542,8 @@ def _write_npz(path: Path, sequences: Sequence[PoseSequence]) -> None:
 
 
 def _write_hdf5(path: Path, sequences: Sequence[PoseSequence]) -> None:
+    import h5py
+
     with h5py.File(path, "w", track_order=True) as handle:
         for seq in sequences:
             arrays, meta = _encode(seq)
@@ -546,28 +554,50 @@ def _write_hdf5(path: Path, sequences: Sequence[PoseSequence]) -> None:
                 group.attrs[key] = str(value) if isinstance(value, np.str_) else value
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
+class FileSet:
+    """Files compared by resolved path and by inode (hard links), indexed once: a batch that checks
+    each of N outputs against all N inputs costs N look-ups, not N squared path resolutions."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike]) -> None:
+        self._by_path: dict[Path, str | os.PathLike] = {}
+        self._by_inode: dict[tuple[int, int], str | os.PathLike] = {}
+        for source in paths:
+            self._by_path.setdefault(Path(source).resolve(), source)
+            identity = _inode(Path(source))
+            if identity is not None:
+                self._by_inode.setdefault(identity, source)
+
+    def find(self, path: Path) -> str | os.PathLike | None:
+        """The member that is ``path`` (same resolved path or same inode), else ``None``."""
+        found = self._by_path.get(path.resolve())
+        if found is None and self._by_inode:
+            identity = _inode(path)
+            found = None if identity is None else self._by_inode.get(identity)
+        return found
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+        status = path.stat()
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
 
 
 def check_output_path(
-    path: str | os.PathLike, *, overwrite: bool, inputs: Sequence[str | os.PathLike] = ()
+    path: str | os.PathLike, *, overwrite: bool, inputs: Sequence[str | os.PathLike] | FileSet = ()
 ) -> None:
     """Raise :class:`OutputError` unless ``path`` may be written.
 
-    It may not be any of ``inputs`` (compared after resolving links, and by inode), may not
-    exist unless ``overwrite``, and its directory must exist. :func:`save_poses` checks this
-    itself; call it early to fail before a long computation.
+    It may not be any of ``inputs`` (compared after resolving links, and by inode; pass a
+    :class:`FileSet` to check many outputs against the same inputs), may not exist unless
+    ``overwrite``, and its directory must exist. :func:`save_poses` checks this itself; call it
+    early to fail before a long computation.
     """
     path = Path(path)
-    for source in inputs:
-        if _same_file(path, Path(source)):
-            raise OutputError(f"{path}: refusing to write over input file {source}")
+    source = (inputs if isinstance(inputs, FileSet) else FileSet(inputs)).find(path)
+    if source is not None:
+        raise OutputError(f"{path}: refusing to write over input file {source}")
     try:
         is_dir, exists, parent_is_dir = path.is_dir(), path.exists(), path.parent.is_dir()
     except OSError as error:  # e.g. a name too long for the file system
@@ -593,7 +623,7 @@ def save_poses(
     sequences: Sequence[PoseSequence],
     *,
     overwrite: bool = False,
-    inputs: Sequence[str | os.PathLike] = (),
+    inputs: Sequence[str | os.PathLike] | FileSet = (),
 ) -> None:
     """Write sequences to a ``.npz`` or HDF5 file atomically.
 

@@ -11,46 +11,13 @@ predicts ``z = 0``: the pose is corrected by the Gaussian conditional mean alone
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class DenoiserConfig:
-    """Architecture of a denoiser network (stored as JSON with the weights).
-
-    ``architecture`` names the network class (:data:`d3prefine.architectures.ARCHITECTURES`;
-    files written before it existed hold none and are ``"stcformer"``, this module's
-    :class:`PoseDenoiser`); the sizes below are that class's to interpret.
-    """
-
-    num_joints: int = 17
-    window: int = 27  # frames per window
-    dim: int = 64  # channels per token
-    depth: int = 4  # STC blocks
-    heads: int = 2  # attention heads in each half (spatial and temporal)
-    mlp_ratio: float = 2.0
-    num_train_timesteps: int = 100  # T of the schedule the network was trained with
-    layout: str = "h36m17"
-    architecture: str = "stcformer"
-
-    def __post_init__(self) -> None:
-        if self.dim % 2 or (self.dim // 2) % self.heads:
-            raise ValueError(f"dim/2 must be divisible by heads, got dim={self.dim}, heads={self.heads}")
-        if self.window < 1 or self.depth < 1:
-            raise ValueError("window and depth must be >= 1")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> DenoiserConfig:
-        return cls(**json.loads(text))
+from d3prefine.config import DenoiserConfig
 
 
 class _Attention(nn.Module):

@@ -26,35 +26,23 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from d3prefine.config import NoiseMode, block_dims, required_frames
 from d3prefine.errors import WeightsError
 from d3prefine.tensorfile import MAX_PARAMETER, read_tensors, write_tensors
 
 FORMAT = "d3prefine-noise"
 FORMAT_VERSION = 1
 _TENSORS = ("mu_e", "mu_c", "gain", "chol")  # the tensors of a noise file
-#: Frames per fitted parameter below which ``fit-noise`` refuses to fit (without ``--force``):
-#: 104 frames for the 29 parameters of a joint's Gaussian gave statistics that made the shipped
-#: denoiser 3 times worse than its input.
-MIN_FRAMES_PER_PARAMETER = 10
 #: The fit's standard error is a delete-one-group jackknife over this many groups of blocks of
 #: consecutive frames (block ``k`` of the data goes to group ``k mod JACKKNIFE_GROUPS``): blocks,
 #: not frames, because the errors of neighbouring frames are correlated.
 JACKKNIFE_GROUPS = 20
 JACKKNIFE_BLOCK_FRAMES = 32
-
-
-class NoiseMode(str, Enum):
-    """How error dimensions are grouped into independent Gaussian blocks."""
-
-    PER_JOINT = "per_joint"
-    FULL_BODY = "full_body"
-    ISOTROPIC = "isotropic"
 
 
 def _block_conditions(p: torch.Tensor, y: torch.Tensor, mode: NoiseMode) -> torch.Tensor:
@@ -70,28 +58,6 @@ def _block_conditions(p: torch.Tensor, y: torch.Tensor, mode: NoiseMode) -> torc
 def _to_blocks(e: torch.Tensor, mode: NoiseMode) -> torch.Tensor:
     """Errors ``(..., J, 3)`` as blocks ``(..., B, de)``."""
     return e if mode is not NoiseMode.FULL_BODY else e.flatten(-2).unsqueeze(-2)
-
-
-def _block_dims(mode: NoiseMode, num_joints: int) -> tuple[int, int, int]:
-    """Blocks B, error dims de and condition dims dc per block of a model of ``num_joints``."""
-    j = num_joints
-    return {NoiseMode.PER_JOINT: (j, 3, 5), NoiseMode.FULL_BODY: (1, 3 * j, 5 * j), NoiseMode.ISOTROPIC: (j, 3, 0)}[mode]
-
-
-def block_parameters(mode: NoiseMode | str, num_joints: int) -> int:
-    """Parameters fitted per Gaussian block: error and condition means, the gain and the
-    conditional covariance (29 per joint for ``per_joint``; 1, the shared std, for ``isotropic``)."""
-    mode = NoiseMode(mode)
-    if mode is NoiseMode.ISOTROPIC:
-        return 1
-    _, de, dc = _block_dims(mode, num_joints)
-    return de + dc + de * dc + de * (de + 1) // 2
-
-
-def required_frames(mode: NoiseMode | str, num_joints: int) -> int:
-    """Frames a fit needs: :data:`MIN_FRAMES_PER_PARAMETER` per parameter of a block (every frame
-    is one observation of every block): 290 for ``per_joint``, 57,970 for ``full_body`` of 17 joints."""
-    return MIN_FRAMES_PER_PARAMETER * block_parameters(mode, num_joints)
 
 
 def _from_blocks(e: torch.Tensor, num_joints: int) -> torch.Tensor:
@@ -127,7 +93,7 @@ class NoiseModel:
         """Check the mode (a name is accepted) and the tensor shapes it implies; raises ``ValueError``."""
         self.mode = NoiseMode(self.mode)
         j = self.num_joints
-        blocks, de, dc = _block_dims(self.mode, j)
+        blocks, de, dc = block_dims(self.mode, j)
         expected = {"mu_e": (blocks, de), "mu_c": (blocks, dc), "gain": (blocks, de, dc), "chol": (blocks, de, de)}
         for name, shape in expected.items():
             if tuple(getattr(self, name).shape) != shape:
@@ -288,7 +254,7 @@ def _fit_moments(acc: _Moments, mode: NoiseMode, num_joints: int, ridge: float, 
             raise ValueError("fitting an isotropic noise model needs errors, but every prediction equals its ground truth")
         still = tuple(int(j) for j in torch.nonzero(~moving).flatten())
         return {"std_m": float((second[moving].sum() / (3 * moving.sum())).sqrt()), "still": still}
-    de = _block_dims(mode, num_joints)[1]
+    de = block_dims(mode, num_joints)[1]
     mean, cov = acc.mean_cov()
     mu_e, mu_c = mean[:, :de], mean[:, de:]
     s_ee, s_ec, s_cc = cov[:, :de, :de], cov[:, :de, de:], cov[:, de:, de:]

@@ -7,14 +7,18 @@ Each sequence is made root-relative (the root trajectory of the input is kept an
 cut into overlapping windows, each window is refined by K reverse diffusion steps starting from
 the estimator output, the windows are blended back (see :mod:`d3prefine.windows`) and a short
 Savitzky-Golay filter removes the frame-to-frame jitter the network leaves (``smooth``).
-Windows of many sequences share batches, and only one batch of windows exists at a time.
+Windows of many sequences share batches, and only one batch of windows exists at a time;
+:meth:`Refiner.refine_stream` streams the sequences of many groups (e.g. files) through the same
+batches and hands back each group as soon as its last window is refined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,40 +26,39 @@ import torch
 from d3prefine.baselines import savgol
 from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
 from d3prefine.checkpoint import NOISE_DIGEST_KEY, denoiser_metadata, load_denoiser, training_fps
+from d3prefine.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_ETA,
+    DEFAULT_SMOOTH,
+    DEFAULT_STEPS,
+    DENOISER_FILE,
+    MAX_STEPS,
+    NOISE_FILE,
+    SMOOTH_POLYORDER,
+    check_smooth,
+)
 from d3prefine.error_model import ErrorModel
 from d3prefine.errors import InputError, UsageError, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
-from d3prefine.model import DenoiserConfig, PoseDenoiser
+from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import ModelInputs, model_inputs
 from d3prefine.schedule import ErrorSchedule
 from d3prefine.skeleton import get_layout
 from d3prefine.windows import OverlapAdd, frame_indices, window_starts
 
-DENOISER_FILE = "denoiser.safetensors"
 # The shipped weights: package data in an installed wheel (setup.py copies them there), else the
 # repository's weights/ folder (a checkout or an editable install).
 _PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS_DIR = (
     _PACKAGED_WEIGHTS if (_PACKAGED_WEIGHTS / DENOISER_FILE).is_file() else Path(__file__).resolve().parent.parent / "weights"
 )
-NOISE_FILE = "noise.safetensors"
-# What `refine` does without options (the CLI and the benchmarks take their defaults from here).
-MAX_STEPS = DenoiserConfig.num_train_timesteps  # T of the schedule `train` uses: the most steps a denoiser takes
-DEFAULT_STEPS = 1  # K = 2..10 were within 0.3 mm of K = 1 in the benchmark at K times the cost (README, Results)
-DEFAULT_BATCH_SIZE = 64  # windows per network call: as fast as 256 on 2 CPU cores, half the peak memory
-DEFAULT_ETA = 0.3  # stochasticity of --samples; eta = 1 was worse than the input on the examples
-# Post-filter of the refined poses: Savitzky-Golay, polynomial order 3, window in frames. 9 had the
-# lowest MPJPE of windows 5..13, summed over 150 training sequences of each base estimator, and cut
-# the acceleration error of the network output by 44-61 % (`python -m benchmarks.smoothing`).
-SMOOTH_POLYORDER = 3
-DEFAULT_SMOOTH = 9
+__all__ = ["DENOISER_FILE", "NOISE_FILE", "DEFAULT_BATCH_SIZE", "DEFAULT_ETA", "DEFAULT_SMOOTH", "DEFAULT_STEPS", "MAX_STEPS", "SMOOTH_POLYORDER",
+           "RefineResult", "Refiner", "check_smooth"]  # the defaults live in d3prefine.config (no torch)
 
-
-def check_smooth(smooth: int) -> None:
-    """Raise ``ValueError`` unless ``smooth`` is 0 (no filter) or an odd window > the polynomial order."""
-    if smooth != 0 and (smooth % 2 == 0 or smooth <= SMOOTH_POLYORDER):
-        raise ValueError(f"smooth must be 0 (off) or an odd window > {SMOOTH_POLYORDER} frames, got {smooth}")
+K = TypeVar("K")
+#: ``(poses_2d (T, J, 2), poses_3d (T, J, 3) metres, image_size or None)`` of one sequence.
+SequenceInput = tuple[np.ndarray, np.ndarray, "tuple[int, int] | None"]
 
 
 @dataclass(frozen=True)
@@ -183,9 +186,15 @@ class Refiner:
         normalized), ``poses_3d (T, J, 3)`` metres camera frame. Options as in :meth:`refine_many`."""
         return self.refine_many([(poses_2d, poses_3d, image_size)], **options)[0]
 
-    def refine_many(
+    def refine_many(self, sequences: Sequence[SequenceInput], **options) -> list[RefineResult]:
+        """Refine several ``(poses_2d, poses_3d, image_size)`` sequences, sharing batches.
+        Options as in :meth:`refine_stream`; the sampling noise of a window depends on the
+        sequence's index in ``sequences``."""
+        return next(self.refine_stream([(None, sequences)], **options))[1]
+
+    def refine_stream(
         self,
-        sequences: Sequence[tuple[np.ndarray, np.ndarray, tuple[int, int] | None]],
+        groups: Iterable[tuple[K, Sequence[SequenceInput]]],
         *,
         steps: int = DEFAULT_STEPS,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -195,8 +204,17 @@ class Refiner:
         seed: int = 0,
         smooth: int = DEFAULT_SMOOTH,
         progress: Callable[[int], None] | None = None,
-    ) -> list[RefineResult]:
-        """Refine several ``(poses_2d, poses_3d, image_size)`` sequences, sharing batches.
+    ) -> Iterator[tuple[K, list[RefineResult]]]:
+        """Refine the sequences of many ``(key, sequences)`` groups (e.g. the files of a batch job)
+        in shared batches; yields ``(key, results)`` per group, in the order of ``groups``, as
+        soon as the group's last window is refined.
+
+        The windows of all groups fill batches of ``batch_size`` in order, so many small groups
+        cost no more than one long sequence. ``groups`` is read lazily, only as far as the next
+        batch needs: memory holds one batch of windows and the groups they come from, whatever
+        the number of groups. A group without sequences is yielded (with no results) in its
+        place. Each group's results are those :meth:`refine_many` gives it alone, up to float
+        rounding in batched matrix products.
 
         Args:
             steps: K reverse diffusion steps (1 = one-shot residual correction).
@@ -206,8 +224,9 @@ class Refiner:
                 (DDIM with ``eta``, needs ``steps >= 2``), returns their mean and their spread.
             eta: stochasticity of the sampled refinements, in ``(0, 1]``.
             seed: seed (>= 0) of the sampling noise. Each window draws its noise from its own
-                generator, seeded by ``seed``, the sequence's index in ``sequences`` and the
-                window's start, so the samples do not depend on ``batch_size`` or the device.
+                generator, seeded by ``seed``, the sequence's index in its group and the
+                window's start, so the samples do not depend on ``batch_size``, the device or
+                the other groups.
             smooth: odd Savitzky-Golay window (frames, polynomial order 3) applied along time to
                 each refined sample; 0 turns the filter off.
             progress: called with the number of frames finished after each batch.
@@ -226,17 +245,44 @@ class Refiner:
         if not 0 <= overlap < w:
             raise ValueError(f"overlap must be in 0..{w - 1}, got {overlap}")
         self.schedule.set_timesteps(steps)
-        inputs = [self._inputs(p2d, p3d, size) for p2d, p3d, size in sequences]
-        blends = [OverlapAdd(len(x.y), (samples, *x.y.shape[1:]), w) for x in inputs]
         noise_shape = (samples, len(self.schedule.timesteps), w, self.layout.num_joints, 3)
-        for batch in _batches(inputs, w, w - overlap, batch_size):
-            z = _window_noise(batch.origin, seed, noise_shape) if samples > 1 else None
-            refined = self._refine_windows(batch.p, batch.y, steps, eta, z)  # (S, B, W, J, 3)
-            for k, (seq, start) in enumerate(batch.origin):
-                blends[seq].add(start, refined[:, k].transpose(1, 0, 2, 3))
+        pending: deque[_Group] = deque()  # groups not yet yielded, in order
+        batch = _Batch()
+
+        def run_batch() -> Iterator[tuple[K, list[RefineResult]]]:
+            z = _window_noise([(seq, start) for _, seq, start in batch.origin], seed, noise_shape) if samples > 1 else None
+            refined = self._refine_windows(np.stack(batch.p), np.stack(batch.y), steps, eta, z)  # (S, B, W, J, 3)
+            for k, (group, seq, start) in enumerate(batch.origin):
+                group.blends[seq].add(start, refined[:, k].transpose(1, 0, 2, 3))
+                group.todo -= 1
             if progress is not None:
                 progress(batch.frames)
-        return [self._result(x, b.result(), smooth) for x, b in zip(inputs, blends)]
+            batch.clear()
+            yield from self._finished(pending, smooth)
+
+        for key, sequences in groups:
+            group = _Group(key, [self._inputs(p2d, p3d, size) for p2d, p3d, size in sequences])
+            group.blends = [OverlapAdd(len(x.y), (samples, *x.y.shape[1:]), w) for x in group.inputs]
+            pending.append(group)
+            for seq, x in enumerate(group.inputs):
+                n = len(x.y)
+                starts = window_starts(n, w, w - overlap)
+                for k, start in enumerate(starts.tolist()):
+                    idx = frame_indices(start, n, w)
+                    batch.add(x.p[idx], x.y[idx], (group, seq, start), n if k == len(starts) - 1 else 0)
+                    group.todo += 1
+                    if len(batch.origin) == batch_size:
+                        yield from run_batch()
+            group.queued = True
+            yield from self._finished(pending, smooth)
+        if batch.origin:
+            yield from run_batch()
+
+    def _finished(self, pending: deque[_Group], smooth: int) -> Iterator[tuple[object, list[RefineResult]]]:
+        """Pop and yield the groups at the front of ``pending`` whose windows are all refined."""
+        while pending and pending[0].queued and pending[0].todo == 0:
+            group = pending.popleft()
+            yield group.key, [self._result(x, b.result(), smooth) for x, b in zip(group.inputs, group.blends)]
 
     def _inputs(self, poses_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int] | None) -> ModelInputs:
         j = self.layout.num_joints
@@ -289,28 +335,30 @@ def _window_noise(origin: list[tuple[int, int]], seed: int, shape: tuple[int, ..
 
 
 @dataclass
+class _Group:
+    """A group of sequences in flight: its inputs, their blending buffers and its windows not yet refined."""
+
+    key: object
+    inputs: list[ModelInputs]
+    blends: list[OverlapAdd] = field(default_factory=list)
+    todo: int = 0  # windows queued but not refined
+    queued: bool = False  # all windows queued
+
+
+@dataclass
 class _Batch:
-    p: np.ndarray  # (B, W, J, 2)
-    y: np.ndarray  # (B, W, J, 3)
-    origin: list[tuple[int, int]]  # (sequence index, window start) per window
-    frames: int  # frames of the sequences completed by this batch
+    """Windows collected for the next network call."""
 
+    p: list[np.ndarray] = field(default_factory=list)  # (W, J, 2) each
+    y: list[np.ndarray] = field(default_factory=list)  # (W, J, 3) each
+    origin: list[tuple[_Group, int, int]] = field(default_factory=list)  # (group, sequence index, window start)
+    frames: int = 0  # frames of the sequences completed by this batch
 
-def _batches(inputs: list[ModelInputs], window: int, hop: int, batch_size: int) -> Iterator[_Batch]:
-    """Windows of all sequences, ``batch_size`` at a time, in sequence order."""
-    p, y, origin, done = [], [], [], 0
-    for seq, x in enumerate(inputs):
-        n = len(x.y)
-        starts = window_starts(n, window, hop)
-        for k, start in enumerate(starts):
-            idx = frame_indices(int(start), n, window)
-            p.append(x.p[idx])
-            y.append(x.y[idx])
-            origin.append((seq, int(start)))
-            if k == len(starts) - 1:
-                done += n
-            if len(origin) == batch_size:
-                yield _Batch(np.stack(p), np.stack(y), origin, done)
-                p, y, origin, done = [], [], [], 0
-    if origin:
-        yield _Batch(np.stack(p), np.stack(y), origin, done)
+    def add(self, p: np.ndarray, y: np.ndarray, origin: tuple[_Group, int, int], frames: int) -> None:
+        self.p.append(p)
+        self.y.append(y)
+        self.origin.append(origin)
+        self.frames += frames
+
+    def clear(self) -> None:
+        self.p, self.y, self.origin, self.frames = [], [], [], 0

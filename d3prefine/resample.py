@@ -11,7 +11,6 @@ from __future__ import annotations
 from enum import Enum
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 
 class FpsPolicy(str, Enum):
@@ -51,4 +50,6 @@ def resample(array: np.ndarray, from_fps: float, to_fps: float, frames: int | No
         flat = array.reshape(len(array), -1)
         out = np.stack([np.interp(times, source_times, column) for column in flat.T], axis=1)
         return out.reshape(count, *array.shape[1:]).astype(np.float32)
+    from scipy.interpolate import CubicSpline  # scipy loads on first use: the command line starts faster
+
     return CubicSpline(source_times, array, axis=0)(times).astype(np.float32)

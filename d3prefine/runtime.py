@@ -10,6 +10,8 @@ and output checks live in :mod:`d3prefine.outputfile` (:func:`~d3prefine.outputf
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -26,11 +28,27 @@ err_console = Console(stderr=True)
 
 
 class Device(str, Enum):
-    """Where models run: ``auto`` picks CUDA when available, else the CPU."""
+    """Where models run: ``auto`` picks CUDA when available, else the CPU; ``cuda`` is the current
+    CUDA device, ``cuda:N`` (see :func:`parse_device`) device N."""
 
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
+
+
+_CUDA_INDEX = re.compile(r"cuda:(\d+)")
+
+
+def parse_device(device: Device | str) -> str:
+    """The device name ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (N >= 0) of ``device`` (any case).
+
+    Raises:
+        UsageError: any other name.
+    """
+    text = str(device.value if isinstance(device, Device) else device).strip().lower()
+    if text in {d.value for d in Device} or _CUDA_INDEX.fullmatch(text):
+        return text
+    raise UsageError(f"expected auto, cpu, cuda or cuda:N (N = 0, 1, ...), got {text!r}")
 
 
 def log(message: str) -> None:
@@ -56,23 +74,28 @@ def run_reporting(action: Callable[[], object]) -> ExitCode:
 
 
 def resolve_device(device: Device | str) -> str:
-    """The torch device for ``device``: ``"cpu"`` or ``"cuda"``.
+    """The torch device for ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     Raises:
-        ValueError: unknown device name.
-        UsageError: ``cuda`` requested but not available.
+        UsageError: unknown device name, or CUDA (device N) requested but not available.
     """
-    device = Device(device)
-    if device is Device.CPU:
+    device = parse_device(device)
+    if device == Device.CPU:
         return "cpu"
     import torch  # imported here: commands without a model start faster
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if device is Device.CUDA:
+    if device == Device.AUTO:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise UsageError(f"CUDA requested but not available (torch {torch.__version__}, {build}); use --device cpu or auto")
-    return "cpu"
+        raise UsageError(f"{device} requested but CUDA is not available (torch {torch.__version__}, {build}); use --device cpu or auto")
+    match = _CUDA_INDEX.fullmatch(device)
+    if match and int(match.group(1)) >= torch.cuda.device_count():
+        raise UsageError(
+            f"{device} requested but this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 .. "
+            f"cuda:{torch.cuda.device_count() - 1} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
+        )
+    return device
 
 
 def jsonable(value: Any) -> Any:

@@ -27,13 +27,11 @@ Intermediate states (``intermediate_states``, diffusion windows with t < T):
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -41,86 +39,16 @@ import torch
 import torch.distributed as dist
 
 from d3prefine.architectures import build_denoiser
-from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, save_denoiser
+from d3prefine.checkpoint import TrainingProgress, load_checkpoint, save_checkpoint, save_denoiser
+from d3prefine.config import DenoiserConfig, ForwardErrors, IntermediateStates, Objective, TrainConfig
 from d3prefine.error_model import ErrorModel
-from d3prefine.errors import UsageError, WeightsError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import mpjpe
-from d3prefine.model import DenoiserConfig, PoseDenoiser
+from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs, root_relative
 from d3prefine.schedule import ErrorSchedule
-from d3prefine.tensorfile import read_tensors, write_tensors
 from d3prefine.windows import frame_indices, window_starts
-
-
-class Objective(str, Enum):
-    """What the network is trained for (see the module docstring)."""
-
-    DIFFUSION = "diffusion"
-    REGRESSION = "regression"
-
-
-class ForwardErrors(str, Enum):
-    """Which errors corrupt the clean poses in the forward process (see the module docstring)."""
-
-    SAMPLED = "sampled"
-    REAL = "real"
-    MIXED = "mixed"
-
-
-class IntermediateStates(str, Enum):
-    """What the diffusion windows with t < T start from (see the module docstring)."""
-
-    FORWARD = "forward"
-    SAMPLER = "sampler"
-
-
-#: Warm-up and EMA span: an eighth of the run, at most 500 steps. At the shipped recipe's 4,000
-#: steps (and beyond) that is the warm-up of 500 steps and the EMA decay 0.998 (a 500-step
-#: average) used before; a short run warms up and averages over its own first and last eighth.
-MAX_SPAN_STEPS = 500
-SPAN_SHARE = 1 / 8
-
-
-def default_span(steps: int) -> float:
-    """Steps of warm-up and of EMA averaging for a run of ``steps``: ``min(500, steps / 8)``, >= 1."""
-    return max(1.0, min(float(MAX_SPAN_STEPS), SPAN_SHARE * steps))
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (stored with the weights)."""
-
-    steps: int = 4000  # optimizer steps (about an hour on 2 CPU cores)
-    batch_size: int = 64  # windows per step (per process)
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup: int | None = None  # linear warm-up steps, then cosine decay to lr / 20; None: round(default_span(steps))
-    ema_decay: float | None = None  # None: 1 - 1 / default_span(steps) (0.998 from 4,000 steps on)
-    velocity_weight: float = 1.0  # weight of the velocity error in the loss
-    objective: Objective = Objective.DIFFUSION
-    forward_errors: ForwardErrors = ForwardErrors.REAL
-    final_step_share: float = 0.5  # diffusion: share of windows trained at t = T (the rest: t uniform in 1..T)
-    intermediate_states: IntermediateStates = IntermediateStates.SAMPLER
-    eval_every: int = 1000  # steps between validations (an "epoch")
-    val_windows: int = 1024  # fixed validation windows
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.warmup is None:
-            object.__setattr__(self, "warmup", round(default_span(self.steps)))
-        if self.ema_decay is None:
-            object.__setattr__(self, "ema_decay", 1.0 - 1.0 / default_span(self.steps))
-        if self.warmup < 1 or not 0.0 <= self.ema_decay <= 1.0:
-            raise ValueError(f"warmup must be >= 1 and ema_decay in [0, 1], got {self.warmup} and {self.ema_decay}")
-        object.__setattr__(self, "objective", Objective(self.objective))  # unknown names raise ValueError
-        object.__setattr__(self, "forward_errors", ForwardErrors(self.forward_errors))
-        object.__setattr__(self, "intermediate_states", IntermediateStates(self.intermediate_states))
-        if not 0.0 <= self.final_step_share <= 1.0:
-            raise ValueError(f"final_step_share must be in [0, 1], got {self.final_step_share}")
-        if min(self.steps, self.batch_size, self.eval_every, self.val_windows) < 1:
-            raise ValueError("steps, batch_size, eval_every and val_windows must be >= 1")
 
 
 class WindowSampler:
@@ -305,6 +233,15 @@ class Trainer:
         return {"val_input_mpjpe": totals[0], "val_gaussian_mean_mpjpe": totals[1], "val_mpjpe": totals[2]}
 
     # ------------------------------------------------------------------ loop
+    def _agreed(self, decision: bool) -> bool:
+        """Rank 0's ``decision``, the same on every rank (broadcast under ``torchrun``), so that all
+        ranks stop at the same step and none waits forever in a collective of the next one."""
+        if self.world == 1:
+            return decision
+        flag = torch.tensor([float(decision)], device=self.device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
+
     def fit(
         self,
         out: Path,
@@ -323,7 +260,7 @@ class Trainer:
             losses.append(self.train_step())
             if on_step is not None:
                 on_step(st.step, losses[-1])
-            timed_out = max_minutes is not None and time.monotonic() - start > 60.0 * max_minutes
+            timed_out = self._agreed(max_minutes is not None and time.monotonic() - start > 60.0 * max_minutes)
             if st.step % cfg.eval_every == 0 or st.step == cfg.steps or timed_out:
                 if self.rank == 0:
                     record = {"step": st.step, "train_loss_mm": 1000.0 * float(np.mean(losses)), **self.validate()}
@@ -331,8 +268,8 @@ class Trainer:
                     losses = []
                     if on_eval is not None:
                         on_eval(record)
-                    if checkpoint is not None:
-                        self.save_checkpoint(checkpoint)
+                if checkpoint is not None:
+                    self.save_checkpoint(checkpoint)  # every rank: their random states are gathered
                 if self.world > 1:
                     dist.barrier()
             if timed_out:
@@ -343,52 +280,37 @@ class Trainer:
         return st.history
 
     # ------------------------------------------------------------------ checkpoints
+    def _generator_states(self) -> list[torch.Tensor]:
+        """The sampler's random state of every rank, in rank order (a collective under ``torchrun``)."""
+        state = self.state.generator.get_state()
+        if self.world == 1:
+            return [state]
+        on_device = state.to(self.device)  # NCCL gathers device tensors only
+        states = [torch.empty_like(on_device) for _ in range(self.world)]
+        dist.all_gather(states, on_device)
+        return [s.cpu() for s in states]
+
     def save_checkpoint(self, path: Path) -> None:
-        """Model, EMA, AdamW moments and sampler state, atomically."""
+        """Model, EMA, AdamW moments and every rank's sampler state, atomically. Under ``torchrun``
+        every rank must call it (the random states are gathered); rank 0 writes the file."""
         st = self.state
-        tensors = {f"model.{k}": v for k, v in st.model.state_dict().items()}
-        tensors |= {f"ema.{k}": v for k, v in st.ema.state_dict().items()}
-        for i, s in st.optimizer.state_dict()["state"].items():
-            tensors |= {f"optim.{i}.{k}": torch.as_tensor(v) for k, v in s.items()}
-        tensors["generator"] = st.generator.get_state()
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "config": st.model.config.to_json(),
-            "train_config": json.dumps(asdict(self.config)),
-            "step": str(st.step),
-            "history": json.dumps(st.history),
-            NOISE_DIGEST_KEY: self.noise.digest(),
-        }
-        write_tensors(path, tensors, meta)
+        progress = TrainingProgress(st.step, st.history, self._generator_states(), self.noise.digest())
+        if self.rank == 0:
+            save_checkpoint(path, model=st.model, ema=st.ema, optimizer=st.optimizer, progress=progress, train_config=asdict(self.config))
 
     def load_checkpoint(self, path: Path) -> None:
         """Resume from :meth:`save_checkpoint`'s file; the architecture and the noise statistics
-        (when the checkpoint records their digest) must match, else a one-line error."""
-        tensors, meta = read_tensors(path, CHECKPOINT_FORMAT)
-        try:
-            self._restore(tensors, meta, path)
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a damaged or foreign checkpoint
-            raise WeightsError(f"{path}: not a complete checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-
-    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, str], path: Path) -> None:
+        (when the checkpoint records their digest) must match, else a one-line error. Each rank takes
+        its own random state back; a rank the checkpoint has none for (resumed on more processes)
+        draws from a generator seeded by the seed, its rank and the step."""
         st = self.state
-        if DenoiserConfig.from_json(meta["config"]) != st.model.config:
-            raise WeightsError(f"{path}: checkpoint architecture differs from the requested one ({meta['config']})")
-        recorded = meta.get(NOISE_DIGEST_KEY)  # absent from checkpoints written before it was recorded
-        if recorded is not None and recorded != self.noise.digest():
-            raise UsageError(f"{path}: the checkpoint was trained with other noise statistics than --noise; resume with the same --noise")
-        st.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        st.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        optim = st.optimizer.state_dict()
-        for i in optim["param_groups"][0]["params"]:
-            prefix = f"optim.{i}."
-            entries = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            if entries:
-                optim["state"][i] = entries
-        st.optimizer.load_state_dict(optim)
-        st.generator.set_state(tensors["generator"])
-        st.step = int(meta["step"])
-        st.history = json.loads(meta["history"])
+        progress = load_checkpoint(path, model=st.model, ema=st.ema, optimizer=st.optimizer, noise_digest=self.noise.digest())
+        if self.rank < len(progress.generator_states):
+            st.generator.set_state(progress.generator_states[self.rank])
+        else:
+            entropy = np.random.SeedSequence(self.config.seed, spawn_key=(self.rank, progress.step))
+            st.generator.manual_seed(int(entropy.generate_state(1, np.uint64)[0]))
+        st.step, st.history = progress.step, progress.history
 
 
 def init_distributed(device: str) -> tuple[torch.device, bool]:

@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from d3prefine.cli import COMMANDS, _common, app
-from d3prefine.cli._common import Shard, apply_shard, device_option, expand_inputs, output_paths, run_batch
+from d3prefine.cli._common import Shard, apply_shard, default_threads, device_option, expand_inputs, output_paths, run_batch
 from d3prefine.errors import ExitCode, InputError, UsageError
 from d3prefine.runtime import Device, jsonable, resolve_device, run_reporting
 
@@ -137,14 +137,60 @@ def test_resolve_device(monkeypatch):
     assert resolve_device("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device(Device.AUTO) == "cpu"
-    with pytest.raises(UsageError, match="CUDA requested but not available"):
-        resolve_device("cuda")
-    with pytest.raises(typer.BadParameter, match="CUDA requested but not available"):  # exit 2 on the command line
-        device_option("cuda")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(UsageError, match=f"^{name} requested but CUDA is not available"):
+            resolve_device(name)
+        with pytest.raises(typer.BadParameter, match=f"^{name} requested but CUDA is not available"):  # exit 2 on the command line
+            device_option(name)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("auto") == "cuda" and resolve_device("cuda") == "cuda"
-    with pytest.raises(ValueError):
-        resolve_device("tpu")
+    assert resolve_device("CUDA:1") == "cuda:1"
+    with pytest.raises(UsageError, match=r"cuda:2 requested but this machine has 2 CUDA device\(s\), cuda:0 .. cuda:1"):
+        resolve_device("cuda:2")
+    for bad in ("tpu", "cuda:", "cuda:-1", "cuda1", "cpu:0"):
+        with pytest.raises(UsageError, match="expected auto, cpu, cuda or cuda:N"):
+            resolve_device(bad)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"SLURM_ARRAY_TASK_ID": "3"}, None),  # no count: not an array job's full environment
+        ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}, Shard(3, 4)),
+        ({"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "8", "SLURM_ARRAY_TASK_MIN": "1"}, Shard(7, 8)),  # --array=1-8
+        ({"SLURM_ARRAY_TASK_ID": "20", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "10"},
+         Shard(2, 4)),  # --array=0-30:10
+    ],
+)
+def test_shard_from_slurm(env, expected):
+    assert Shard.from_slurm(env) == expected
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4"},  # --array=1,2,3,4 read without its minimum
+        {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "2"},
+        {"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "4"},
+    ],
+)
+def test_shard_from_slurm_refuses_irregular_arrays(env):
+    with pytest.raises(typer.BadParameter, match="give --shard I/N"):
+        Shard.from_slurm(env)
+
+
+def test_default_threads(monkeypatch):
+    for name in ("SLURM_JOB_ID", "SLURM_CPUS_PER_TASK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(_common, "usable_cores", lambda: 8)
+    assert default_threads(None) is None  # torch's choice
+    assert default_threads(Shard(0, 2)) == 4 and default_threads(Shard(1, 3)) == 2 and default_threads(Shard(5, 16)) == 1
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert default_threads(None) == 1 and default_threads(Shard(0, 2)) == 1  # SLURM gives 1 CPU per task unless told
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
+    assert default_threads(Shard(0, 2)) == 6
 
 
 def test_jsonable_and_emit_json(capsys):

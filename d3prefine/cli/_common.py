@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -35,7 +37,7 @@ from rich.table import Table
 from d3prefine.describe import WEIGHTS_SUFFIX
 from d3prefine.errors import D3PrefineError, ExitCode, OutOfDistributionError, OutputError, UsageError
 from d3prefine.io import SUFFIXES
-from d3prefine.runtime import Device, err_console, jsonable, log, report_error, resolve_device
+from d3prefine.runtime import Device, err_console, jsonable, log, parse_device, report_error, resolve_device
 
 #: Human-readable results when ``--json`` is not given (stdout).
 out_console = Console()
@@ -67,6 +69,25 @@ class Shard:
     def select(self, items: Sequence[R]) -> list[R]:
         """Every ``count``-th item starting at ``index``."""
         return list(items[self.index :: self.count])
+
+    @classmethod
+    def from_slurm(cls, env: dict[str, str]) -> Shard | None:
+        """The shard of a SLURM array task (``SLURM_ARRAY_TASK_ID``, ``_COUNT``, ``_MIN``, ``_STEP``),
+        ``None`` outside an array job: ``--array=1-8`` gives shards 0/8 .. 7/8, ``--array=0-30:10``
+        shards 0/4 .. 3/4. Raises :class:`typer.BadParameter` for ids that are no such range."""
+        if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+            return None
+        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP")
+        values = [env.get(name, default) for name, default in zip(names, ("", "", "0", "1"))]
+        if not all(value.strip().isdigit() for value in values) or int(values[3]) < 1:
+            raise typer.BadParameter(f"SLURM array variables {dict(zip(names, values))} are not integers; give --shard I/N")
+        task, count, first, step = map(int, values)
+        index, offset = divmod(task - first, step)
+        if offset or not 0 <= index < count:
+            raise typer.BadParameter(
+                f"SLURM array task {task} (first {first}, step {step}, {count} tasks) is not one of a regular range; give --shard I/N"
+            )
+        return cls(index, count)
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
@@ -105,7 +126,25 @@ OutputOption = Annotated[
 OutDirOption = Annotated[
     Path | None, typer.Option("--out-dir", help="Folder for the outputs, named after each input.", file_okay=False)
 ]
-DeviceOption = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
+def _device_name(text: str) -> str:
+    try:
+        return parse_device(text)
+    except UsageError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", metavar="auto|cpu|cuda|cuda:N", parser=_device_name, help="Where the model runs (cuda:N: CUDA device N)."),
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1,
+        help="CPU threads of torch (default: SLURM_CPUS_PER_TASK in a SLURM job, else the usable cores divided by N with "
+        "--shard I/N, so shards side by side do not oversubscribe them, else torch's choice).",
+    ),
+]
 
 
 def usage_error(message: str) -> typer.BadParameter:
@@ -180,6 +219,34 @@ def apply_shard(inputs: Sequence[Path], shard: Shard | None) -> list[Path]:
     selected = shard.select(inputs)
     log(f"shard {shard}: {len(selected)} of {len(inputs)} inputs")
     return selected
+
+
+def shard_or_slurm(shard: Shard | None) -> Shard | None:
+    """``--shard`` when given, else the SLURM array task's shard (:meth:`Shard.from_slurm`), else ``None``."""
+    if shard is not None:
+        return shard
+    shard = Shard.from_slurm(dict(os.environ))
+    if shard is not None:
+        log(f"shard {shard} from SLURM_ARRAY_TASK_ID={os.environ['SLURM_ARRAY_TASK_ID']} (give --shard to override)")
+    return shard
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM or taskset allocation)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def default_threads(shard: Shard | None) -> int | None:
+    """torch threads when ``--threads`` is not given (see :data:`ThreadsOption`); ``None``: torch's choice."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if "SLURM_JOB_ID" in os.environ:
+        return int(cpus) if cpus.isdigit() and int(cpus) > 0 else 1
+    if shard is not None:
+        return max(1, usable_cores() // shard.count)
+    return None
 
 
 def output_paths(
@@ -297,15 +364,31 @@ def run_batch(
     Returns:
         The outcomes; ``exit_code`` is what the command should exit with.
     """
+    attempts = ((path, partial(process_one, path)) for path in inputs)
+    return run_attempts(inputs, attempts, continue_on_error=continue_on_error, description=description)
+
+
+def run_attempts(
+    inputs: Sequence[Path],
+    attempts: Iterable[tuple[Path, Callable[[], R]]],
+    *,
+    continue_on_error: bool,
+    description: str = "processing",
+) -> BatchResult[R]:
+    """:func:`run_batch` for work done ahead of time (e.g. batched across inputs): ``attempts``
+    yields ``(path, finish)`` for the ``inputs`` in order, and ``finish()`` returns the input's
+    result or raises the error that failed it, handled as in :func:`run_batch`. Iteration stops
+    at the first failure without ``continue_on_error``; an exception raised by ``attempts``
+    itself is not an input's and propagates."""
     batch: BatchResult[R] = BatchResult()
     # stdout is never redirected into the progress display: it carries the results.
     with Progress(
         console=err_console, transient=True, redirect_stdout=False, disable=not err_console.is_terminal
     ) as progress:
         task = progress.add_task(description, total=len(inputs))
-        for position, path in enumerate(inputs):
+        for position, (path, finish) in enumerate(attempts):
             try:
-                batch.outcomes.append(Outcome(path, value=process_one(path)))
+                batch.outcomes.append(Outcome(path, value=finish()))
             except D3PrefineError as error:
                 batch.outcomes.append(Outcome(path, error=str(error), refused=isinstance(error, OutOfDistributionError)))
                 report_error(error)

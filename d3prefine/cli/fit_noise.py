@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from d3prefine.cli._common import InputsArgument, JsonOption, check_weights_suffix, emit_json, expand_inputs, log, out_console
+from d3prefine.config import MIN_FRAMES_PER_PARAMETER, NoiseMode, block_parameters, required_frames
 from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
-from d3prefine.noise import MIN_FRAMES_PER_PARAMETER, NoiseMode, NoiseModel, block_parameters, required_frames
 from d3prefine.outputfile import claim_output
 from d3prefine.pairing import Reference, ground_truth
 from d3prefine.preprocess import error_triple
 from d3prefine.skeleton import JointLayout
+
+if TYPE_CHECKING:
+    from d3prefine.noise import NoiseModel
 
 
 def _fit(
@@ -24,6 +27,8 @@ def _fit(
 ) -> tuple[NoiseModel, JointLayout, int]:
     """The fitted model, the joint layout and the number of sequences of ``files``; too few frames
     for the mode (:func:`required_frames`) are an error unless ``force``."""
+    from d3prefine.noise import NoiseModel  # torch: imported once there is work to do
+
     triples, sequences = [], 0
     for path in files:
         seqs = load_poses(path)

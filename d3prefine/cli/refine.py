@@ -7,15 +7,20 @@ Each output file holds the input's arrays unchanged plus ``poses_3d_refined`` (a
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import numpy as np
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from d3prefine import __version__
 from d3prefine.checks import screen, sequence_problems
@@ -28,39 +33,98 @@ from d3prefine.cli._common import (
     OutputOption,
     OverwriteOption,
     ShardOption,
+    ThreadsOption,
     apply_shard,
+    default_threads,
     device_option,
     emit_json,
-    err_console,
     expand_inputs,
     log,
     output_paths,
-    run_batch,
+    run_attempts,
+    shard_or_slurm,
     usage_error,
 )
+from d3prefine.config import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, MAX_STEPS, check_smooth
 from d3prefine.errors import InputError, OutOfDistributionError
-from d3prefine.io import GAP_ARRAYS, PoseSequence, check_output_path, check_output_suffix, fill_gaps, load_poses, pose_format, save_poses
+from d3prefine.io import (
+    GAP_ARRAYS,
+    FileSet,
+    PoseSequence,
+    check_output_path,
+    check_output_suffix,
+    fill_gaps,
+    load_poses,
+    pose_format,
+    save_poses,
+)
 from d3prefine.outputfile import check_claimable, claim_output
-from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, MAX_STEPS, Refiner, RefineResult, check_smooth
+from d3prefine.prefetch import prefetch
 from d3prefine.resample import FpsPolicy, resample
 
+if TYPE_CHECKING:  # torch is imported once there is work to do: help and usage errors start fast
+    from d3prefine.refine import Refiner, RefineResult
 
-def _refine_file(
-    path: Path,
-    output: Path,
-    refiner: Refiner,
-    *,
-    all_inputs: list[Path],
-    overwrite: bool,
-    fill: int,
-    strict: bool,
-    force: bool,
+#: Input files read ahead of the model by the background thread.
+PREFETCH_FILES = 4
+#: Outputs written behind the model by the writing thread with --continue-on-error (without it one
+#: at a time, so that nothing is written after the first failure).
+WRITE_BEHIND_FILES = 4
+
+
+class _Claims:
+    """The output names this run holds (:func:`~d3prefine.outputfile.claim_output`), each from
+    before its input is read until its output is written; :meth:`release_all` ends the rest."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, ExitStack] = {}
+        self._lock = threading.Lock()  # taken on the reading thread, released on the others
+
+    def take(self, output: Path) -> None:
+        stack = ExitStack()
+        stack.enter_context(claim_output(output))
+        with self._lock:
+            self._held[output] = stack
+
+    def release(self, output: Path) -> None:
+        with self._lock:
+            stack = self._held.pop(output, None)
+        if stack is not None:
+            stack.close()
+
+    def release_all(self) -> None:
+        for output in list(self._held):
+            self.release(output)
+
+
+@dataclass
+class _Loaded:
+    """An input file read and checked, ready to be refined."""
+
+    sequences: list[PoseSequence]  # as read (NaN gaps kept, marked by 'filled')
+    sources: list[PoseSequence]  # what is refined: gaps of at most --fill frames interpolated
+    rates: list[float | None]  # the frame rate each sequence is refined at (None: as it is)
+    filled: int  # values interpolated by --fill
+    start: float  # time.perf_counter() when its reading began
+
+    def model_inputs(self) -> list[tuple]:
+        """``(poses_2d, poses_3d, image_size)`` of each sequence at the rate it is refined at."""
+        return [
+            (seq.poses_2d, seq.poses_3d, seq.image_size) if rate is None
+            else (resample(seq.poses_2d, seq.fps, rate), resample(seq.poses_3d, seq.fps, rate), seq.image_size)
+            for seq, rate in zip(self.sources, self.rates)
+        ]
+
+
+def _load_file(
+    path: Path, output: Path, refiner: Refiner, *, claims: _Claims, all_inputs: FileSet, overwrite: bool, fill: int, force: bool,
     fps_policy: FpsPolicy,
-    options: dict,
-    provenance: dict,
-) -> dict:
-    """Refine every sequence of ``path`` and write ``output``; returns a JSON-ready summary."""
+) -> tuple[_Loaded, list[tuple]]:
+    """Check and claim the output of ``path``, read it, fill its gaps, check its layout and sanity,
+    choose the rate of each sequence; returns the file and what the model refines of it."""
     start = time.perf_counter()
+    _check_output(path, output, overwrite=overwrite, inputs=all_inputs)
+    claims.take(output)
     sequences = load_poses(path, allow_nan=(*GAP_ARRAYS, "gt_3d") if fill > 0 else ("gt_3d",))  # gt_3d is not used
     sources, filled = _fill(path, sequences, fill)
     for seq in sources:
@@ -70,36 +134,66 @@ def _refine_file(
             )
         for warning in screen(sequence_problems(seq), force=force, where=str(path)):
             log(warning)
-    rates = [_model_rate(seq, refiner.fps, fps_policy, path) for seq in sequences]
-    frames = sum(seq.num_frames for seq in sequences)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True, disable=not err_console.is_terminal,
-    ) as progress:
-        task = progress.add_task(escape(f"refining {path.name} (frames)"), total=frames)
-        results = refiner.refine_many(
-            [
-                (seq.poses_2d, seq.poses_3d, seq.image_size) if rate is None
-                else (resample(seq.poses_2d, seq.fps, rate), resample(seq.poses_3d, seq.fps, rate), seq.image_size)
-                for seq, rate in zip(sources, rates)
-            ],
-            progress=lambda n: progress.advance(task, n),
-            **options,
-        )
-    results = [result if rate is None else _back_to_input_rate(result, rate, seq) for seq, rate, result in zip(sequences, rates, results)]
-    guard = _check_guard(path, [seq.name for seq in sequences], [r.guard for r in results], strict)
-    for seq, result, rate in zip(sequences, results, rates):
-        seq.poses_3d_refined = result.poses_3d
-        seq.uncertainty = result.uncertainty
-        extra = {} if result.guard is None else {"guard": result.guard.to_dict()}
-        if rate is not None:
-            extra["resampled"] = {"from_fps": seq.fps, "to_fps": rate, "method": "cubic spline, and back"}
-        seq.provenance = {**seq.provenance, "refine": {**provenance, "filled_values": filled, **extra}}
-    save_poses(output, sequences, overwrite=overwrite, inputs=all_inputs)
-    seconds = time.perf_counter() - start
+    loaded = _Loaded(sequences, sources, [_model_rate(seq, refiner.fps, fps_policy, path) for seq in sequences], filled, start)
+    return loaded, loaded.model_inputs()
+
+
+def _load_all(paths: list[Path], load: Callable[[Path], tuple[_Loaded, list[tuple]]]) -> Iterator[tuple[tuple[Path, _Loaded | Exception], list]]:
+    """``((path, loaded file), model inputs)`` per path, or ``((path, the exception that stopped it), [])``:
+    the groups :meth:`~d3prefine.refine.Refiner.refine_stream` refines."""
+    for path in paths:
+        try:
+            loaded, inputs = load(path)
+        except Exception as error:  # the input's outcome: raised again when its turn comes
+            yield (path, error), []
+        else:
+            yield (path, loaded), inputs
+
+
+def _write_behind(
+    stream: Iterator[tuple[tuple[Path, _Loaded | Exception], list[RefineResult]]], write: Callable[..., dict], depth: int
+) -> Iterator[tuple[Path, Callable[[], dict]]]:
+    """``(path, finish)`` per refined file, in order: ``write(path, loaded, results)`` runs on a
+    thread while the model refines the next files, at most ``depth`` files ahead of the outcomes
+    taken; ``finish()`` waits for the file's write and returns its summary or raises its error."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="d3prefine-write") as writer:
+        pending: deque[tuple[Path, Future]] = deque()
+        for (path, item), results in stream:
+            pending.append((path, writer.submit(write, path, item, results)))
+            while len(pending) >= depth or (pending and pending[0][1].done()):
+                done, future = pending.popleft()
+                yield done, future.result
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result
+
+
+def _write_file(
+    path: Path, loaded: _Loaded | Exception, results: list[RefineResult], *,
+    targets: dict[Path, Path], claims: _Claims, all_inputs: FileSet, overwrite: bool, strict: bool, provenance: dict,
+) -> dict:
+    """Write the refined sequences of ``path`` to its output (or raise the error that stopped the
+    file) and release the output's claim; returns a JSON-ready summary."""
+    output = targets[path]
+    try:
+        if isinstance(loaded, Exception):
+            raise loaded
+        sequences, rates = loaded.sequences, loaded.rates
+        results = [result if rate is None else _back_to_input_rate(result, rate, seq) for seq, rate, result in zip(sequences, rates, results)]
+        guard = _check_guard(path, [seq.name for seq in sequences], [r.guard for r in results], strict)
+        for seq, result, rate in zip(sequences, results, rates):
+            seq.poses_3d_refined = result.poses_3d
+            seq.uncertainty = result.uncertainty
+            extra = {} if result.guard is None else {"guard": result.guard.to_dict()}
+            if rate is not None:
+                extra["resampled"] = {"from_fps": seq.fps, "to_fps": rate, "method": "cubic spline, and back"}
+            seq.provenance = {**seq.provenance, "refine": {**provenance, "filled_values": loaded.filled, **extra}}
+        save_poses(output, sequences, overwrite=overwrite, inputs=all_inputs)
+    finally:
+        claims.release(output)
     return {
-        "file": path, "output": output, "sequences": len(sequences), "frames": frames, "filled_values": filled,
-        "seconds": round(seconds, 3), "guard": guard,
+        "file": path, "output": output, "sequences": len(sequences), "frames": sum(seq.num_frames for seq in sequences),
+        "filled_values": loaded.filled, "seconds": round(time.perf_counter() - loaded.start, 3), "guard": guard,
     }
 
 
@@ -122,19 +216,12 @@ def _fill(path: Path, sequences: list[PoseSequence], fill: int) -> tuple[list[Po
     return sources, count
 
 
-def _check_output(path: Path, output: Path, *, overwrite: bool, inputs: list[Path]) -> None:
+def _check_output(path: Path, output: Path, *, overwrite: bool, inputs: FileSet) -> None:
     """Raise :class:`OutputError` unless the output of ``path`` can be written (suffix, existing
     file, missing folder, an input); an input of unknown suffix fails as such when it is read."""
     if pose_format(path) is not None:
         check_output_suffix(output)
         check_output_path(output, overwrite=overwrite, inputs=inputs)
-
-
-def _refine_claimed(path: Path, output: Path, refiner: Refiner, **kwargs) -> dict:
-    """:func:`_refine_file` holding the claim on ``output`` (checked before the input is read)."""
-    _check_output(path, output, overwrite=kwargs["overwrite"], inputs=kwargs["all_inputs"])
-    with claim_output(output):
-        return _refine_file(path, output, refiner, **kwargs)
 
 
 def _model_rate(seq: PoseSequence, weights_fps: float | None, policy: FpsPolicy, path: Path) -> float | None:
@@ -251,9 +338,16 @@ def command(
     ] = False,
     continue_on_error: ContinueOnErrorOption = False,
     shard: ShardOption = None,
+    threads: ThreadsOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Refine 3D poses: writes poses_3d_refined next to the input arrays (default: <input>.refined.<ext>)."""
+    """Refine 3D poses: writes poses_3d_refined next to the input arrays (default: <input>.refined.<ext>).
+
+    The windows of all inputs share the network's batches; the next files are read while the
+    model works and each output is written as soon as its last window is refined. In a SLURM
+    array job --shard defaults to the array task's shard.
+    """
+    started = time.perf_counter()
     if samples > 1 and steps < 2:
         raise typer.BadParameter("--samples >= 2 needs --steps >= 2 (a single step is deterministic)", param_hint="'--samples'")
     if samples > 1 and eta == 0.0:
@@ -264,10 +358,11 @@ def command(
         check_smooth(smooth)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--smooth'") from None
-    torch_device = device_option(device)
     files = expand_inputs(inputs, exclude_tag=".refined")  # a folder refined in place: its outputs are no inputs
     targets = output_paths(files, output=output, out_dir=out_dir, tag=".refined")
+    shard = shard_or_slurm(shard)
     selected = apply_shard(files, shard)
+    all_inputs = FileSet(files)  # every output is checked against every input
     skipped = [path for path in selected if skip_existing and targets[path].exists()]
     skipped_json = [{"file": path, "output": targets[path]} for path in skipped]
     if skipped:
@@ -279,8 +374,16 @@ def command(
         raise typer.Exit()
     if not continue_on_error:  # every output is checked before any work: the first problem stops the run
         for path in selected:
-            _check_output(path, targets[path], overwrite=overwrite, inputs=files)
+            _check_output(path, targets[path], overwrite=overwrite, inputs=all_inputs)
             check_claimable(targets[path])  # folder writable, no other process writing it
+    torch_device = device_option(device)
+    import torch
+
+    from d3prefine.refine import Refiner
+
+    threads = threads or default_threads(shard)
+    if threads is not None:
+        torch.set_num_threads(threads)
     refiner = Refiner.from_pretrained(weights, noise, device=torch_device, noise_mismatch_ok=noise_mismatch_ok)
     if refiner.noise_mismatch:
         log(f"warning: {refiner.noise_path} is not the noise statistics {refiner.weights_path} was trained with (--noise-mismatch-ok)")
@@ -301,16 +404,21 @@ def command(
     }
     if samples > 1:
         provenance["uncertainty"] = _uncertainty_meaning(refiner, options)
-    batch = run_batch(
-        selected,
-        lambda path: _refine_claimed(
-            path, targets[path], refiner, all_inputs=files, overwrite=overwrite, fill=fill, strict=strict, force=force, fps_policy=fps_policy, options=options, provenance=provenance
-        ),
-        continue_on_error=continue_on_error,
-        description="refining",
-    )
+    claims = _Claims()
+    load = partial(_load_file, refiner=refiner, claims=claims, all_inputs=all_inputs, overwrite=overwrite, fill=fill, force=force,
+                   fps_policy=fps_policy)
+    loaded = prefetch(_load_all(selected, lambda path: load(path, targets[path])), PREFETCH_FILES)
+    stream = refiner.refine_stream(loaded, **options)
+    write = partial(_write_file, targets=targets, claims=claims, all_inputs=all_inputs, overwrite=overwrite, strict=strict,
+                    provenance=provenance)
+    attempts = _write_behind(stream, write, WRITE_BEHIND_FILES if continue_on_error else 1)
+    try:
+        with closing(loaded), closing(stream), closing(attempts):  # a stop after a failure ends the threads
+            batch = run_attempts(selected, attempts, continue_on_error=continue_on_error, description="refining")
+    finally:
+        claims.release_all()  # files read but never written (a stop, an interruption)
     results = batch.values
-    frames, seconds = sum(r["frames"] for r in results), sum(r["seconds"] for r in results)
+    frames, seconds = sum(r["frames"] for r in results), time.perf_counter() - started
     if json_output:
         emit_json({
             "files": results,
@@ -318,5 +426,6 @@ def command(
             "skipped": skipped_json,
         })
     if results:
-        log(f"refined {len(results)} file(s), {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s)")
+        where = f"{torch.get_num_threads()} CPU threads" if torch_device == "cpu" else torch_device
+        log(f"refined {len(results)} file(s), {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} frames/s, {where})")
     raise typer.Exit(batch.exit_code)

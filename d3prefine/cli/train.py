@@ -13,12 +13,10 @@ import time
 from pathlib import Path
 from typing import Annotated, Optional
 
-import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from d3prefine import __version__
-from d3prefine.checkpoint import load_denoiser
 from d3prefine.cli._common import (
     DeviceOption,
     JsonOption,
@@ -30,23 +28,19 @@ from d3prefine.cli._common import (
     log,
     usage_error,
 )
-from d3prefine.errors import InputError
-from d3prefine.io import check_output_path, load_poses
-from d3prefine.model import DenoiserConfig
-from d3prefine.noise import NoiseModel
-from d3prefine.outputfile import claim_output
-from d3prefine.refine import DENOISER_FILE
-from d3prefine.skeleton import get_layout
-from d3prefine.train import (
+from d3prefine.config import (
+    DENOISER_FILE,
     MAX_SPAN_STEPS,
+    DenoiserConfig,
     ForwardErrors,
     IntermediateStates,
     Objective,
     TrainConfig,
-    Trainer,
-    WindowSampler,
-    init_distributed,
 )
+from d3prefine.errors import InputError
+from d3prefine.io import check_output_path, load_poses
+from d3prefine.outputfile import claim_output
+from d3prefine.skeleton import get_layout
 
 FilesOption = Annotated[list[str], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
 
@@ -162,6 +156,12 @@ def command(
     if int(os.environ.get("RANK", "0")) == 0:  # held until the command ends; under torchrun rank 0 writes
         for target in (output, checkpoint):
             ctx.with_resource(claim_output(target))
+    import torch  # imported once the options are valid: help and usage errors start fast
+
+    from d3prefine.checkpoint import load_denoiser
+    from d3prefine.noise import NoiseModel
+    from d3prefine.train import Trainer, WindowSampler, init_distributed
+
     if threads is not None:
         torch.set_num_threads(threads)
     torch_device, distributed = init_distributed(device_option(device))

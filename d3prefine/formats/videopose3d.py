@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from d3prefine.errors import InputError
 from d3prefine.formats.base import SourceData, expect_shape, read_json, read_npy, write_npy_like
@@ -57,6 +56,8 @@ def _pickled(path: Path, key: str, allow_pickle: bool) -> Any:
 
 def _camera_rotations(path: Path, subject: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(R, t)`` per camera of ``subject``: ``R`` rotates camera to world, ``t`` metres."""
+    from scipy.spatial.transform import Rotation  # scipy loads on first use: the command line starts faster
+
     cameras = read_json(path)
     entries = cameras.get(subject) if isinstance(cameras, dict) else None
     if not isinstance(entries, list):
