@@ -13,6 +13,15 @@ versus sequence length.
   same frames, from ``--estimators`` (skipped with a note where the weights are missing).
 * Scaling: one sequence of each length refined with the default settings, each in a fresh
   subprocess, which reports its wall time, its RSS after loading and its peak RSS (VmHWM).
+* Many small files: ``d3prefine refine`` (the command, in this process after a warm-up call)
+  on 1,000 files of 150 frames and on one file of the same frames, one after the other in the
+  same run, with ``--threads``, the default K and batch size and ``--continue-on-error`` (as
+  batch jobs run it); the target is the ratio of their throughputs.
+* Start-up: wall time of fresh ``python -m d3prefine`` processes for ``--help``, ``info`` on
+  the input file, a usage error and a whole ``refine`` of the input file (median of
+  ``startup_repeats``).
+* The load average of the machine before and after the run is recorded: timings on a shared
+  machine depend on it.
 
 Writes ``<out>.json`` and ``<out>.md`` (see ``benchmarks/README.md``).
 """
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -46,6 +56,7 @@ from benchmarks.report import (
     run_summary,
     weights_digest,
 )
+from d3prefine.cli import app
 from d3prefine.io import load_poses
 from d3prefine.preprocess import normalize_screen
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_STEPS, Refiner
@@ -59,6 +70,8 @@ TARGET_PEAK_MB, TARGET_PEAK_FRAMES = 1e9 / 2**20, 100_000  # "below 1 GB": 10^9 
 # all windows at once would add tens of KB per frame.
 MAX_GROWTH_KIB_PER_FRAME = 4.0
 MAX_SOURCE_FRAMES = 10_000  # frames of --input kept for tiling
+MIN_MANY_FILES_RATIO = 0.8  # throughput on many small files / on one file of the same frames
+MAX_HELP_S, MAX_INFO_S = 0.5, 1.0  # start-up targets (wall seconds of a fresh process)
 ESTIMATOR_FILES = {"TemporalLifter": "temporal.safetensors", "FrameLifter": "frame.safetensors"}
 
 # A standing Human3.6M-17 pose (metres, camera frame: x right, y down), root at the origin.
@@ -72,7 +85,8 @@ REST_POSE = np.array([
 @dataclass(frozen=True)
 class Plan:
     """What to measure: K and batch sizes of the throughput rows, their input size and timings
-    per row, scaling lengths."""
+    per row, scaling lengths, the many-files comparison (files, frames per file) and the
+    timings per start-up row."""
 
     steps: tuple[int, ...]
     batch_sizes: tuple[int, ...]
@@ -80,10 +94,14 @@ class Plan:
     sequence_frames: int
     repeats: int
     scaling: tuple[int, ...]
+    many_files: tuple[int, int]
+    startup_repeats: int
 
 
-FULL = Plan(steps=(1, 5, 10), batch_sizes=(64, 256, 1024), frames=20_000, sequence_frames=300, repeats=3, scaling=(1_000, 10_000, 100_000))
-QUICK = Plan(steps=(1,), batch_sizes=(DEFAULT_BATCH_SIZE,), frames=2_000, sequence_frames=300, repeats=2, scaling=(200, 2_000))
+FULL = Plan(steps=(1, 2, 5), batch_sizes=(64,), frames=10_000, sequence_frames=300, repeats=3, scaling=(1_000, 10_000, 100_000),
+            many_files=(1_000, 150), startup_repeats=5)
+QUICK = Plan(steps=(1,), batch_sizes=(DEFAULT_BATCH_SIZE,), frames=2_000, sequence_frames=300, repeats=2, scaling=(200, 2_000),
+             many_files=(12, 50), startup_repeats=1)
 
 
 def synthetic_walk(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -215,11 +233,79 @@ def scaling_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Na
     return rows
 
 
+# ------------------------------------------------------------------------------------------ many files, start-up
+
+
+def _refine_command(inputs: list[Path], out_dir: Path, device: str, args: argparse.Namespace) -> None:
+    """``d3prefine refine`` in this process; raises unless it exits 0."""
+    models = [arg for key in ("weights", "noise") if getattr(args, key) for arg in (f"--{key}", str(getattr(args, key)))]
+    argv = ["refine", *map(str, inputs), "--out-dir", str(out_dir), "--device", device, "--threads", str(args.threads),
+            "--continue-on-error", *models]
+    try:
+        app(argv, prog_name="d3prefine")
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            raise RuntimeError(f"'d3prefine {' '.join(argv)}' exited with {stop.code}") from None
+
+
+def many_files_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, device: str, args: argparse.Namespace) -> list[dict]:
+    """Throughput of ``refine`` on ``plan.many_files`` small files and on one file of the same frames."""
+    count, length = plan.many_files
+    sequences = tiled(p2d, p3d, count * length, length)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="d3prefine-speed-files-") as folder:
+        root = Path(folder)
+        (root / "many").mkdir()
+        for k, (a, b, _) in enumerate(sequences):
+            np.savez(root / "many" / f"seq{k:05d}.npz", poses_2d=a, poses_3d=b)
+        np.savez(root / "one.npz", poses_2d=np.concatenate([a for a, _, _ in sequences]), poses_3d=np.concatenate([b for _, b, _ in sequences]))
+        np.savez(root / "warm.npz", poses_2d=sequences[0][0], poses_3d=sequences[0][1])
+        _refine_command([root / "warm.npz"], root / "out-warm", device, args)
+        for name, files, inputs in ((f"1 file of {count * length:,} frames", 1, [root / "one.npz"]),
+                                    (f"{count:,} files of {length} frames", count, [root / "many"])):
+            start = time.perf_counter()
+            _refine_command(inputs, root / f"out-{files}", device, args)
+            rows.append({"device": device, "threads": args.threads if device == "cpu" else None, "input": name,
+                         "files": files, **_rate(count * length, time.perf_counter() - start)})
+            log(f"  {device} {name}: {rows[-1]['frames_per_s']:,.0f} frames/s")
+    return rows
+
+
+def startup_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Namespace) -> list[dict]:
+    """Wall seconds of fresh ``python -m d3prefine`` processes (median of ``plan.startup_repeats``),
+    on a file of the first 300 source frames."""
+    models = [arg for key in ("weights", "noise") if getattr(args, key) for arg in (f"--{key}", str(getattr(args, key)))]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="d3prefine-speed-start-") as folder:
+        source = Path(folder) / "walk.npz"
+        np.savez(source, poses_2d=p2d[:300], poses_3d=p3d[:300])
+        commands = {
+            "d3prefine --help": (["--help"], 0),
+            f"d3prefine info {source.name}": (["info", str(source)], 0),
+            "usage error (refine --steps 0)": (["refine", str(source), "--steps", "0"], 2),
+            f"d3prefine refine {source.name} (whole run, CPU)": (
+                ["refine", str(source), "-o", str(Path(folder) / "out.npz"), "--overwrite", "--device", "cpu",
+                 "--threads", str(args.threads), *models], 0),
+        }
+        for name, (argv, code) in commands.items():
+            seconds = []
+            for _ in range(plan.startup_repeats):
+                start = time.perf_counter()
+                done = subprocess.run([sys.executable, "-m", "d3prefine", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+                seconds.append(time.perf_counter() - start)
+                if done.returncode != code:
+                    raise RuntimeError(f"{name}: exit {done.returncode}, expected {code}:\n{done.stderr[-2000:]}")
+            rows.append({"command": name, "repeats": len(seconds), "seconds": float(np.median(seconds)),
+                         "seconds_min": min(seconds), "seconds_max": max(seconds)})
+            log(f"  {name}: {rows[-1]['seconds']:.2f} s (median of {len(seconds)})")
+    return rows
+
+
 # ------------------------------------------------------------------------------------------ verdicts and output
 
 
-def checks(throughput: list[dict], scaling: list[dict], threads: int) -> list[Check]:
-    """The targets of issue 5, plus the linearity of time in the sequence length."""
+def checks(throughput: list[dict], scaling: list[dict], threads: int, many: list[dict], startup: list[dict]) -> list[Check]:
+    """The targets of issues 5 and 17, plus the linearity of time in the sequence length."""
     default_key = ("cpu", DEFAULT_STEPS, DEFAULT_BATCH_SIZE)
     default = next((r for r in throughput if (r["device"], r["steps"], r["batch_size"]) == default_key), None)
     note = "" if threads == TARGET_THREADS else f" (n/a: measured with {threads} threads, the target is for {TARGET_THREADS})"
@@ -239,6 +325,13 @@ def checks(throughput: list[dict], scaling: list[dict], threads: int) -> list[Ch
         growth = (b["peak_increase_mb"] - a["peak_increase_mb"]) * 1024 / (b["frames"] - a["frames"])
         name = f"peak memory growth per frame, {a['frames']:,} -> {b['frames']:,} frames (windows streamed)"
         result.append(Check(name, "cpu", growth, Compare.AT_MOST, MAX_GROWTH_KIB_PER_FRAME, "KiB/frame"))
+    for device in sorted({r["device"] for r in many}):
+        one, files = (r for r in many if r["device"] == device)
+        name = f"refine throughput on {files['input']} / on {one['input']} (same run)"
+        result.append(Check(name, device, files["frames_per_s"] / one["frames_per_s"], Compare.AT_LEAST, MIN_MANY_FILES_RATIO, "x"))
+    for row, limit in zip(startup[:2], (MAX_HELP_S, MAX_INFO_S)):
+        result.append(Check(f"start-up: {row['command']} (median wall time of a fresh process)", "cpu", row["seconds"],
+                            Compare.AT_MOST, limit, "s"))
     return result
 
 
@@ -258,6 +351,14 @@ def _estimator_cells(r: dict) -> list[str]:
     if "skipped" in r:
         return [r["estimator"], "skipped: " + r["skipped"], "—", "—"]
     return [r["estimator"], *_rate_cells(r)]
+
+
+def _many_cells(r: dict) -> list[str]:
+    return [r["device"], str(r["threads"] or "—"), r["input"], *_rate_cells(r)]
+
+
+def _startup_cells(r: dict) -> list[str]:
+    return [r["command"], fmt(r["seconds"], 2), f"{fmt(r['seconds_min'], 2)} – {fmt(r['seconds_max'], 2)}"]
 
 
 def _scaling_cells(r: dict) -> list[str]:
@@ -280,11 +381,25 @@ def markdown(document: dict) -> str:
         markdown_table(["estimator", *RATE_HEADER], list(map(_estimator_cells, document["estimators"]))),
         "", "## Scaling (one sequence, default settings, CPU, a fresh process per length)", "",
         markdown_table(scaling_header, list(map(_scaling_cells, document["scaling"]))),
+        "", "## Many small files versus one file (`d3prefine refine`, same run)", "",
+        f"Default K and batch size, `--continue-on-error`; load average {settings['load_average']['before']} before the run, "
+        f"{settings['load_average']['after']} after it ({document['run']['machine']['cpu_count']} CPUs).", "",
+        markdown_table(["device", "threads", "input", *RATE_HEADER], list(map(_many_cells, document["many_files"]))),
+        "", f"## Start-up (fresh `python -m d3prefine` processes, median of {plan['startup_repeats']})", "",
+        markdown_table(["command", "median (s)", "range (s)"], list(map(_startup_cells, document["startup"]))),
         "", "## Targets", "",
         markdown_table(["target", "required", "measured"],
                        [[c.name, c.requirement, c.measured(2 if c.unit == "x" else 0)] for c in document["targets"]], align_right_from=2),
     ]
     return "\n".join(lines)
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages of the machine (``None`` where unknown)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -308,6 +423,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     provenance = run_info("benchmarks.speed", argv, sorted({"cpu", args.device}))
+    load_before = _load_average()
     plan = QUICK if args.quick else FULL
     p2d, p3d, origin = source_frames(args.input)
     inputs = tiled(p2d, p3d, plan.frames, plan.sequence_frames)
@@ -320,15 +436,24 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     estimators = estimator_rows(args.estimators, inputs)
     log("scaling")
     scaling = scaling_rows(plan, p2d, p3d, args)
+    log("many small files versus one file")
+    many = many_files_rows(plan, p2d, p3d, "cpu", args)
+    if args.device == "cuda":
+        many += many_files_rows(plan, p2d, p3d, "cuda", args)
+    log("start-up")
+    startup = startup_rows(plan, p2d, p3d, args)
+    load = {"before": load_before, "after": _load_average()}
     return {
         "benchmark": "speed",
         "run": provenance,
         "settings": {"threads": args.threads, "device": args.device, "quick": args.quick, "input": origin, "plan": asdict(plan),
-                     "weights": weights_digest(refiner)},
+                     "weights": weights_digest(refiner), "load_average": load},
         "throughput": throughput,
         "estimators": estimators,
         "scaling": scaling,
-        "targets": checks(throughput, scaling, args.threads),
+        "many_files": many,
+        "startup": startup,
+        "targets": checks(throughput, scaling, args.threads, many, startup),
     }
 
 

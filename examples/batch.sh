@@ -6,8 +6,10 @@
 #         examples/batch.sh data/ refined/ 4 --skip-existing --steps 5 --fill 3
 #
 # Each shard I of N (0-based) refines inputs I, I+N, I+2N, ... of the same sorted file list, so
-# the shards never write the same output; on a cluster, run one shard per array task instead
-# (e.g. SLURM: --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT").
+# the shards never write the same output. Each shard uses its share of the cores (the usable
+# cores divided by SHARDS; --threads overrides it), so side-by-side shards do not oversubscribe
+# them. On a cluster, run one shard per array task instead: inside a SLURM array job
+# `d3prefine refine` takes its shard from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT by itself.
 # Options after SHARDS go to every `d3prefine refine` as they are. A bad input file is reported
 # and skipped (--continue-on-error); a shard then exits with 1. Outputs already in OUTPUT_DIR
 # (*.refined.*) are never taken as inputs, even when OUTPUT_DIR is INPUT_DIR; re-run with

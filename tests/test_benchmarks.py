@@ -151,7 +151,17 @@ def test_speed_quick(files, tmp_path):
     assert [r["frames"] for r in document["scaling"]] == [200, 2000]
     for r in document["scaling"]:
         assert 0 < r["rss_after_load_mb"] <= r["peak_rss_mb"] < 4096 and r["seconds"] > 0
-    throughput, peak, linear, growth = document["targets"]
+    one, many = document["many_files"]
+    assert (one["files"], many["files"], one["frames"], many["frames"]) == (1, 12, 600, 600)
+    assert many["input"] == "12 files of 50 frames" and min(one["frames_per_s"], many["frames_per_s"]) > 0
+    startup = {row["command"]: row for row in document["startup"]}
+    assert list(startup) == ["d3prefine --help", "d3prefine info walk.npz", "usage error (refine --steps 0)",
+                             "d3prefine refine walk.npz (whole run, CPU)"]
+    assert all(0 < r["seconds_min"] <= r["seconds"] <= r["seconds_max"] and r["repeats"] == 1 for r in startup.values())
+    assert len(document["settings"]["load_average"]["before"]) == 3
+    throughput, peak, linear, growth, files, help_, info = document["targets"]
+    assert files["value"] == pytest.approx(many["frames_per_s"] / one["frames_per_s"]) and files["threshold"] == 0.8
+    assert help_["value"] == startup["d3prefine --help"]["seconds"] and (help_["threshold"], info["threshold"]) == (0.5, 1.0)
     assert throughput["value"] is None and "n/a: measured with 1 threads" in throughput["name"]  # the target is for 2
     assert peak["value"] is None and peak["pass"] is None  # 100k frames are not run in --quick
     assert peak["threshold"] == pytest.approx(953.67, abs=0.01)  # below 1 GB = 10^9 bytes
@@ -161,7 +171,8 @@ def test_speed_quick(files, tmp_path):
     per_frame = (long["peak_increase_mb"] - short["peak_increase_mb"]) * 1024 / (long["frames"] - short["frames"])
     assert growth["unit"] == "KiB/frame" and growth["value"] == pytest.approx(per_frame) and growth["pass"] == (per_frame <= 4.0)
     report = out.with_suffix(".md").read_text()
-    for title in ("## Refinement throughput", "## Base estimators", "## Scaling", "## Targets", "| device | threads | K |"):
+    for title in ("## Refinement throughput", "## Base estimators", "## Scaling", "## Targets", "| device | threads | K |",
+                  "## Many small files versus one file", "## Start-up"):
         assert title in report
     assert "skipped:" in report and "n/a" in report
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -178,3 +179,24 @@ def test_device_and_threads_options(weights, tmp_path):
         assert missing.stderr.count("\n") == 1 and "cuda:1 requested but CUDA is not available" in missing.stderr
     assert not (tmp_path / "b.npz").exists()
     assert "--threads" in _refine(path, "--threads", "0", code=2).stderr
+
+
+@pytest.mark.cuda
+def test_cuda_refines_as_the_cpu_does(refiner):
+    groups = _groups([(30,), (9, 70)])
+    options = {"steps": 3, "samples": 3, "seed": 2, "batch_size": 4}
+    on_cpu = list(refiner.refine_stream(enumerate(groups), **options))
+    on_gpu = list(Refiner(copy.deepcopy(refiner.model), refiner.noise, device="cuda:0").refine_stream(enumerate(groups), **options))
+    for (_, a), (_, b) in zip(on_cpu, on_gpu):
+        for x, y in zip(a, b):  # the sampling noise is drawn on the CPU: the same on both devices
+            np.testing.assert_allclose(x.poses_3d, y.poses_3d, atol=1e-4, rtol=0)
+            np.testing.assert_allclose(x.uncertainty, y.uncertainty, atol=1e-4, rtol=0)
+
+
+@pytest.mark.cuda
+def test_refine_on_a_numbered_cuda_device(weights, tmp_path):
+    (path,) = _files(tmp_path, 1, frames=(30,))
+    result = _refine(path, "-o", tmp_path / "a.npz", "--weights", weights, "--device", "cuda:0")
+    assert "cuda:0" in result.stderr and load_poses(tmp_path / "a.npz")[0].provenance["refine"]["device"] == "cuda:0"
+    missing = _refine(path, "-o", tmp_path / "b.npz", "--weights", weights, "--device", f"cuda:{torch.cuda.device_count()}", code=2)
+    assert missing.stderr.count("\n") == 1 and "CUDA device(s)" in missing.stderr
