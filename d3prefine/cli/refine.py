@@ -153,10 +153,20 @@ def _load_all(paths: list[Path], load: Callable[[Path], tuple[_Loaded, list[tupl
 def _write_behind(
     stream: Iterator[tuple[tuple[Path, _Loaded | Exception], list[RefineResult]]], write: Callable[..., dict], depth: int
 ) -> Iterator[tuple[Path, Callable[[], dict]]]:
-    """``(path, finish)`` per refined file, in order: ``write(path, loaded, results)`` runs on a
-    thread while the model refines the next files, at most ``depth`` files ahead of the outcomes
-    taken; ``finish()`` waits for the file's write and returns its summary or raises its error."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="d3prefine-write") as writer:
+    """``(path, finish)`` per refined file, in order; ``finish()`` writes the file (``write(path,
+    loaded, results)``) or waits for its write, and returns its summary or raises its error.
+
+    With ``depth`` 1 each file is written in this thread when its outcome is taken. With more,
+    the writes run on a thread while the model refines the next files, at most ``depth`` files
+    ahead of the outcomes taken; when the consumer stops (a failure, Ctrl-C, SIGTERM) the writes
+    not started are cancelled and the one under way completes (an atomic write: whole or absent).
+    """
+    if depth <= 1:
+        for (path, item), results in stream:
+            yield path, partial(write, path, item, results)
+        return
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="d3prefine-write")
+    try:
         pending: deque[tuple[Path, Future]] = deque()
         for (path, item), results in stream:
             pending.append((path, writer.submit(write, path, item, results)))
@@ -166,6 +176,8 @@ def _write_behind(
         while pending:
             done, future = pending.popleft()
             yield done, future.result
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_file(
