@@ -158,10 +158,11 @@ def test_speed_quick(files, tmp_path):
     assert list(startup) == ["d3prefine --help", "d3prefine info walk.npz", "usage error (refine --steps 0)",
                              "d3prefine refine walk.npz (whole run, CPU)"]
     assert all(0 < r["seconds_min"] <= r["seconds"] <= r["seconds_max"] and r["repeats"] == 1 for r in startup.values())
+    assert all(0 < r["cpu_seconds"] for r in startup.values())
     assert len(document["settings"]["load_average"]["before"]) == 3
     throughput, peak, linear, growth, files, help_, info = document["targets"]
     assert files["value"] == pytest.approx(many["frames_per_s"] / one["frames_per_s"]) and files["threshold"] == 0.8
-    assert help_["value"] == startup["d3prefine --help"]["seconds"] and (help_["threshold"], info["threshold"]) == (0.5, 1.0)
+    assert help_["value"] == startup["d3prefine --help"]["cpu_seconds"] and (help_["threshold"], info["threshold"]) == (0.5, 1.0)
     assert throughput["value"] is None and "n/a: measured with 1 threads" in throughput["name"]  # the target is for 2
     assert peak["value"] is None and peak["pass"] is None  # 100k frames are not run in --quick
     assert peak["threshold"] == pytest.approx(953.67, abs=0.01)  # below 1 GB = 10^9 bytes
@@ -175,6 +176,17 @@ def test_speed_quick(files, tmp_path):
                   "## Many small files versus one file", "## Start-up"):
         assert title in report
     assert "skipped:" in report and "n/a" in report
+
+
+def test_speed_startup_only(files, tmp_path):
+    out = tmp_path / "startup"
+    argv = ["--quick", "--startup-only", "--weights", files["weights"], "--input", files["val"], "--threads", "1", "--out", out]
+    assert speed.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert len(document["startup"]) == 4 and document["throughput"] == document["many_files"] == []
+    assert [t["name"].split(" (")[0] for t in document["targets"]] == ["start-up: d3prefine --help", "start-up: d3prefine info walk.npz"]
+    report = out.with_suffix(".md").read_text()
+    assert "## Start-up" in report and "## Scaling" not in report and "## Refinement throughput" not in report
 
 
 def test_synthetic_walk_is_a_valid_pose_sequence(tmp_path):
