@@ -19,6 +19,7 @@ Writing is atomic and never replaces an input file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -65,6 +66,10 @@ MAX_ABS_3D_M = 1e4
 MAX_ABS_2D = 1e7
 #: Deepest nesting of lists and objects accepted in ``provenance``.
 MAX_PROVENANCE_DEPTH = 64
+#: Largest total size in bytes of the arrays of one pose file, as its headers declare them (npz
+#: members uncompressed, HDF5 datasets): checked before anything is read, so a damaged or hostile
+#: file cannot make a reader allocate more. 2 GiB holds 10 million frames of ``(17, 3)`` float32.
+MAX_FILE_BYTES = 2 * 1024**3
 
 
 def valid_sequence_name(name: str) -> bool:
@@ -322,11 +327,55 @@ def _group_npz_keys(items: dict[str, np.ndarray], path: Path) -> list[tuple[str,
     return [(name, members, f"{path}: sequence {name!r}") for name, members in groups.items()]
 
 
+def _size_text(nbytes: int) -> str:
+    """``nbytes`` for a message: GiB, MiB or bytes."""
+    if nbytes >= 1024**3:
+        return f"{nbytes / 1024**3:,.1f} GiB"
+    return f"{nbytes / 1024**2:.1f} MiB" if nbytes >= 1024**2 else f"{nbytes:,} bytes"
+
+
+def _check_total_size(where: str, key: str, nbytes: int, total: int) -> int:
+    """``total + nbytes``; :class:`InputError` if that is more than :data:`MAX_FILE_BYTES`."""
+    if total + nbytes > MAX_FILE_BYTES:
+        raise InputError(
+            f"{where}: key {key!r}: declares {_size_text(nbytes)} of array data, more than the "
+            f"{_size_text(MAX_FILE_BYTES)} a pose file may hold (damaged or hostile file?)"
+        )
+    return total + nbytes
+
+
+def _check_npz_sizes(path: Path, archive: zipfile.ZipFile) -> None:
+    """Check the sizes every member of an npz archive declares before any array is read: the
+    uncompressed sizes in the zip headers against :data:`MAX_FILE_BYTES`, and each ``.npy`` header's
+    shape and dtype against the bytes its member holds (numpy allocates the declared shape first)."""
+    total = 0
+    for info in archive.infolist():
+        key = info.filename.removesuffix(".npy")
+        total = _check_total_size(str(path), key, info.file_size, total)
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version not in ((1, 0), (2, 0)):
+                raise InputError(f"{path}: key {key!r}: unsupported .npy format version {version[0]}.{version[1]}")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+            if dtype.hasobject:  # pickled: refused when it is read, never unpickled
+                continue
+            declared = math.prod(shape) * dtype.itemsize
+            if member.tell() + declared > info.file_size:
+                raise InputError(
+                    f"{path}: key {key!r}: header declares shape {tuple(shape)} {dtype} "
+                    f"({_size_text(declared)}) but the archive holds {_size_text(info.file_size)} for it "
+                    "(corrupt or truncated file)"
+                )
+
+
 def _read_npz(path: Path) -> list[tuple[str, dict[str, Any], str]]:
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file)")
     items: dict[str, np.ndarray] = {}
     try:
+        with zipfile.ZipFile(path) as archive:
+            _check_npz_sizes(path, archive)
         with np.load(path, allow_pickle=False) as npz:
             for key in npz.files:
                 try:
@@ -339,7 +388,6 @@ def _read_npz(path: Path) -> list[tuple[str, dict[str, Any], str]]:
                         "(expected numeric arrays and plain strings)"
                     ) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, MemoryError, OverflowError) as error:
-        # MemoryError, OverflowError: an array header declaring a shape far larger than the file
         raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file: {type(error).__name__} {error})") from None
     if not items:
         raise InputError(f"{path}: empty npz archive, expected keys {', '.join(REQUIRED_ARRAYS)}")
@@ -355,14 +403,16 @@ def _hdf5_nodes(group: h5py.Group, where: str) -> list[tuple[str, Any]]:
     return nodes
 
 
-def _hdf5_items(group: h5py.Group, where: str) -> dict[str, Any]:
-    """Datasets and attributes of one HDF5 group as raw items."""
+def _hdf5_items(group: h5py.Group, where: str, total: list[int]) -> dict[str, Any]:
+    """Datasets and attributes of one HDF5 group as raw items; ``total[0]``: the bytes the file's
+    datasets read so far declare (each is checked against :data:`MAX_FILE_BYTES` before it is read)."""
     import h5py
 
     items: dict[str, Any] = {}
     for key, node in _hdf5_nodes(group, where):
         if not isinstance(node, h5py.Dataset):
             raise InputError(f"{where}: key {key!r}: expected a dataset, got a group")
+        total[0] = _check_total_size(where, key, math.prod(node.shape or ()) * node.dtype.itemsize, total[0])
         items[key] = node[()]
     for key, value in group.attrs.items():
         if key in items:
@@ -378,12 +428,13 @@ def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
         with h5py.File(path, "r") as handle:
             nodes = _hdf5_nodes(handle, str(path))
             datasets = [key for key, node in nodes if isinstance(node, h5py.Dataset)]
+            total = [0]
             if datasets:
-                items = _hdf5_items(handle, str(path))
+                items = _hdf5_items(handle, str(path), total)
                 name = _as_text(items.pop("name"), str(path), "name") if "name" in items else path.stem
                 return [(name, items, str(path))]
             sequences = [
-                (name, _hdf5_items(group, f"{path}: sequence {name!r}"), f"{path}: sequence {name!r}")
+                (name, _hdf5_items(group, f"{path}: sequence {name!r}", total), f"{path}: sequence {name!r}")
                 for name, group in nodes
             ]
     except (OSError, RuntimeError, KeyError, ValueError, MemoryError, OverflowError) as error:

@@ -3,14 +3,18 @@ leave no file behind."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tracemalloc
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from d3prefine import io as d3io
 from d3prefine.checkpoint import load_denoiser
 from d3prefine.cli import app
 from d3prefine.errors import WeightsError
@@ -383,3 +388,36 @@ def test_a_short_training_run_moves_the_weights(tmp_path):
     trained = load_denoiser(model)
     # with warm-up 500 and EMA 0.998 the head stayed within 0.2 % of its zero start after 8 steps
     assert float(trained.head.weight.detach().abs().max()) > 1e-3 and float(start.head.weight.detach().abs().max()) == 0.0
+
+
+# ------------------------------------------------------------------ item 8: declared sizes checked before reading
+def _npz_declaring(path: Path, frames: int) -> Path:
+    """``walk``'s arrays, with a ``poses_3d`` member of only a header declaring ``frames`` frames."""
+    np.savez(path, poses_2d=build_sequence(30).poses_2d)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (frames, 17, 3)})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("poses_3d.npy", header.getvalue())
+    return path
+
+
+def test_a_header_declaring_more_than_the_file_holds_fails_without_allocating(tmp_path):
+    bad = _npz_declaring(tmp_path / "bad.npz", 10**7)  # 1.9 GiB declared (under the limit), 4.5 kB on disk
+    assert bad.stat().st_size < 5000
+    tracemalloc.start()  # numpy reports its array allocations to tracemalloc
+    try:
+        line = one_line_error(invoke("info", bad), 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, peak  # the declared 1.9 GiB was never allocated
+    assert f"{bad}: key 'poses_3d': header declares shape (10000000, 17, 3) float32 (1.9 GiB)" in line
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_files_declaring_more_than_the_limit_fail_before_reading(tmp_path, monkeypatch, suffix):
+    path = tmp_path / f"walk{suffix}"
+    save_poses(path, [build_sequence(30)])  # poses_2d 4,080 bytes, poses_3d and gt_3d 6,120 each
+    monkeypatch.setattr(d3io, "MAX_FILE_BYTES", 10_000)  # the second 3D array passes it
+    line = one_line_error(invoke("info", path), 1)
+    assert re.search(r"key '(poses_3d|gt_3d)': declares 6,[12]\d\d bytes of array data, more than the 10,000 bytes a pose file may hold", line)
