@@ -319,3 +319,22 @@ def test_bad_source_files_fail_in_one_line(tmp_path, setup, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_videopose3d_h36m_2d_needs_the_sequence_and_image_size(tmp_path):
+    gt = motion()
+    p2 = project(gt).astype(np.float32)
+    positions = {"S9": {"Walking": [p2, p2 + 1.0], "Eating 2": [p2 + 2.0]}}
+    _pickled_npz(tmp_path / "data_2d_h36m_cpn.npz", positions_2d=positions, metadata={"layout_name": "h36m", "num_joints": 17})
+    np.save(tmp_path / "pred.npy", estimate(gt))
+    base = ["convert", "videopose3d", "--2d", tmp_path / "data_2d_h36m_cpn.npz", "--3d", tmp_path / "pred.npy", "--allow-pickle", "-o", tmp_path / "o.npz"]
+    result = run(*base)
+    assert result.exit_code == 1 and "holds 3 sequences; pick the one of" in result.stderr and "'S9_Walking_cam0'" in result.stderr
+    result = run(*base, "--sequence", "S9_Walking_cam1")
+    assert result.exit_code == 1 and "give --image-size WIDTH HEIGHT" in result.stderr
+    result = run(*base, "--sequence", "S9_Walking_cam1", "--image-size", *IMAGE_SIZE, "--fps", 50)
+    assert result.exit_code == 0, result.output
+    seq = load_poses(tmp_path / "o.npz")[0]
+    assert seq.name == "S9_Walking_cam1" and seq.fps == 50.0
+    np.testing.assert_allclose(seq.poses_2d, p2 + 1.0, atol=1e-4)
+    assert seq.provenance["convert"]["camera"] == 1 and seq.provenance["convert"]["action"] == "Walking"
