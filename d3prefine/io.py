@@ -316,7 +316,7 @@ def _group_npz_keys(items: dict[str, np.ndarray], path: Path) -> list[tuple[str,
     if not prefixed:
         top = dict(items)
         name = _as_text(top.pop("name"), str(path), "name") if "name" in top else path.stem
-        return [(name, top, str(path))]
+        return [(name, top, f"{path}: sequence {name!r}")]
     if len(prefixed) != len(items):
         plain = next(key for key in items if "/" not in key)
         raise InputError(f"{path}: key {plain!r}: mixes top-level keys with '<sequence>/<key>' keys, expected one style")
@@ -432,7 +432,7 @@ def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
             if datasets:
                 items = _hdf5_items(handle, str(path), total)
                 name = _as_text(items.pop("name"), str(path), "name") if "name" in items else path.stem
-                return [(name, items, str(path))]
+                return [(name, items, f"{path}: sequence {name!r}")]
             sequences = [
                 (name, _hdf5_items(group, f"{path}: sequence {name!r}", total), f"{path}: sequence {name!r}")
                 for name, group in nodes
@@ -513,14 +513,14 @@ def _fill_array(array: np.ndarray, max_gap: int, layout: JointLayout, where: str
         if length > max_gap:
             raise InputError(
                 f"{where}: NaN gap of {length} frames at frames {start}-{start + length - 1} ({label}), "
-                f"longer than max_gap={max_gap}"
+                f"longer than the longest gap to fill ({max_gap} frames)"
             )
         valid = ~gaps
         filled[gaps, joint, coord] = np.interp(frames[gaps], frames[valid], array[valid, joint, coord])
     return filled, int(missing.sum())
 
 
-def fill_gaps(seq: PoseSequence, max_gap: int) -> tuple[PoseSequence, int]:
+def fill_gaps(seq: PoseSequence, max_gap: int, *, file: str | os.PathLike | None = None) -> tuple[PoseSequence, int]:
     """Linearly interpolate short NaN gaps in ``poses_2d`` and ``poses_3d`` over time.
 
     Every joint coordinate is filled on its own: a run of NaN frames between two valid frames
@@ -529,6 +529,7 @@ def fill_gaps(seq: PoseSequence, max_gap: int) -> tuple[PoseSequence, int]:
     Args:
         seq: a sequence, e.g. from ``load_poses(path, allow_nan=True)``.
         max_gap: longest run of consecutive NaN frames (per joint coordinate) to fill, >= 0.
+        file: the file ``seq`` was read from, named in errors.
 
     Returns:
         ``(new_sequence, number_of_filled_values)``; ``seq`` itself is not modified. The new
@@ -544,7 +545,8 @@ def fill_gaps(seq: PoseSequence, max_gap: int) -> tuple[PoseSequence, int]:
     filled: dict[str, np.ndarray] = {}
     count = 0
     for key in GAP_ARRAYS:
-        filled[key], n = _fill_array(getattr(seq, key), max_gap, layout, f"sequence {seq.name!r}: key {key!r}")
+        where = f"{'' if file is None else f'{file}: '}sequence {seq.name!r}: key {key!r}"
+        filled[key], n = _fill_array(getattr(seq, key), max_gap, layout, where)
         count += n
     mask = np.isnan(seq.poses_2d).any(-1) | np.isnan(seq.poses_3d).any(-1)
     return replace(seq, **filled, filled=mask if mask.any() else None), count

@@ -249,7 +249,7 @@ def test_nan_gaps_are_reported_by_info_and_refused_by_evaluate(tmp_path, sequenc
     assert arrays["gt_3d"]["nan"] == 0
     evaluate = runner.invoke(app, ["evaluate", str(path)])
     assert evaluate.exit_code == 1
-    assert error_lines(evaluate.stderr) == [f"error: {path}: key 'poses_3d': expected finite values, got 6 NaN of 1632"]
+    assert error_lines(evaluate.stderr) == [f"error: {path}: sequence 'gaps': key 'poses_3d': expected finite values, got 6 NaN of 1632"]
 
 
 def write_files(folder: Path, make_sequence, names: list[str]) -> list[Path]:

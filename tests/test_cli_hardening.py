@@ -118,7 +118,7 @@ def test_huge_pose_values_fail_in_one_line_without_numpy_warnings(tmp_path):
         warnings.simplefilter("error")  # a NumPy overflow warning would escape as an exception, not one line
         for command in ("evaluate", "refine", "info"):
             line = one_line_error(invoke(command, tmp_path / "big.npz"), 1)
-            assert line == f"error: {tmp_path / 'big.npz'}: key 'poses_3d': expected values within ±10000, got 1e+30 (a damaged file?)"
+            assert line == f"error: {tmp_path / 'big.npz'}: sequence 'big': key 'poses_3d': expected values within ±10000, got 1e+30 (a damaged file?)"
 
 
 def test_a_denoiser_producing_non_finite_poses_is_a_weights_error():
@@ -421,3 +421,28 @@ def test_files_declaring_more_than_the_limit_fail_before_reading(tmp_path, monke
     monkeypatch.setattr(d3io, "MAX_FILE_BYTES", 10_000)  # the second 3D array passes it
     line = one_line_error(invoke("info", path), 1)
     assert re.search(r"key '(poses_3d|gt_3d)': declares 6,[12]\d\d bytes of array data, more than the 10,000 bytes a pose file may hold", line)
+
+
+# ------------------------------------------------------------------ item 9: messages name the file and the sequence
+def test_a_gap_longer_than_fill_names_the_file_and_the_sequence(tmp_path):
+    seq = build_sequence(40)
+    seq.poses_3d[10:20, 3, 0] = np.nan
+    save_poses(tmp_path / "gap.npz", [seq])
+    for options, message in [
+        ([], "key 'poses_3d': expected finite values, got 10 NaN of 2040"),
+        (["--fill", "5"], "key 'poses_3d': NaN gap of 10 frames at frames 10-19 (joint 3 'r_ankle', coordinate x), "
+                          "longer than the longest gap to fill (5 frames)"),
+    ]:
+        run = subprocess.run([sys.executable, "-m", "d3prefine", "refine", str(tmp_path / "gap.npz"), *options],
+                             cwd=ROOT, capture_output=True, text=True, check=False)
+        assert (run.returncode, run.stdout) == (1, "")
+        assert run.stderr == f"error: {tmp_path / 'gap.npz'}: sequence 'walk': {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gap.npz"]
+
+
+@pytest.mark.parametrize("command", ["refine", "fit-noise", "train", "convert"])
+def test_an_empty_or_folder_output_name_is_a_usage_error(walk, tmp_path, command):
+    for name, message in [("", "empty file name"), (str(tmp_path), f"{str(tmp_path)!r} is a folder")]:
+        line = one_line_error(invoke(command, walk, "-o", name), 2)
+        assert f"Invalid value for '--output' / '-o': {message}, expected the path of the file to write" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.npz"]

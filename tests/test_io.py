@@ -247,7 +247,7 @@ def test_nan_needs_allow_nan_and_fill_gaps_interpolates(tmp_path, sequence):
 def test_fill_gaps_rejects_long_and_total_gaps(sequence):
     poses_3d = sequence.poses_3d.copy()
     poses_3d[10:14, 3, 1] = np.nan
-    message = r"NaN gap of 4 frames at frames 10-13 \(joint 3 'r_ankle', coordinate y\), longer than max_gap=3"
+    message = r"NaN gap of 4 frames at frames 10-13 \(joint 3 'r_ankle', coordinate y\), longer than the longest gap to fill \(3 frames\)"
     with pytest.raises(InputError, match=message):
         fill_gaps(dataclasses.replace(sequence, poses_3d=poses_3d), max_gap=3)
     assert fill_gaps(dataclasses.replace(sequence, poses_3d=poses_3d), max_gap=4)[1] == 4

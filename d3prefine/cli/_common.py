@@ -120,9 +120,23 @@ ContinueOnErrorOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Write the results as JSON to stdout.")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (never an input).")]
-OutputOption = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output file (only with a single input).", dir_okay=False)
-]
+
+
+def parse_output_file(text: str) -> Path:
+    """The file name given to ``-o/--output``; an empty name or a folder is a usage error."""
+    if not text.strip():
+        raise typer.BadParameter("empty file name, expected the path of the file to write")
+    if Path(text).is_dir():
+        raise typer.BadParameter(f"{text!r} is a folder, expected the path of the file to write")
+    return Path(text)
+
+
+def output_file_option(help: str) -> Any:
+    """The ``-o/--output FILE`` option of a command that writes one file (checked by :func:`parse_output_file`)."""
+    return typer.Option("--output", "-o", metavar="<file>", parser=parse_output_file, help=help)
+
+
+OutputOption = Annotated[Path | None, output_file_option("Output file (only with a single input).")]
 OutDirOption = Annotated[
     Path | None, typer.Option("--out-dir", help="Folder for the outputs, named after each input.", file_okay=False)
 ]

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from d3prefine.checks import screen, sequence_problems
-from d3prefine.cli._common import JsonOption, OverwriteOption, emit_json, log, out_console
+from d3prefine.cli._common import JsonOption, OverwriteOption, emit_json, log, out_console, output_file_option
 from d3prefine.convert import convert
 from d3prefine.formats import SourceFormat
 from d3prefine.formats.options import ConvertOptions, Units
@@ -32,7 +32,7 @@ Layout = Enum("Layout", {name: name for name in MAPPINGS}, type=str)
 
 def command(
     source_format: Annotated[SourceFormat, typer.Argument(metavar="FORMAT", help="Source format: " + ", ".join(f.value for f in SourceFormat) + ".")],
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="The d3prefine pose file to write (.npz, .h5).")],
+    output: Annotated[Path, output_file_option("The d3prefine pose file to write (.npz, .h5).")],
     poses_2d: Annotated[Optional[Path], typer.Option("--2d", help="The 2D keypoints file.")] = None,
     poses_3d: Annotated[Optional[Path], typer.Option("--3d", help="The 3D estimate file (MediaPipe: its landmarks JSON).")] = None,
     gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth 3D (VideoPose3D data_3d_*.npz).")] = None,

@@ -9,7 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from d3prefine.cli._common import InputsArgument, JsonOption, check_weights_suffix, emit_json, expand_inputs, log, out_console
+from d3prefine.cli._common import (
+    InputsArgument,
+    JsonOption,
+    check_weights_suffix,
+    emit_json,
+    expand_inputs,
+    log,
+    out_console,
+    output_file_option,
+)
 from d3prefine.config import MIN_FRAMES_PER_PARAMETER, NoiseMode, block_parameters, required_frames
 from d3prefine.errors import InputError
 from d3prefine.io import check_output_path, load_poses
@@ -64,7 +73,7 @@ EXAMPLES = (
 
 def command(
     preds: InputsArgument,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Noise statistics file to write (.safetensors).", dir_okay=False)],
+    output: Annotated[Path, output_file_option("Noise statistics file to write (.safetensors).")],
     gt: Annotated[
         Optional[Path], typer.Option("--gt", help="Ground-truth pose file matched by sequence name (default: gt_3d in each file).")
     ] = None,

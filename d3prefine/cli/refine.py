@@ -219,7 +219,7 @@ def _fill(path: Path, sequences: list[PoseSequence], fill: int) -> tuple[list[Po
         return sequences, 0
     sources, count = [], 0
     for seq in sequences:
-        source, n = fill_gaps(seq, fill)
+        source, n = fill_gaps(seq, fill, file=path)
         sources.append(source)
         seq.filled = source.filled
         count += n

@@ -26,6 +26,7 @@ from d3prefine.cli._common import (
     err_console,
     expand_inputs,
     log,
+    output_file_option,
     usage_error,
 )
 from d3prefine.config import (
@@ -79,7 +80,7 @@ def command(
     data: FilesOption,
     val: FilesOption,
     noise: Annotated[Path, typer.Option("--noise", help="Noise statistics from fit-noise.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Denoiser weights to write (.safetensors).", dir_okay=False)],
+    output: Annotated[Path, output_file_option("Denoiser weights to write (.safetensors).")],
     steps: Annotated[int, typer.Option(min=1, help="Optimizer steps; the warm-up and the EMA scale with them (--warmup, --ema-decay).")] = TrainConfig.steps,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per step and process.")] = TrainConfig.batch_size,
     lr: Annotated[float, typer.Option(min=0.0, help="Peak AdamW learning rate.")] = TrainConfig.lr,
