@@ -43,6 +43,7 @@ from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guar
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import ModelInputs, model_inputs
+from d3prefine.runtime import resolve_device
 from d3prefine.schedule import ErrorSchedule
 from d3prefine.skeleton import get_layout
 from d3prefine.windows import OverlapAdd, frame_indices, window_starts
@@ -81,9 +82,9 @@ class RefineResult:
 
 
 def _device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``device`` as a torch device; a name goes through :func:`~d3prefine.runtime.resolve_device`
+    (``auto``, ``cpu``, ``cuda``, ``cuda:N``; unavailable CUDA is a one-line :class:`UsageError`)."""
+    return device if isinstance(device, torch.device) else torch.device(resolve_device(device))
 
 
 class Refiner:
