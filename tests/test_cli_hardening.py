@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import struct
@@ -446,3 +447,38 @@ def test_an_empty_or_folder_output_name_is_a_usage_error(walk, tmp_path, command
         line = one_line_error(invoke(command, walk, "-o", name), 2)
         assert f"Invalid value for '--output' / '-o': {message}, expected the path of the file to write" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.npz"]
+
+
+# ------------------------------------------------------------------ item 10: README examples and help
+def _readme_block(after: str) -> list[str]:
+    """The command lines of the first ```bash block after the line starting with ``after``."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index(after):].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("   #")[0].strip() for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_refine_examples_run_right_after_the_set_up(tmp_path, monkeypatch):
+    set_up = _readme_block("## Set-up")[0].split(" && ")
+    lines = [line for line in set_up if line.startswith("d3prefine ")] + _readme_block("**refine**")
+    assert any("--fill" in line for line in lines) and len(lines) >= 6
+    monkeypatch.chdir(ROOT)
+    for line in lines:
+        line = line.replace("/tmp/", f"{tmp_path}/")
+        if line.startswith("python -c "):
+            subprocess.run(shlex.split(line), check=True, cwd=ROOT)
+        elif "my_poses/" not in line:  # the user's own folder
+            argv = shlex.split(line)[1:]
+            if argv[0] == "refine":
+                argv += ["--steps", "2"]  # the last --steps wins: fast, same files and checks
+            result = invoke(*argv)
+            assert result.exit_code == 0, (line, result.output)
+    (gappy,) = load_poses(tmp_path / "gappy.refined.npz")
+    assert int(gappy.filled.sum()) == 4 and load_poses(tmp_path / "walk.s8.npz")[0].uncertainty is not None
+
+
+@pytest.mark.parametrize("command", ["", "refine", "evaluate", "fit-noise", "train", "info", "plot", "convert", "export"])
+def test_help_shows_boolean_flags_without_a_value(command):
+    result = invoke(*command.split(), "--help")
+    assert result.exit_code == 0
+    assert "--overwrite" in result.stdout or "--version" in result.stdout or "--json" in result.stdout
+    assert "<bool>" not in result.stdout and "BOOL" not in result.stdout

@@ -62,6 +62,14 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _flags_without_type(command: Any, ctx: Any) -> None:
+    """Show boolean flags as flags in ``--help`` (typer's rich help writes ``--json <bool>``, as if
+    they took a value): an empty metavar leaves their type column blank."""
+    for param in command.get_params(ctx):  # with --help
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
 class _ErrorReportingGroup(TyperGroup):
     """One line ``error: <message>`` on stderr for every error: a :class:`D3PrefineError` raised by
     a command exits 1, a usage error (typer's, or a :class:`UsageError`) exits 2 (instead of
@@ -77,6 +85,16 @@ class _ErrorReportingGroup(TyperGroup):
         except KeyboardInterrupt:
             report_error("interrupted by SIGINT; unfinished outputs were not written")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _flags_without_type(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _flags_without_type(self, ctx)
+        super().format_help(ctx, formatter)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
