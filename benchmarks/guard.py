@@ -4,8 +4,8 @@
    median correction length, fitted on a seeded subsample of **training** sequences (the data the
    weights were trained on) refined with K = 1 (:func:`d3prefine.guard.fit_reference`); the
    correction's from ``--correction-reference`` files instead when given.
-2. **Threshold**: the highest score of a seeded subsample of held-out **validation** sequences
-   (in distribution, never trained on), rounded up to 0.1, so that none of them is flagged; a
+2. **Threshold**: the highest score (or the ``--threshold-quantile``) of a seeded subsample of
+   held-out **validation** sequences (in distribution, never trained on), rounded up to 0.1; a
    second, disjoint subsample checks how many in-distribution sequences it flags.
 3. **Separation**: on every ``--test`` file (e.g. Human3.6M with real detections and real base
    estimators) and on perturbed copies of the validation sequences (``--perturb``), per sequence:
@@ -162,8 +162,9 @@ def markdown(document: dict) -> str:
     ref = document["reference"]
     lines = [*report_head("Refine guard: does its score flag the sequences refinement makes worse?", document["run"]),
              f"Condition reference fitted on {ref['sequences']} training sequences, correction reference {fmt(ref['correction_mm'], 1)} mm "
-             f"(median over `{'`, `'.join(ref['correction_from'])}`); threshold **{t:g}** = the highest score of "
-             f"{document['threshold_sequences']} validation sequences, rounded up to 0.1 (score = max(log2 condition, log2 correction), "
+             f"(median over `{'`, `'.join(ref['correction_from'])}`); threshold **{t:g}** = the "
+             f"{document['settings']['threshold_quantile']:g} quantile of the scores of {document['threshold_sequences']} validation sequences "
+             "(1: the highest), rounded up to 0.1 (score = max(log2 condition, log2 correction), "
              "0 is typical of the training data). Per sequence, refined with K = 1 and default settings; 'worse': refined MPJPE above the input's.", ""]
     header = ["data", "sequences", "flagged", "made worse", "precision", "recall", "AUROC score", "AUROC condition", "AUROC correction",
               "AUROC domain", "AUROC with validation", "MPJPE input → refined (mm)", "unflagged only (mm)"]
@@ -193,6 +194,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=Path, action="append", default=[], help="other-domain file with gt_3d, e.g. real detections (repeatable)")
     parser.add_argument("--perturb", action="store_true", help="also score perturbed copies of the validation sequences")
     parser.add_argument("--sequences", type=int, default=300, help="seeded subsample per training file and per validation half")
+    parser.add_argument("--threshold-quantile", type=float, default=1.0,
+                        help="the threshold is this quantile of the validation scores, rounded up to 0.1 (1: the highest)")
     parser.add_argument("--correction-reference", type=Path, action="append", default=[],
                         help="files whose median correction is the reference (default: the --train files; repeatable)")
     parser.add_argument("--write-weights", action="store_true", help="store the reference and threshold in the denoiser file")
@@ -211,7 +214,7 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     pick = [seq for seqs in halves.values() for seq in seqs[0::2]]
     check = [seq for seqs in halves.values() for seq in seqs[1::2]]
     picked = np.array([r["score"] for r in score_sequences(refiner, pick)])
-    threshold = math.ceil(10 * picked.max()) / 10
+    threshold = math.ceil(10 * float(np.quantile(picked, args.threshold_quantile))) / 10
     sweep = {"max": threshold, "p99": float(np.quantile(picked, 0.99)), "p95": float(np.quantile(picked, 0.95))}
     refiner.guard = reference = reference.with_threshold(threshold)
     log(f"threshold {threshold:g}")
@@ -236,7 +239,7 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     if args.write_weights:
         set_denoiser_metadata(refiner.weights_path, refiner.weights_path, {GUARD_METADATA_KEY: reference.to_json()})
         log(f"stored the guard reference in {refiner.weights_path}")
-    return {"settings": {"sequences": args.sequences, "seed": args.seed, "perturb": args.perturb},
+    return {"settings": {"sequences": args.sequences, "seed": args.seed, "perturb": args.perturb, "threshold_quantile": args.threshold_quantile},
             "reference": {"sequences": len(train), "correction_mm": 1000 * reference.correction_m,
                           "correction_from": [str(p) for p in args.correction_reference] or [str(p) for p in args.train]},
             "threshold": threshold, "threshold_sweep": sweep, "threshold_sequences": len(pick), "sets": sets}
