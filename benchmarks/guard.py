@@ -184,7 +184,7 @@ def markdown(document: dict) -> str:
               "AUROC with validation: the score for 'made worse' over the set and the held-out validation together. Precision/recall: "
               "of the flagged sequences, the share made worse; of those made worse, the share flagged ('—' where none is flagged or none "
               "made worse).", "", "Other thresholds (share flagged, precision / recall):", "",
-              markdown_table(["data", *(f"{k} of validation: {v:.2f}" for k, v in sweep.items())], sweep_rows)]
+              markdown_table(["data", *(f"{k}: {v:.2f}" if k == "threshold" else f"{k} of validation: {v:.2f}" for k, v in sweep.items())], sweep_rows)]
     return "\n".join(lines)
 
 
@@ -215,7 +215,7 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     check = [seq for seqs in halves.values() for seq in seqs[1::2]]
     picked = np.array([r["score"] for r in score_sequences(refiner, pick)])
     threshold = math.ceil(10 * float(np.quantile(picked, args.threshold_quantile))) / 10
-    sweep = {"max": threshold, "p99": float(np.quantile(picked, 0.99)), "p95": float(np.quantile(picked, 0.95))}
+    sweep = {"threshold": threshold, "p99": float(np.quantile(picked, 0.99)), "p95": float(np.quantile(picked, 0.95))}
     refiner.guard = reference = reference.with_threshold(threshold)
     log(f"threshold {threshold:g}")
     scored = {"validation (in distribution, held out)": score_sequences(refiner, check)}

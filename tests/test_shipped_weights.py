@@ -96,5 +96,6 @@ def test_refine_output_of_the_shipped_weights_is_unchanged(refiner, options, err
     np.testing.assert_allclose(result.poses_3d[10, 3], joint, atol=1e-5)
     if spread is None:
         assert result.uncertainty is None
-    else:
-        assert float(result.uncertainty.mean()) == pytest.approx(spread, rel=1e-4)
+    else:  # the golden number is the raw spread; the shipped calibration scales it (d3prefine.calibration)
+        scale = 1.0 if refiner.calibration is None else refiner.calibration.scale
+        assert float(result.uncertainty.mean()) / scale == pytest.approx(spread, rel=1e-4)
