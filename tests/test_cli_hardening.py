@@ -231,7 +231,8 @@ def test_a_signal_during_the_write_leaves_no_file(walk, tmp_path, signum, code, 
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == code
     assert stderr.strip().splitlines()[-1].endswith(f" by {name}; unfinished outputs were not written")
-    assert len(stderr.strip().splitlines()) == 1
+    # one line besides the guard's warning (the synthetic test body is unlike the shipped weights' training data)
+    assert len([line for line in stderr.strip().splitlines() if not line.startswith("warning: ")]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.npz"]
 
 
