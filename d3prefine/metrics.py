@@ -41,11 +41,34 @@ def _is_tensor(value: Any) -> bool:
     return torch is not None and isinstance(value, torch.Tensor)
 
 
-def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+#: Frames per block of the NumPy metrics: a long sequence's float64 temporaries stay those of a block.
+BLOCK_FRAMES = 8192
+
+
+def _check_pair(pred: np.ndarray, gt: np.ndarray, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    pred, gt = np.asarray(pred, dtype=dtype), np.asarray(gt, dtype=dtype)
     if pred.shape != gt.shape or pred.ndim < 2 or pred.shape[-1] != 3:
         raise ValueError(f"pred and gt must have the same shape (..., J, 3), got {pred.shape} and {gt.shape}")
     return pred, gt
+
+
+def _blockwise(
+    errors_of: Callable[[np.ndarray, np.ndarray], np.ndarray], pred: np.ndarray, gt: np.ndarray, lag: int = 0
+) -> np.ndarray:
+    """Per-joint errors ``errors_of(pred_block, gt_block)`` (float64 ``(F, J, 3)`` -> ``(F - lag, J)``)
+    computed on blocks of :data:`BLOCK_FRAMES` frames that overlap by ``lag``: the values of the
+    whole arrays with the temporaries of one block. Frames are all leading axes for ``lag`` 0,
+    else the time axis of ``(T, J, 3)`` (batched ``(..., T, J, 3)`` is computed whole)."""
+    pred, gt = _check_pair(pred, gt, dtype=None)
+    if lag and pred.ndim != 3:
+        return errors_of(pred.astype(np.float64), gt.astype(np.float64))
+    p, g = pred.reshape(-1, *pred.shape[-2:]), gt.reshape(-1, *gt.shape[-2:])
+    blocks = [
+        errors_of(p[start : start + BLOCK_FRAMES + lag].astype(np.float64), g[start : start + BLOCK_FRAMES + lag].astype(np.float64))
+        for start in range(0, max(len(p) - lag, 1), BLOCK_FRAMES)
+    ]
+    errors = np.concatenate(blocks)
+    return errors if lag else errors.reshape(*pred.shape[:-1])
 
 
 def _check_temporal(poses: np.ndarray) -> None:
@@ -98,9 +121,8 @@ def mpjpe(pred: Any, gt: Any, *, root: int | None = 0, reduce: Reduce = "mean") 
     if _is_tensor(pred) or _is_tensor(gt):
         if not (_is_tensor(pred) and _is_tensor(gt)) or pred.shape != gt.shape or pred.dim() < 2 or pred.shape[-1] != 3:
             raise ValueError(f"pred and gt must be tensors of the same shape (..., J, 3), got {tuple(pred.shape)} and {tuple(gt.shape)}")
-    else:
-        pred, gt = _check_pair(pred, gt)
-    return _reduce(_joint_errors(_relative(pred, root), _relative(gt, root)), reduce)
+        return _reduce(_joint_errors(_relative(pred, root), _relative(gt, root)), reduce)
+    return _reduce(_blockwise(lambda p, g: _joint_errors(_relative(p, root), _relative(g, root)), pred, gt), reduce)
 
 
 def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -139,8 +161,7 @@ def p_mpjpe(pred: np.ndarray, gt: np.ndarray, *, root: int | None = 0, reduce: R
     Args as :func:`mpjpe`; ``root`` cannot change the result (the translation is fitted) and is
     accepted for a uniform signature.
     """
-    pred, gt = _check_pair(pred, gt)
-    return _reduce(_joint_errors(procrustes_align(pred, gt), gt), reduce)
+    return _reduce(_blockwise(lambda p, g: _joint_errors(procrustes_align(p, g), g), pred, gt), reduce)
 
 
 def n_mpjpe(pred: np.ndarray, gt: np.ndarray, *, root: int | None = 0, reduce: Reduce = "mean") -> float | np.ndarray:
@@ -149,22 +170,28 @@ def n_mpjpe(pred: np.ndarray, gt: np.ndarray, *, root: int | None = 0, reduce: R
     ``s = <pred, gt> / <pred, pred>`` is the least-squares scale of each frame, fitted on the
     root-relative poses (no rotation, no translation beyond the root). Args as :func:`mpjpe`.
     """
-    pred, gt = _check_pair(pred, gt)
-    pred, gt = _relative(pred, root), _relative(gt, root)
-    norm = np.sum(pred**2, axis=(-2, -1), keepdims=True)
-    scale = np.divide(np.sum(pred * gt, axis=(-2, -1), keepdims=True), norm, out=np.zeros_like(norm), where=norm > 0)
-    return _reduce(_joint_errors(scale * pred, gt), reduce)
+
+    def errors_of(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        pred, gt = _relative(pred, root), _relative(gt, root)
+        norm = np.sum(pred**2, axis=(-2, -1), keepdims=True)
+        scale = np.divide(np.sum(pred * gt, axis=(-2, -1), keepdims=True), norm, out=np.zeros_like(norm), where=norm > 0)
+        return _joint_errors(scale * pred, gt)
+
+    return _reduce(_blockwise(errors_of, pred, gt), reduce)
 
 
 def _difference_error(
     pred: np.ndarray, gt: np.ndarray, order: int, root: int | None, reduce: Reduce
 ) -> float | np.ndarray:
-    pred, gt = _check_pair(pred, gt)
-    _check_temporal(pred)
-    # Finite differences along time: units become metres/frame (order 1) or metres/frame^2 (order 2).
-    diff_pred = np.diff(_relative(pred, root), n=order, axis=-3)
-    diff_gt = np.diff(_relative(gt, root), n=order, axis=-3)
-    return _reduce(_joint_errors(diff_pred, diff_gt), reduce)
+    _check_temporal(np.asarray(pred))
+
+    def errors_of(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        # Finite differences along time: units become metres/frame (order 1) or metres/frame^2 (order 2).
+        diff_pred = np.diff(_relative(pred, root), n=order, axis=-3)
+        diff_gt = np.diff(_relative(gt, root), n=order, axis=-3)
+        return _joint_errors(diff_pred, diff_gt)
+
+    return _reduce(_blockwise(errors_of, pred, gt, lag=order), reduce)
 
 
 def mpjve(pred: np.ndarray, gt: np.ndarray, *, root: int | None = 0, reduce: Reduce = "mean") -> float | np.ndarray:
@@ -309,7 +336,7 @@ def evaluate_poses(
     Returns:
         A report in millimetres; ``bone_std`` is that of ``pred``.
     """
-    pred, gt = _check_pair(pred, gt)
+    pred, gt = _check_pair(pred, gt, dtype=None)  # the metrics convert blocks of frames to float64
     if pred.ndim != 3 or pred.shape[1] != layout.num_joints or len(pred) == 0:
         expected = f"(T >= 1, {layout.num_joints}, 3)"
         raise ValueError(f"expected pred and gt of shape {expected} for layout {layout.name}, got {pred.shape}")

@@ -7,6 +7,7 @@ import pytest
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
+from d3prefine import metrics
 from d3prefine.metrics import (
     METRIC_NAMES,
     METRIC_UNITS,
@@ -280,3 +281,14 @@ def test_metric_table_drives_names_units_and_pooling():
     report = evaluate_poses(pred, gt)
     for name, metric in METRICS.items():  # every reported value is its table function, in millimetres
         np.testing.assert_allclose(report.per_joint[name], 1000.0 * metric.function(pred, gt, H36M_17, 0))
+
+
+@pytest.mark.parametrize("function", [mpjpe, p_mpjpe, n_mpjpe, mpjve, accel_error])
+def test_metrics_in_blocks_of_frames_equal_the_whole_sequence(function, monkeypatch):
+    rng = np.random.default_rng(3)
+    pred, gt = rng.normal(size=(50, 17, 3)), rng.normal(size=(50, 17, 3))
+    whole = {reduce: function(pred, gt, reduce=reduce) for reduce in ("mean", "joint", "frame")}
+    monkeypatch.setattr(metrics, "BLOCK_FRAMES", 7)  # 50 frames: 8 blocks, the last one short
+    for reduce, expected in whole.items():
+        np.testing.assert_allclose(function(pred, gt, reduce=reduce), expected, rtol=1e-12)
+    assert function(pred, gt, reduce="frame").shape == (50 - {mpjve: 1, accel_error: 2}.get(function, 0),)
