@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from d3prefine.errors import InputError
-from d3prefine.skeleton import H36M_17, JointLayout
+from d3prefine.skeleton import H36M_17, JointLayout, registered
 
 
 @dataclass(frozen=True)
@@ -260,8 +260,4 @@ MAPPINGS: dict[str, KeypointMapping] = {m.name: m for m in (H36M_IDENTITY, SH_16
 
 def get_mapping(name: str) -> KeypointMapping:
     """The registered mapping of source layout ``name``; raises :class:`InputError` for an unknown one."""
-    try:
-        return MAPPINGS[name]
-    except KeyError:
-        known = ", ".join(sorted(MAPPINGS))
-        raise InputError(f"unknown keypoint layout {name!r} (known: {known})") from None
+    return registered(MAPPINGS, name, "keypoint layout")

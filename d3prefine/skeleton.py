@@ -6,11 +6,15 @@ symmetric (left, right) pairs by index. Human3.6M's 17-joint layout is the defau
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from d3prefine.errors import InputError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,15 @@ LAYOUTS: dict[str, JointLayout] = {H36M_17.name: H36M_17}
 DEFAULT_LAYOUT = H36M_17.name
 
 
+def registered(registry: Mapping[str, T], name: str, kind: str) -> T:
+    """``registry[name]``; raises :class:`InputError` naming ``kind`` and the known names for an unknown one."""
+    try:
+        return registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        raise InputError(f"unknown {kind} {name!r} (known: {known})") from None
+
+
 def get_layout(name: str) -> JointLayout:
     """The registered layout called ``name``; raises :class:`InputError` for an unknown one."""
-    try:
-        return LAYOUTS[name]
-    except KeyError:
-        known = ", ".join(sorted(LAYOUTS))
-        raise InputError(f"unknown joint layout {name!r} (known: {known})") from None
+    return registered(LAYOUTS, name, "joint layout")

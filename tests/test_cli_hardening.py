@@ -206,7 +206,8 @@ def test_a_training_run_cannot_write_the_weights_another_run_is_writing(tmp_path
 
 # ------------------------------------------------------------------ item 3: SIGTERM and stale temporaries
 SLOW_WRITE = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job (pytest ... &) inherits SIGINT ignored
 import d3prefine.io as io
 write = io._write_npz
 def slow(path, sequences):

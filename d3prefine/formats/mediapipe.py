@@ -45,10 +45,8 @@ def _frames(path: Path) -> list:
 def read(options: ConvertOptions) -> list[SourceData]:
     """One sequence from the MediaPipe JSON given as ``--3d`` (it holds the 2D too)."""
     path = options.required("poses_3d", "--3d", "MediaPipe needs its landmarks JSON")
-    if options.image_size is None:
-        raise InputError(f"{path}: MediaPipe landmarks are normalised to the image: give --image-size WIDTH HEIGHT")
+    width, height = options.image_size_for(path, "MediaPipe landmarks are normalised to the image")
     frames = _frames(path)
-    width, height = options.image_size
     poses_2d = np.stack([_landmarks(e, "landmarks", 2, f"{path}: frame {t}") for t, e in enumerate(frames)]) * (width, height)
     poses_3d = np.stack([_landmarks(e, "world_landmarks", 3, f"{path}: frame {t}") for t, e in enumerate(frames)])
     missing = sum(entry is None for entry in frames)

@@ -62,8 +62,7 @@ def read(options: ConvertOptions) -> list[SourceData]:
     """One sequence: ``--3d`` the 3D predictions, ``--2d`` the 2D predictions (layout ``--layout-2d``)."""
     path_3d = options.required("poses_3d", "--3d", "MMPose needs its 3D predictions JSON")
     path_2d = options.required("poses_2d", "--2d", "MMPose needs its 2D predictions JSON")
-    if options.image_size is None:
-        raise InputError(f"{path_2d}: MMPose predictions do not hold the image size: give --image-size WIDTH HEIGHT")
+    options.image_size_for(path_2d, "MMPose predictions do not hold the image size")
     person = options.person or 0
     layout_2d = get_mapping(options.layout_2d)
     poses_3d = _keypoints(path_3d, person, H36M_17.num_joints, 3)

@@ -57,8 +57,7 @@ def read(options: ConvertOptions) -> list[SourceData]:
     """One sequence: ``--3d X3D.npy`` with ``--2d`` AlphaPose JSON."""
     path_3d = options.required("poses_3d", "--3d", "MotionBERT needs its X3D.npy")
     path_2d = options.required("poses_2d", "--2d", "MotionBERT needs the AlphaPose JSON it was run on")
-    if options.image_size is None:
-        raise InputError(f"{path_2d}: AlphaPose results do not hold the image size: give --image-size WIDTH HEIGHT")
+    options.image_size_for(path_2d, "AlphaPose results do not hold the image size")
     poses_3d = expect_shape(read_npy(path_3d), H36M_17.num_joints, 3, str(path_3d))
     poses_2d, frames = read_alphapose(path_2d, options.person)
     if len(frames) != len(poses_3d):

@@ -62,3 +62,11 @@ class ConvertOptions:
         if value is None:
             raise InputError(f"{option} is required: {why}")
         return value
+
+    def image_size_for(self, path: Path, why: str) -> tuple[int, int]:
+        """``image_size``, or :class:`InputError` naming ``path`` and ``why`` its files need it."""
+        from d3prefine.errors import InputError
+
+        if self.image_size is None:
+            raise InputError(f"{path}: {why}: give --image-size WIDTH HEIGHT")
+        return self.image_size
