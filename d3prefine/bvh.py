@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from d3prefine.errors import InputError
+from d3prefine.metrics import bone_lengths
 from d3prefine.skeleton import H36M_17, JointLayout
 
 POSITION_AXES = {"Xposition": 0, "Yposition": 1, "Zposition": 2}
@@ -96,7 +97,7 @@ def poses_to_bvh(poses: np.ndarray, fps: float, layout: JointLayout = H36M_17) -
     poses = np.asarray(poses, dtype=np.float64) @ CAMERA_TO_YUP.T
     frames = len(poses)
     children = {j: [c for c, p in enumerate(layout.parents) if p == j] for j in range(layout.num_joints)}
-    lengths = {c: float(np.linalg.norm(poses[:, c] - poses[:, p], axis=-1).mean()) for p, c in layout.bones}
+    lengths = {c: float(length) for (_, c), length in zip(layout.bones, bone_lengths(poses, layout).mean(axis=0))}
     rest = {c: np.asarray(REST_DIRECTIONS[layout.joint_names[c]], dtype=float) for _, c in layout.bones}
     current = {c: poses[:, c] - poses[:, p] for p, c in layout.bones}
     current = {c: v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12) for c, v in current.items()}

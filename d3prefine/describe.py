@@ -54,10 +54,8 @@ def describe_weights(path: Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
-            tensors = {
-                name: {"shape": list(handle.get_slice(name).get_shape()), "dtype": handle.get_slice(name).get_dtype()}
-                for name in handle.keys()
-            }
+            slices = {name: handle.get_slice(name) for name in handle.keys()}
+            tensors = {name: {"shape": list(s.get_shape()), "dtype": s.get_dtype()} for name, s in slices.items()}
     except (SafetensorError, OSError) as error:
         raise WeightsError(f"{path}: not a valid safetensors file ({error})") from None
     return {

@@ -76,11 +76,13 @@ class ErrorModel:
         self.schedule.set_timesteps(steps)
         mean = self.noise.mean(p, y)
         no_error = None if noise is None else torch.zeros_like(mean)  # sampled errors are L z around zero
+        timesteps = self.schedule.timesteps.tolist()
+        first = self.predict(y, p, timesteps[0], mean).error  # every sample starts from y at t = T
         samples = []
         for s in range(1 if noise is None else len(noise)):
             x = y
-            for k, t in enumerate(self.schedule.timesteps.tolist()):
-                e_hat = self.predict(x, p, t, mean).error
+            for k, t in enumerate(timesteps):
+                e_hat = first if k == 0 else self.predict(x, p, t, mean).error
                 fresh = None if noise is None else self.noise.denormalize(noise[s, k].to(y.device), no_error)  # L z, metres
                 x = self.schedule.step(e_hat, t, x, eta=0.0 if noise is None else eta, error_mean=mean, variance_noise=fresh).prev_sample
             samples.append(x)

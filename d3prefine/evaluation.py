@@ -74,9 +74,13 @@ def _pose_array(seq: PoseSequence, key: PoseKey, path: Path) -> np.ndarray:
     return array
 
 
+def _check_shape(array: np.ndarray, reference: np.ndarray, seq: PoseSequence, what: str, against: str, path: Path) -> None:
+    if array.shape != reference.shape:
+        raise InputError(f"{path}: sequence {seq.name!r}: {what} has shape {array.shape}, {against} {reference.shape}")
+
+
 def _score(pred: np.ndarray, gt: np.ndarray, seq: PoseSequence, what: str, path: Path) -> MetricReport:
-    if pred.shape != gt.shape:
-        raise InputError(f"{path}: sequence {seq.name!r}: {what} has shape {pred.shape}, ground truth {gt.shape}")
+    _check_shape(pred, gt, seq, what, "ground truth", path)
     return evaluate_poses(pred, gt, layout=seq.layout)
 
 
@@ -94,6 +98,8 @@ def score_file(path: Path, key: PoseKey | None, gt: Reference | None, baseline: 
         base = baseline.array(seq, pred_key, path, len(sequences))
         if gt is None and seq.gt_3d is None:
             evidence = Evidence(seq.poses_3d, seq.poses_2d)
+            if base:
+                _check_shape(base[1], pred, seq, f"baseline {base[0]}", f"prediction {pred_key.value}", path)
             base_report = gt_free_report(base[1], evidence, seq.layout) if base else None
             report = gt_free_report(pred, evidence, seq.layout)
             scores.append(SequenceScore(path, seq.name, seq.layout, pred_key, report, base[0] if base else None, base_report, GT_FREE_METRICS))

@@ -240,7 +240,7 @@ def _check_finite(array: np.ndarray, key: str, where: str, allow_nan: bool, mark
         unmarked = " not marked in 'filled'" if marked is not None else ""
         raise InputError(f"{where}: key {key!r}: expected finite values, got {missing} NaN{unmarked} of {array.size}")
     limit = MAX_ABS_2D if key == "poses_2d" else MAX_ABS_3D_M
-    largest = float(np.abs(array[~np.isnan(array)]).max(initial=0.0))
+    largest = float(np.abs(array[~nan]).max(initial=0.0))
     if largest > limit:
         raise InputError(f"{where}: key {key!r}: expected values within ±{limit:g}, got {largest:.3g} (a damaged file?)")
 

@@ -43,7 +43,7 @@ from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guar
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import ModelInputs, model_inputs
-from d3prefine.runtime import resolve_device
+from d3prefine.runtime import derived_seed, resolve_device
 from d3prefine.schedule import ErrorSchedule
 from d3prefine.skeleton import get_layout
 from d3prefine.windows import OverlapAdd, frame_indices, window_starts
@@ -160,16 +160,16 @@ class Refiner:
             fps = training_fps(meta)
         except ValueError as err:
             raise WeightsError(f"{path}: {err}") from None
-        noise_model, trained_with = NoiseModel.load(noise_path), meta.get(NOISE_DIGEST_KEY)
-        if trained_with is not None and trained_with != noise_model.digest() and not noise_mismatch_ok:
-            raise UsageError(
-                f"{noise_path}: not the noise statistics {path} was trained with (digest {noise_model.digest()[:16]}, the weights "
-                f"record {trained_with[:16]}); use those, retrain with these, or accept the mismatch with --noise-mismatch-ok"
-            )
-        return cls(
-            model, noise_model, device, weights_path=path, noise_path=noise_path, guard=guard, calibration=calibration,
-            fps=fps, noise_trained_with=trained_with,
+        refiner = cls(
+            model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard,
+            calibration=calibration, fps=fps, noise_trained_with=meta.get(NOISE_DIGEST_KEY),
         )
+        if refiner.noise_mismatch and not noise_mismatch_ok:
+            raise UsageError(
+                f"{noise_path}: not the noise statistics {path} was trained with (digest {refiner.noise_digest[:16]}, the weights "
+                f"record {refiner.noise_trained_with[:16]}); use those, retrain with these, or accept the mismatch with --noise-mismatch-ok"
+            )
+        return refiner
 
     @property
     def window(self) -> int:
@@ -329,8 +329,7 @@ def _window_noise(origin: list[tuple[int, int]], seed: int, shape: tuple[int, ..
     batch it falls in and whatever the device."""
     draws = []
     for seq, start in origin:
-        entropy = np.random.SeedSequence(seed, spawn_key=(seq, start + shape[2]))  # start >= -W/2
-        generator = torch.Generator().manual_seed(int(entropy.generate_state(1, np.uint64)[0]))
+        generator = torch.Generator().manual_seed(derived_seed(seed, seq, start + shape[2]))  # start >= -W/2
         draws.append(torch.randn(shape, generator=generator))
     return torch.stack(draws, dim=2)
 

@@ -113,3 +113,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (Path, Enum)):
         return str(value.value if isinstance(value, Enum) else value)
     return value
+
+
+def derived_seed(seed: int, *key: int) -> int:
+    """A 64-bit seed for the stream ``key`` of ``seed`` (NumPy's ``SeedSequence``: independent
+    streams for distinct keys, the same for the same key on every machine)."""
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0])

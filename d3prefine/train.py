@@ -47,6 +47,7 @@ from d3prefine.metrics import mpjpe
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs, root_relative
+from d3prefine.runtime import derived_seed
 from d3prefine.schedule import ErrorSchedule
 from d3prefine.windows import frame_indices, window_starts
 
@@ -183,7 +184,7 @@ class Trainer:
         if not bool(inner.any()):
             return x_t
         with torch.no_grad():
-            e_T = self.error_model(self.state.model).predict(x_T[inner], p[inner], torch.full_like(t[inner], T), mean[inner]).error
+            e_T = self.error_model(self.state.model).predict(x_T[inner], p[inner], T, mean[inner]).error
         x_t = x_t.clone()
         x_t[inner] = self.schedule.add_noise(x_T[inner] - e_T, e_T, t[inner])  # x0_hat_T + s_t e_hat_T, as ErrorSchedule.step moves
         return x_t
@@ -260,7 +261,8 @@ class Trainer:
             losses.append(self.train_step())
             if on_step is not None:
                 on_step(st.step, losses[-1])
-            timed_out = self._agreed(max_minutes is not None and time.monotonic() - start > 60.0 * max_minutes)
+            # max_minutes is the same on every rank: without it no rank needs rank 0's clock
+            timed_out = max_minutes is not None and self._agreed(time.monotonic() - start > 60.0 * max_minutes)
             if st.step % cfg.eval_every == 0 or st.step == cfg.steps or timed_out:
                 if self.rank == 0:
                     record = {"step": st.step, "train_loss_mm": 1000.0 * float(np.mean(losses)), **self.validate()}
@@ -308,8 +310,7 @@ class Trainer:
         if self.rank < len(progress.generator_states):
             st.generator.set_state(progress.generator_states[self.rank])
         else:
-            entropy = np.random.SeedSequence(self.config.seed, spawn_key=(self.rank, progress.step))
-            st.generator.manual_seed(int(entropy.generate_state(1, np.uint64)[0]))
+            st.generator.manual_seed(derived_seed(self.config.seed, self.rank, progress.step))
         st.step, st.history = progress.step, progress.history
 
 

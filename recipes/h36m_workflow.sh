@@ -35,13 +35,16 @@ timed fit-noise python -m d3prefine fit-noise data/h36m/train_temporal.h5 data/h
 
 timed train-diffusion python -m d3prefine train $TRAIN $VAL --noise "$OUT/noise.safetensors" -o "$OUT/denoiser.safetensors" \
     $COMMON > "$OUT/denoiser.json" 2> "$OUT/denoiser.log" &
+pids=($!)
 timed train-regression python -m d3prefine train $TRAIN $VAL --noise "$OUT/noise.safetensors" -o "$OUT/regression.safetensors" \
     --objective regression $COMMON > "$OUT/regression.json" 2> "$OUT/regression.log" &
+pids+=($!)
 if [ "$WINDOW81" = 1 ]; then
     timed train-window81 python -m d3prefine train $TRAIN $VAL --noise "$OUT/noise.safetensors" -o "$OUT/window81.safetensors" \
         --window 81 --batch-size 21 $COMMON > "$OUT/window81.json" 2> "$OUT/window81.log" &
+    pids+=($!)
 fi
-wait
+for pid in "${pids[@]}"; do wait "$pid"; done  # a bare 'wait' returns 0 even when a training failed
 
 for kind in temporal frame; do
     timed "refine-$kind" python -m d3prefine refine "data/h36m/val_$kind.h5" --weights "$OUT/denoiser.safetensors" \

@@ -296,6 +296,8 @@ def test_pickle_is_never_read_without_the_flag(tmp_path):
     "setup, args, message",
     [
         ("csv_columns", ["arrays", "--2d", "{d}/bad.csv", "--3d", "{d}/kp3d.npy"], "expected 34 columns (17 joints x 2) or 35 with a frame column, got 5"),
+        ("csv_ragged", ["arrays", "--2d", "{d}/ragged.csv", "--3d", "{d}/kp3d.npy"], "rows of different lengths (2 to 3 columns)"),
+        ("csv_header_only", ["arrays", "--2d", "{d}/header.csv", "--3d", "{d}/kp3d.npy"], "no data rows below the header"),
         ("frames", ["arrays", "--2d", "{d}/short.npy", "--3d", "{d}/kp3d.npy"], "the 2D has 39 frames, the 3D 40; expected the same frames"),
         ("no_size", ["motionbert", "--3d", "{d}/kp3d.npy", "--2d", "{d}/ap.json"], "give --image-size WIDTH HEIGHT"),
         ("ap_frames", ["motionbert", "--3d", "{d}/kp3d.npy", "--2d", "{d}/ap.json", "--image-size", "1000", "1000", "--scale-to-height", "1.6"],
@@ -310,6 +312,8 @@ def test_bad_source_files_fail_in_one_line(tmp_path, setup, args, message):
     np.save(tmp_path / "kp3d.npy", estimate(gt))
     np.save(tmp_path / "short.npy", project(gt)[:-1])
     (tmp_path / "bad.csv").write_text("1,2,3,4,5\n")
+    (tmp_path / "ragged.csv").write_text("1,2,3\n4,5\n")
+    (tmp_path / "header.csv").write_text("x0,y0\n")
     (tmp_path / "ap.json").write_text(json.dumps([{"image_id": "0.jpg", "keypoints": [1.0] * 78, "score": 1.0, "idx": 0}]))
     (tmp_path / "mm.json").write_text(json.dumps({"instance_info": [{"frame_id": 0, "instances": [{"keypoints": [[0, 0, 0]] * 2}]}]}))
     (tmp_path / "broken.json").write_text("[{")

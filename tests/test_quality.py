@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 from conftest import cli_json
+from typer.testing import CliRunner
 
+from d3prefine.cli import app
 from d3prefine.io import save_poses
 from d3prefine.metrics import pool_reports
 from d3prefine.quality import GT_FREE_METRICS, Evidence, gt_free_report
@@ -48,3 +50,15 @@ def test_evaluate_without_ground_truth(tmp_path, make_sequence):
     doc = cli_json("evaluate", str(tmp_path / "lab.npz"), str(tmp_path / "wild.npz"))
     assert [s["ground_truth"] for s in doc["sequences"]] == [True, False] and doc["pooled"] is None
     assert "mpjpe" in doc["sequences"][0]["metrics"]
+
+
+def test_a_gt_free_baseline_of_other_length_is_a_one_line_error(tmp_path, make_sequence):
+    seq = make_sequence(40)
+    seq.gt_3d = None
+    save_poses(tmp_path / "wild.npz", [seq])
+    save_poses(tmp_path / "other.npz", [make_sequence(50)])
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "wild.npz"), "--baseline", str(tmp_path / "other.npz")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "baseline" in lines[0] and "has shape (50, 17, 3), prediction poses_3d (40, 17, 3)" in lines[0]

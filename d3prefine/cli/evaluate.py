@@ -66,7 +66,8 @@ def _refined_over_raw(files: list[Path]) -> list[Path]:
     if raw:
         names = ", ".join(map(str, raw[:3])) + (", ..." if len(raw) > 3 else "")
         log(f"left out {len(raw)} input(s) whose refined output is also evaluated (their poses_3d is its baseline): {names}")
-    return [path for path in files if path not in raw]
+    left_out = set(raw)
+    return [path for path in files if path not in left_out]
 
 
 @dataclass(frozen=True)

@@ -375,10 +375,11 @@ def command(
     shard = shard_or_slurm(shard)
     selected = apply_shard(files, shard)
     all_inputs = FileSet(files)  # every output is checked against every input
-    skipped = [path for path in selected if skip_existing and targets[path].exists()]
+    exists = {path: skip_existing and targets[path].exists() for path in selected}
+    skipped = [path for path in selected if exists[path]]
     skipped_json = [{"file": path, "output": targets[path]} for path in skipped]
     if skipped:
-        selected = [path for path in selected if path not in skipped]
+        selected = [path for path in selected if not exists[path]]
         log(f"skipped {len(skipped)} input(s) whose output exists (--skip-existing); {len(selected)} to refine")
     if not selected:
         if json_output:

@@ -46,14 +46,18 @@ def read_array(path: Path, joints: int, channels: int) -> np.ndarray:
     if suffix != ".csv":
         raise InputError(f"{path}: unknown suffix {path.suffix!r}, expected one of {', '.join(SUFFIXES)}")
     _, lines = _csv_text(path)
+    if not lines:
+        raise InputError(f"{path}: no data rows below the header")
+    cells = [line.split(",") for line in lines]
+    if len({len(row) for row in cells}) > 1:
+        raise InputError(f"{path}: rows of different lengths ({min(map(len, cells))} to {max(map(len, cells))} columns)")
     try:
-        rows = np.array([[float(value) for value in line.split(",")] for line in lines])
+        rows = np.array([[float(value) for value in row] for row in cells])
     except ValueError as error:
         raise InputError(f"{path}: expected numbers in every data row ({error})") from None
     width = joints * channels
-    if rows.ndim != 2 or rows.shape[1] not in (width, width + 1):
-        found = rows.shape[1] if rows.ndim == 2 else "rows of different lengths"
-        raise InputError(f"{path}: expected {width} columns ({joints} joints x {channels}) or {width + 1} with a frame column, got {found}")
+    if rows.shape[1] not in (width, width + 1):
+        raise InputError(f"{path}: expected {width} columns ({joints} joints x {channels}) or {width + 1} with a frame column, got {rows.shape[1]}")
     return expect_shape(rows[:, -width:].reshape(len(rows), joints, channels), joints, channels, str(path))
 
 

@@ -9,7 +9,6 @@ frame d3prefine uses). Pixels need ``--image-size``. Missing frames become NaN (
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +66,7 @@ def read(options: ConvertOptions) -> list[SourceData]:
 
 def write(source: Path, details: dict, poses_3d: np.ndarray, output: Path) -> None:
     """The source JSON with every frame's ``world_landmarks`` x, y, z replaced by ``poses_3d`` ``(T, 33, 3)``."""
-    frames = copy.deepcopy(_frames(source))
+    frames = _frames(source)
     for entry, pose in zip(frames, poses_3d):
         if entry is not None:
             for landmark, xyz in zip(entry["world_landmarks"], pose.tolist()):

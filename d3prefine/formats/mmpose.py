@@ -14,7 +14,6 @@ Structure: ``{"meta_info": {...}, "instance_info": [{"frame_id": F, "instances":
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +86,7 @@ def read(options: ConvertOptions) -> list[SourceData]:
 
 def write(source: Path, details: dict, poses_3d: np.ndarray, output: Path) -> None:
     """The source JSON with the chosen instance's keypoints replaced by ``poses_3d`` (demo axes)."""
-    data = copy.deepcopy(read_json(source))
+    data = read_json(source)
     for frame, pose in zip(_frames(source, data), poses_3d):
         if details["person"] < len(frame["instances"]):
             frame["instances"][details["person"]]["keypoints"] = pose.tolist()
