@@ -46,6 +46,7 @@ from benchmarks.report import (
     weights_digest,
 )
 from d3prefine.baselines import Smoother, smooth, tune_smoother
+from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, METRICS, MetricReport, evaluate_poses, pool_reports
@@ -78,6 +79,7 @@ class RowKind(str, Enum):
 
     BASE = "base"  # the estimator output, unrefined
     SMOOTHER = "smoother"
+    BONES = "bones"  # the estimator output re-chained to constant bone lengths (its own medians)
     GAUSSIAN_MEAN = "gaussian_mean"  # y - E[e | p, y] of the shipped noise statistics
     VARIANT = "variant"  # a baseline denoiser (another training of the same network), one-shot
     ABLATION = "ablation"  # d3prefine with one training choice changed, one-shot; not a baseline
@@ -86,7 +88,7 @@ class RowKind(str, Enum):
 
 
 #: Rows the d3prefine targets must beat by TARGET_GAIN_MM.
-BASELINE_KINDS = (RowKind.SMOOTHER, RowKind.GAUSSIAN_MEAN, RowKind.VARIANT)
+BASELINE_KINDS = (RowKind.SMOOTHER, RowKind.BONES, RowKind.GAUSSIAN_MEAN, RowKind.VARIANT)
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,11 @@ def _estimates(sequences: list[PoseSequence]) -> list[np.ndarray]:
     return [seq.poses_3d for seq in sequences]
 
 
+def _constant_bones(sequences: list[PoseSequence]) -> list[np.ndarray]:
+    """The estimator output with every bone at its median length over the sequence (no model)."""
+    return [constrain_bones(seq.poses_3d, seq.poses_3d, BoneLengthMode.CONSTANT, seq.layout) for seq in sequences]
+
+
 def gaussian_mean(noise: NoiseModel, sequences: list[PoseSequence], root: int) -> list[np.ndarray]:
     """``y - E[e | p, y]`` per sequence, ``(T, J, 3)`` metres (what an untrained denoiser returns)."""
     poses = []
@@ -240,14 +247,18 @@ class Bench:
         log(f"{label}: {len(sequences)} sequences, {frames} frames from {val_path}; smoothers tuned on {train_path}")
         rows = [_score("base estimator", RowKind.BASE, {}, sequences, partial(_estimates, sequences))]
         rows += [self._smoother_row(kind, train_sequences, sequences) for kind in Smoother]
+        rows.append(_score("constant bone lengths (sequence medians)", RowKind.BONES, {}, sequences, partial(_constant_bones, sequences)))
         mean = partial(gaussian_mean, self.refiner.noise.to("cpu"), sequences, self.refiner.layout.root)
         rows.append(_score("Gaussian conditional mean", RowKind.GAUSSIAN_MEAN, {}, sequences, mean))
         for variant, refiner in self.variants:
             name = f"{variant.kind.value} {variant.name} (K=1)" if variant.kind is not RowKind.SHIPPED else f"{variant.name} (K=1)"
-            params = {"variant": variant.name, "steps": 1}
-            rows.append(_score(name, variant.kind, params, sequences, partial(self._refined, refiner, sequences, name, steps=1)))
+            modes = [{}] + [{"bone_lengths": mode.value} for mode in args.bone_lengths if variant.kind is RowKind.SHIPPED]
+            for mode in modes:
+                row_name = name if not mode else f"{name[:-1]}, bone lengths {mode['bone_lengths']})"
+                refined = partial(self._refined, refiner, sequences, row_name, steps=1, **mode)
+                rows.append(_score(row_name, variant.kind, {"variant": variant.name, "steps": 1, **mode}, sequences, refined))
         options = [{"steps": k} for k in args.steps]
-        options.insert(1, {"steps": args.steps[0], "smooth": 0})
+        options[1:1] = [{"steps": args.steps[0], "smooth": 0}, *({"steps": args.steps[0], "bone_lengths": m.value} for m in args.bone_lengths)]
         if args.samples > 1:
             options.append({"steps": args.sample_steps, "samples": args.samples, "eta": args.eta})
         for option in options:
@@ -256,6 +267,8 @@ class Bench:
                 name += f", S={option['samples']} samples, eta={option['eta']:g}"
             if "smooth" in option:
                 name += ", no smoothing"
+            if "bone_lengths" in option:
+                name += f", bone lengths {option['bone_lengths']}"
             refined = partial(self._refined, self.refiner, sequences, name, **option)
             rows.append(_score(name, RowKind.D3PREFINE, {"samples": 1, **option}, sequences, refined))
         return {
@@ -418,6 +431,10 @@ def make_parser(module: str = "benchmarks.accuracy", doc: str = __doc__) -> argp
     parser.add_argument("--samples", type=int, default=8, help="S of the sampled d3prefine row (< 2: no such row)")
     parser.add_argument("--sample-steps", type=int, default=5, help="K of the sampled row")
     parser.add_argument("--eta", type=float, default=DEFAULT_ETA, help="stochasticity of the sampled row")
+    parser.add_argument("--bone-lengths", type=BoneLengthMode, nargs="*", metavar="MODE",
+                        default=[mode for mode in BoneLengthMode if mode is not DEFAULT_BONE_LENGTHS],
+                        help="extra K=1 rows of d3prefine and of the shipped rows with refine --bone-lengths MODE "
+                             "(default: every mode but refine's default)")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="score a seeded subsample of this many validation sequences per file")
     parser.add_argument("--tune-sequences", type=int, default=300, help="training sequences (seeded subsample) to tune the smoothers on")
@@ -467,8 +484,8 @@ def run(args: argparse.Namespace, argv: list[str], module: str = "benchmarks.acc
         section["targets"] = target_checks(section["rows"])
         section["multistep_vs_variants"] = multistep_vs_variants(section["rows"])
     weights = {"d3prefine": weights_digest(refiner), **{v.name: weights_digest(r) for v, r in variants}}
-    names = ("steps", "samples", "sample_steps", "eta", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
-    settings = {name: getattr(args, name) for name in names}
+    names = ("steps", "samples", "sample_steps", "eta", "bone_lengths", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
+    settings = {name: getattr(args, name) for name in names} | {"bone_lengths": [mode.value for mode in args.bone_lengths]}
     return {
         "benchmark": "accuracy",
         "run": provenance,

@@ -40,6 +40,7 @@ from scipy.stats import rankdata
 
 from benchmarks.accuracy import estimator_label, load_scored
 from benchmarks.report import fmt, markdown_table, report_head, run_probe
+from d3prefine.bones import median_bone_lengths
 from d3prefine.checkpoint import set_denoiser_metadata
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference
 from d3prefine.io import PoseSequence
@@ -48,7 +49,8 @@ from d3prefine.preprocess import model_inputs, normalize_screen
 from d3prefine.refine import Refiner, RefineResult
 from d3prefine.resample import resample
 from d3prefine.runtime import log
-from recipes.bodies import BodyVariation, bone_lengths, random_bone_scales, reshape_body
+from d3prefine.skeleton import H36M_17
+from recipes.bodies import BodyVariation, random_bone_scales, reshape_body
 from recipes.detector import ar1_noise
 
 PARTS = ("score", "condition", "correction")
@@ -138,7 +140,7 @@ def perturbed(sequences: list[PoseSequence], kind: str, seed: int) -> list[PoseS
     for seq in sequences:
         p2d, y, gt = seq.poses_2d.astype(np.float64), seq.poses_3d.astype(np.float64), seq.gt_3d.astype(np.float64)
         if kind == "bodies":
-            scales = random_bone_scales(rng, bone_lengths(gt), H36M_BODIES)
+            scales = random_bone_scales(rng, median_bone_lengths(gt, H36M_17), H36M_BODIES)
             new_gt = reshape_body(gt, scales)
             # weak perspective: pixels per (metre / depth), fitted on the sequence's own 2D and ground truth
             proj, image = gt[..., :2] / gt[..., 2:], normalize_screen(p2d, seq.image_size)

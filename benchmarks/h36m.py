@@ -8,15 +8,16 @@ weights as they are, on a held-out subject, with Human3.6M's per-action averages
         --variant regression=runs/h36m/regression.safetensors --shipped weights/ \\
         --out benchmarks/results/h36m --threads 2
 
-Every option and row of :mod:`benchmarks.accuracy` (whose machinery this runs), plus one row
-for ``--shipped DIR`` (its ``denoiser.safetensors`` with its own ``noise.safetensors``, refined
-with K=1) and, for every row, the metrics per Human3.6M action (``provenance["action_group"]``
+Every option and row of :mod:`benchmarks.accuracy` (whose machinery this runs), plus rows for
+every ``--shipped [NAME=]DIR`` (its ``denoiser.safetensors`` with its own ``noise.safetensors``,
+refined with K=1, also with each ``--bone-lengths`` mode) and, for every row, the metrics per Human3.6M action (``provenance["action_group"]``
 of the sequences, the action without its take number; frame-weighted within an action) and
 their mean over actions, the Human3.6M convention. Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -31,6 +32,16 @@ from d3prefine.metrics import METRICS, pool_reports
 #: Metrics averaged over actions (bone-length std is a property of the prediction, not an error).
 ACTION_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error")
 SHIPPED_LABEL = "shipped weights as they are"
+
+
+def shipped_weights(text: str) -> accuracy.Variant:
+    """``[NAME=]DIR`` of ``--shipped``: a SHIPPED row labelled "shipped weights as they are" (with
+    " NAME" when given) for DIR's denoiser and noise files."""
+    name, equals, folder = text.rpartition("=")
+    if equals and not name or not folder:
+        raise argparse.ArgumentTypeError(f"expected [NAME=]DIR, got {text!r}")
+    label = f"{SHIPPED_LABEL} {name}".strip()
+    return accuracy.Variant(label, Path(folder) / "denoiser.safetensors", Path(folder) / "noise.safetensors", accuracy.RowKind.SHIPPED)
 
 
 def action_groups(path: Path) -> dict[str, str]:
@@ -83,13 +94,11 @@ def markdown(document: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = accuracy.make_parser("benchmarks.h36m", __doc__)
-    parser.add_argument("--shipped", type=Path, default=None, metavar="DIR",
-                        help="also refine with DIR/denoiser.safetensors and DIR/noise.safetensors as they are (K=1), e.g. weights/")
+    parser.add_argument("--shipped", type=shipped_weights, action="append", default=[], metavar="[NAME=]DIR",
+                        help="also refine with DIR/denoiser.safetensors and DIR/noise.safetensors as they are (K=1), "
+                             "e.g. weights/; NAME tells several apart (repeat)")
     args = accuracy.parse_args(argv, parser)
-    shipped = []
-    if args.shipped is not None:
-        files = args.shipped / "denoiser.safetensors", args.shipped / "noise.safetensors"
-        shipped.append(accuracy.Variant(SHIPPED_LABEL, *files, accuracy.RowKind.SHIPPED))
+    shipped = args.shipped
 
     def build() -> tuple[dict, str]:
         groups_by_file = {path: action_groups(path) for path in args.val}  # checked before the long work

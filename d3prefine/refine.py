@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from d3prefine.baselines import savgol
+from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
 from d3prefine.checkpoint import NOISE_DIGEST_KEY, denoiser_metadata, load_denoiser, training_fps
 from d3prefine.config import (
@@ -204,6 +205,7 @@ class Refiner:
         eta: float = DEFAULT_ETA,
         seed: int = 0,
         smooth: int = DEFAULT_SMOOTH,
+        bone_lengths: BoneLengthMode | str = DEFAULT_BONE_LENGTHS,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[K, list[RefineResult]]]:
         """Refine the sequences of many ``(key, sequences)`` groups (e.g. the files of a batch job)
@@ -230,6 +232,11 @@ class Refiner:
                 the other groups.
             smooth: odd Savitzky-Golay window (frames, polynomial order 3) applied along time to
                 each refined sample; 0 turns the filter off.
+            bone_lengths: what becomes of the refined sequence's bone lengths, after the filter
+                (:class:`~d3prefine.bones.BoneLengthMode`): ``free`` keeps the network's,
+                ``constant`` sets every bone to its median over the sequence, ``input`` to its
+                median in the input ``poses_3d`` (the estimator's skeleton). The uncertainty
+                and the guard score are those of the unconstrained refinement.
             progress: called with the number of frames finished after each batch.
         """
         if samples < 1:
@@ -241,6 +248,7 @@ class Refiner:
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         check_smooth(smooth)
+        bones = BoneLengthMode(bone_lengths)
         w = self.window
         overlap = w // 3 if overlap is None else overlap
         if not 0 <= overlap < w:
@@ -259,7 +267,7 @@ class Refiner:
             if progress is not None:
                 progress(batch.frames)
             batch.clear()
-            yield from self._finished(pending, smooth)
+            yield from self._finished(pending, smooth, bones)
 
         for key, sequences in groups:
             group = _Group(key, [self._inputs(p2d, p3d, size) for p2d, p3d, size in sequences])
@@ -275,15 +283,15 @@ class Refiner:
                     if len(batch.origin) == batch_size:
                         yield from run_batch()
             group.queued = True
-            yield from self._finished(pending, smooth)
+            yield from self._finished(pending, smooth, bones)
         if batch.origin:
             yield from run_batch()
 
-    def _finished(self, pending: deque[_Group], smooth: int) -> Iterator[tuple[object, list[RefineResult]]]:
+    def _finished(self, pending: deque[_Group], smooth: int, bones: BoneLengthMode) -> Iterator[tuple[object, list[RefineResult]]]:
         """Pop and yield the groups at the front of ``pending`` whose windows are all refined."""
         while pending and pending[0].queued and pending[0].todo == 0:
             group = pending.popleft()
-            yield group.key, [self._result(x, b.result(), smooth) for x, b in zip(group.inputs, group.blends)]
+            yield group.key, [self._result(x, b.result(), smooth, bones) for x, b in zip(group.inputs, group.blends)]
 
     def _inputs(self, poses_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int] | None) -> ModelInputs:
         j = self.layout.num_joints
@@ -308,10 +316,10 @@ class Refiner:
             raise WeightsError(f"{self.weights_path or 'the denoiser'}: produced NaN or inf poses (damaged weights or noise statistics)")
         return refined
 
-    def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int) -> RefineResult:
+    def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int, bones: BoneLengthMode) -> RefineResult:
         """Mean and spread of the ``(T, S, J, 3)`` root-relative samples, each filtered along time
         with a ``smooth``-frame window (the spread scaled by the calibration, if any), the guard
-        score; the input root trajectory is added back."""
+        score; then the mean's bone lengths set by ``bones`` and the input root trajectory added back."""
         if smooth:
             blended = savgol(blended, smooth, SMOOTH_POLYORDER)
         mean = blended.mean(axis=1)
@@ -319,6 +327,7 @@ class Refiner:
         if spread is not None and self.calibration is not None:
             spread = spread * self.calibration.scale
         guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
+        mean = constrain_bones(mean, inputs.y, bones, self.layout)
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
 
 

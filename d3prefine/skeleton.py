@@ -67,6 +67,17 @@ class JointLayout:
         return tuple((p, j) for j, p in enumerate(self.parents) if p >= 0)
 
     @property
+    def topological_order(self) -> tuple[int, ...]:
+        """Non-root joint indices ordered so that every parent comes before its children."""
+        order, placed = [], {self.root}
+        while len(placed) < self.num_joints:  # terminates: __post_init__ rejects cycles
+            for joint, parent in enumerate(self.parents):
+                if joint not in placed and parent in placed:
+                    order.append(joint)
+                    placed.add(joint)
+        return tuple(order)
+
+    @property
     def flip_permutation(self) -> np.ndarray:
         """Index permutation that swaps every left joint with its right twin, shape ``(J,)``."""
         perm = np.arange(self.num_joints)

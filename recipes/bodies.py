@@ -59,13 +59,6 @@ class BodyVariation:
             raise ValueError(f"proportion_std must be >= 0, got {self.proportion_std}")
 
 
-def bone_lengths(poses: np.ndarray, layout: JointLayout = H36M_17) -> np.ndarray:
-    """Median over frames of every bone's length ``(J,)`` (metres; 0 for the root) of ``(T, J, 3)``."""
-    parents = np.asarray(layout.parents)
-    lengths = np.linalg.norm(poses - poses[:, np.maximum(parents, 0)], axis=-1)
-    return np.median(lengths, axis=0)
-
-
 def random_bone_scales(rng: np.random.Generator, lengths: np.ndarray, variation: BodyVariation) -> np.ndarray:
     """Per-joint multipliers ``(J,)`` of the bone ending at each joint (root: 1) for a body whose
     median bone lengths are ``lengths (J,)`` metres; mirror bones get the same multiplier."""
@@ -85,18 +78,8 @@ def reshape_body(poses: np.ndarray, scales: np.ndarray, layout: JointLayout = H3
     poses = np.asarray(poses, np.float64)
     out = np.empty_like(poses)
     out[:, layout.root] = poses[:, layout.root]
-    for joint in _topological(layout):
+    for joint in layout.topological_order:
         parent = layout.parents[joint]
         out[:, joint] = out[:, parent] + scales[joint] * (poses[:, joint] - poses[:, parent])
     return out
 
-
-def _topological(layout: JointLayout) -> list[int]:
-    """Non-root joints ordered so that every parent comes before its children."""
-    order, placed = [], {layout.root}
-    while len(placed) < layout.num_joints:
-        for joint, parent in enumerate(layout.parents):
-            if joint not in placed and parent in placed:
-                order.append(joint)
-                placed.add(joint)
-    return order

@@ -12,6 +12,7 @@ import torch
 
 from benchmarks import accuracy, guard, h36m, h36m_probe, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
 from d3prefine.baselines import Smoother, savgol
+from d3prefine.bones import median_bone_lengths, rechain
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.io import PoseSequence, load_poses, save_poses
 from d3prefine.metrics import METRIC_NAMES, evaluate_poses, mpjpe, pool_reports
@@ -19,6 +20,7 @@ from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
+from d3prefine.skeleton import H36M_17
 from recipes.estimators import LifterConfig, LifterKind, save_lifter
 from tests.conftest import build_sequence
 
@@ -77,9 +79,12 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     (section,) = document["estimators"]
     assert section["estimator"] == ESTIMATOR and section["sequences"] == 2 and section["frames"] == 80
     rows = {row["label"]: row for row in section["rows"]}
-    assert [row["kind"] for row in section["rows"]] == ["base", "smoother", "smoother", "gaussian_mean", "variant", "ablation",
-                                                        "d3prefine", "d3prefine", "d3prefine", "d3prefine"]
-    assert list(rows)[-4:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=0.3"]
+    assert [row["kind"] for row in section["rows"]] == ["base", "smoother", "smoother", "bones", "gaussian_mean", "variant", "ablation",
+                                                        *["d3prefine"] * 6]
+    assert list(rows)[-6:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=1, bone lengths constant",
+                               "d3prefine K=1, bone lengths input", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=0.3"]
+    assert rows["d3prefine K=1, bone lengths input"]["params"] == {"samples": 1, "steps": 1, "bone_lengths": "input"}
+    assert document["settings"]["bone_lengths"] == ["constant", "input"]
     assert document["settings"]["smooth"] == 9 and rows["d3prefine K=1, no smoothing"]["params"]["smooth"] == 0
     for row in section["rows"]:
         assert set(row["metrics"]) == set(row["change_pct"]) == set(METRIC_NAMES)
@@ -89,6 +94,9 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     val = [s for s in load_poses(files["val"]) if s.name in section["sequence_names"]]
     expected = pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in val]).summary
     assert base["metrics"] == pytest.approx(expected)
+    rechained = [rechain(s.poses_3d, median_bone_lengths(s.poses_3d, H36M_17), H36M_17).astype(np.float32) for s in val]
+    assert rows["constant bone lengths (sequence medians)"]["metrics"] == pytest.approx(
+        pool_reports([evaluate_poses(r, s.gt_3d) for r, s in zip(rechained, val)]).summary)
     # An untrained denoiser applies the Gaussian conditional mean, then the default smoothing
     # (which only filters along time: tiny on MPJPE, large on the acceleration error).
     gaussian, zero = rows["Gaussian conditional mean"], rows["variant zero (K=1)"]
@@ -366,15 +374,19 @@ def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):
     save_poses(tmp_path / "val.h5", val)
     out = tmp_path / "h36m"
     argv = ["--val", tmp_path / "val.h5", "--train", files["train"], "--weights", files["weights"] / "denoiser.safetensors",
-            "--noise", files["weights"] / "noise.safetensors", "--shipped", files["weights"], "--variant", f"zero={files['zero']}",
+            "--noise", files["weights"] / "noise.safetensors", "--shipped", files["weights"], "--shipped", f"old={files['weights']}",
+            "--variant", f"zero={files['zero']}", "--bone-lengths", "input",
             "--steps", "1", "--samples", "0", "--device", "cpu", "--threads", "1", "--out", out]
     assert h36m.main([str(a) for a in argv]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
     assert document["benchmark"] == "h36m" and document["run"]["command"].startswith("python -m benchmarks.h36m --val ")
     (section,) = document["estimators"]
     kinds = [row["kind"] for row in section["rows"]]
-    assert kinds == ["base", "smoother", "smoother", "gaussian_mean", "shipped", "variant", "d3prefine", "d3prefine"]
-    assert section["rows"][4]["label"] == "shipped weights as they are (K=1)"
+    assert kinds == ["base", "smoother", "smoother", "bones", "gaussian_mean", *["shipped"] * 4, "variant", *["d3prefine"] * 3]
+    labels = [row["label"] for row in section["rows"]]
+    assert labels[5:9] == ["shipped weights as they are (K=1)", "shipped weights as they are (K=1, bone lengths input)",
+                           "shipped weights as they are old (K=1)", "shipped weights as they are old (K=1, bone lengths input)"]
+    assert section["rows"][5]["metrics"] == section["rows"][7]["metrics"]  # the same files under two names
     base = section["actions"]["base estimator"]
     walking = pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in (val[0], val[2])]).summary
     eating = evaluate_poses(val[1].poses_3d, val[1].gt_3d).summary

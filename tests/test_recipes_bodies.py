@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from d3prefine.bones import median_bone_lengths
 from d3prefine.skeleton import H36M_17
-from recipes.bodies import BodyVariation, bone_lengths, random_bone_scales, reshape_body
+from recipes.bodies import BodyVariation, random_bone_scales, reshape_body
 from tests.conftest import synthetic_motion
 
 
@@ -24,11 +25,11 @@ def test_reshape_scales_each_bone_and_keeps_directions_and_root():
 
 def test_random_scales_reach_human36m_hips_and_stay_symmetric():
     poses = synthetic_motion(10, np.random.default_rng(1))  # hips 0.13 m, shoulders 0.15 m from their parents
-    lengths = bone_lengths(poses)
+    lengths = median_bone_lengths(poses, H36M_17)
     assert lengths[1] == pytest.approx(0.13) and lengths[0] == 0.0
     variation = BodyVariation(height=(1.0, 1.0), proportion_std=0.0, hip_width_m=(0.068, 0.068), shoulder_width_m=None)
     scales = random_bone_scales(np.random.default_rng(0), lengths, variation)
-    assert bone_lengths(reshape_body(poses, scales))[[1, 4]] == pytest.approx([0.068, 0.068])
+    assert median_bone_lengths(reshape_body(poses, scales), H36M_17)[[1, 4]] == pytest.approx([0.068, 0.068])
     np.testing.assert_allclose(scales[[2, 3, 12, 16]], 1.0)  # no other change without height or proportion spread
     rng = np.random.default_rng(2)
     draws = np.array([random_bone_scales(rng, lengths, BodyVariation()) for _ in range(300)])

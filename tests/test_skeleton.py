@@ -44,3 +44,9 @@ def test_a_valid_three_joint_layout_mirrors_its_pair():
     layout = JointLayout(name="x", joint_names=("a", "b", "c"), parents=(-1, 0, 0), left_right=((1, 2),))
     assert layout.flip_permutation.tolist() == [0, 2, 1]
     assert layout.bones == ((0, 1), (0, 2))
+
+
+def test_topological_order_puts_parents_first_whatever_the_array_order():
+    layout = JointLayout(name="shuffled", joint_names=("c", "root", "b"), parents=(2, -1, 1), left_right=(), root=1)
+    assert layout.topological_order == (2, 0)
+    assert H36M_17.topological_order == tuple(range(1, 17))

@@ -23,6 +23,7 @@ import numpy as np
 import typer
 
 from d3prefine import __version__
+from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode
 from d3prefine.checks import screen, sequence_problems
 from d3prefine.cli._common import (
     ContinueOnErrorOption,
@@ -330,6 +331,13 @@ def command(
     smooth: Annotated[
         int, typer.Option("--smooth", min=0, help="Savitzky-Golay window (odd, frames) applied to the refined poses; 0: off.")
     ] = DEFAULT_SMOOTH,
+    bone_lengths: Annotated[
+        BoneLengthMode,
+        typer.Option(
+            "--bone-lengths",
+            help="Bone lengths of the refined poses: the network's (free), each bone's median over the sequence (constant), or its median in the input poses_3d (input: the estimator's skeleton).",
+        ),
+    ] = DEFAULT_BONE_LENGTHS,
     fill: Annotated[
         int, typer.Option("--fill", min=0, help="Interpolate NaN gaps of at most this many frames (0: refuse NaN).")
     ] = 0,
@@ -404,7 +412,7 @@ def command(
         raise usage_error(f"--strict: the weights {refiner.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
     if steps > refiner.schedule.num_train_timesteps:
         raise typer.BadParameter(f"{steps} exceeds the {refiner.schedule.num_train_timesteps} steps the weights were trained with", param_hint="'--steps'")
-    options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth}
+    options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth, "bone_lengths": bone_lengths.value}
     provenance = {
         "tool": f"d3prefine {__version__}",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -1,0 +1,71 @@
+"""Bone lengths of one person: a sequence's median lengths, and poses re-chained to given lengths.
+
+One person's bones do not change length, yet frame-window estimators and refiners give each
+frame its own, and weights trained on few bodies pull every bone toward theirs (the shipped
+weights of stop 13 shortened Human3.6M's thighs from 452 to 370 mm). :func:`constrain_bones`
+re-chains a refined sequence so that every bone keeps one length over the whole sequence:
+its own median (``constant``) or the median of the input the refiner was given (``input``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+from d3prefine.skeleton import JointLayout
+
+
+class BoneLengthMode(str, Enum):
+    """What :func:`constrain_bones` does to the bone lengths of a refined sequence.
+
+    ``free``: nothing (the network's lengths, frame by frame); ``constant``: every bone at the
+    refined sequence's own median length; ``input``: every bone at the median length it has in
+    the refiner's input (the estimator's skeleton, the network's bone directions).
+    """
+
+    FREE = "free"
+    CONSTANT = "constant"
+    INPUT = "input"
+
+
+#: ``refine``'s default (see the README's "Bone lengths" for the measurements behind it).
+DEFAULT_BONE_LENGTHS = BoneLengthMode.FREE
+
+
+def median_bone_lengths(poses: np.ndarray, layout: JointLayout) -> np.ndarray:
+    """Median over frames of the length of the bone ending at each joint, ``(J,)`` in the units
+    of ``poses (T, J, 3)`` (the root, which ends no bone, gets 0). NaN frames are ignored."""
+    poses = np.asarray(poses, np.float64)
+    parents = np.asarray(layout.parents)
+    lengths = np.linalg.norm(poses - poses[:, np.maximum(parents, 0)], axis=-1)  # the root's own "bone" is 0
+    return np.nanmedian(lengths, axis=0)
+
+
+def rechain(poses: np.ndarray, lengths: np.ndarray, layout: JointLayout) -> np.ndarray:
+    """``poses (T, J, 3)`` rebuilt from the root outwards with the bone ending at joint j of
+    length ``lengths[j]`` (same units) in its original direction; the root trajectory is kept.
+    A bone of zero length in ``poses`` (no direction) keeps length zero. Returns float64."""
+    poses = np.asarray(poses, np.float64)
+    out = np.empty_like(poses)
+    out[:, layout.root] = poses[:, layout.root]
+    for joint in layout.topological_order:
+        parent = layout.parents[joint]
+        bone = poses[:, joint] - poses[:, parent]
+        norm = np.linalg.norm(bone, axis=-1, keepdims=True)
+        out[:, joint] = out[:, parent] + bone * (lengths[joint] / np.where(norm > 0, norm, np.inf))
+    return out
+
+
+def constrain_bones(refined: np.ndarray, inputs: np.ndarray, mode: BoneLengthMode | str, layout: JointLayout) -> np.ndarray:
+    """Apply ``mode`` to one refined sequence ``refined (T, J, 3)`` whose refiner input was
+    ``inputs (T, J, 3)`` (same units and frame); ``free`` returns ``refined`` itself.
+
+    Raises:
+        ValueError: ``mode`` is not a :class:`BoneLengthMode`.
+    """
+    mode = BoneLengthMode(mode)
+    if mode is BoneLengthMode.FREE:
+        return refined
+    source = refined if mode is BoneLengthMode.CONSTANT else inputs
+    return rechain(refined, median_bone_lengths(source, layout), layout).astype(refined.dtype, copy=False)
