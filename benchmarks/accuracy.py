@@ -210,9 +210,8 @@ class Bench:
 
     def _refined(self, refiner: Refiner, sequences: list[PoseSequence], label: str, **options) -> list[np.ndarray]:
         task = self.progress.add_task(label, total=sum(seq.num_frames for seq in sequences))
-        results = refiner.refine_many(
-            [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences],
-            batch_size=self.args.batch_size, seed=self.args.seed, progress=lambda n: self.progress.advance(task, n), **options,
+        results = refiner.refine_sequences(  # as refine does: at the weights' frame rate and back
+            sequences, batch_size=self.args.batch_size, seed=self.args.seed, progress=lambda n: self.progress.advance(task, n), **options,
         )
         return [result.poses_3d for result in results]
 

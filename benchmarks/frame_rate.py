@@ -29,7 +29,7 @@ from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS
 from d3prefine.refine import Refiner
-from d3prefine.resample import resample
+from d3prefine.resample import FpsPolicy, resample
 
 SCORED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
 
@@ -48,16 +48,12 @@ def score_file(refiner: Refiner, path: Path, count: int | None, seed: int, fps: 
     rates = {seq.fps for seq in sequences}
     if refiner.fps is None or rates == {refiner.fps}:
         raise InputError(f"{path}: sequences at {sorted(rates)} fps, weights at {refiner.fps} fps: nothing to compare (try --as-fps)")
-    as_is = refiner.refine_many([(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences])
-    at_rate = refiner.refine_many(
-        [(resample(seq.poses_2d, seq.fps, refiner.fps), resample(seq.poses_3d, seq.fps, refiner.fps), seq.image_size) for seq in sequences]
-    )
+    as_is = refiner.refine_sequences(sequences, fps_policy=FpsPolicy.IGNORE)
+    at_rate = refiner.refine_sequences(sequences, fps_policy=FpsPolicy.RESAMPLE)
     predictions = {
         "base estimator (no refinement)": [seq.poses_3d for seq in sequences],
         "refined as it is (--fps-policy ignore)": [r.poses_3d for r in as_is],
-        f"refined at {refiner.fps:g} fps and back (--fps-policy resample, default)": [
-            resample(r.poses_3d, refiner.fps, seq.fps, seq.num_frames) for r, seq in zip(at_rate, sequences)
-        ],
+        f"refined at {refiner.fps:g} fps and back (--fps-policy resample, default)": [r.poses_3d for r in at_rate],
     }
     rows = [{"method": label, "metrics": {m: pooled_report(poses, sequences).summary[m] for m in SCORED}} for label, poses in predictions.items()]
     for row in rows:

@@ -46,8 +46,7 @@ from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import mpjpe
 from d3prefine.preprocess import model_inputs, normalize_screen
-from d3prefine.refine import Refiner, RefineResult
-from d3prefine.resample import resample
+from d3prefine.refine import Refiner
 from d3prefine.runtime import log
 from d3prefine.skeleton import H36M_17
 from recipes.bodies import BodyVariation, random_bone_scales, reshape_body
@@ -93,26 +92,9 @@ def _pooled(rows: list[dict], key: str) -> float | None:
     return sum(r[key] * r["frames"] for r in rows) / frames if frames else None
 
 
-def refine_at_weights_rate(refiner: Refiner, sequences: list[PoseSequence], **options) -> list[RefineResult]:
-    """``refiner.refine_many`` as ``refine`` runs it by default (``--fps-policy resample``): a sequence
-    whose fps differs from the weights' is resampled to their rate, refined, and its poses and
-    uncertainty resampled back to its own frames (the guard score is the resampled input's)."""
-    rates = [None if s.fps is None or refiner.fps is None or abs(s.fps - refiner.fps) < 1e-6 else refiner.fps for s in sequences]
-    inputs = [(s.poses_2d, s.poses_3d, s.image_size) if rate is None else
-              (resample(s.poses_2d, s.fps, rate), resample(s.poses_3d, s.fps, rate), s.image_size) for s, rate in zip(sequences, rates)]
-    results = refiner.refine_many(inputs, **options)
-    for k, (seq, rate) in enumerate(zip(sequences, rates)):
-        if rate is not None:
-            back = {"poses_3d": resample(results[k].poses_3d, rate, seq.fps, seq.num_frames)}
-            if results[k].uncertainty is not None:
-                back["uncertainty"] = np.maximum(resample(results[k].uncertainty, rate, seq.fps, seq.num_frames), 0.0)
-            results[k] = dataclasses.replace(results[k], **back)
-    return results
-
-
 def score_sequences(refiner: Refiner, sequences: list[PoseSequence]) -> list[dict]:
     """Per sequence: guard score and parts, MPJPE (mm) of input and refinement (K = 1, defaults)."""
-    results = refine_at_weights_rate(refiner, sequences)
+    results = refiner.refine_sequences(sequences)
     rows = []
     for seq, result in zip(sequences, results):
         before, after = 1000.0 * mpjpe(seq.poses_3d, seq.gt_3d), 1000.0 * mpjpe(result.poses_3d, seq.gt_3d)
@@ -124,7 +106,7 @@ def score_sequences(refiner: Refiner, sequences: list[PoseSequence]) -> list[dic
 
 def reference_of(refiner: Refiner, sequences: list[PoseSequence]) -> GuardReference:
     """:func:`fit_reference` on ``sequences`` refined with K = 1 (threshold not yet chosen)."""
-    results = refine_at_weights_rate(refiner, sequences)
+    results = refiner.refine_sequences(sequences)
     root = refiner.layout.root
     triples = []
     for seq, result in zip(sequences, results):

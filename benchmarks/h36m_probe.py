@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy import load_scored
-from benchmarks.guard import refine_at_weights_rate
 from benchmarks.report import change_pct, fmt, markdown_table, run_probe, run_summary
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import bone_lengths, mpjpe, p_mpjpe
@@ -85,7 +84,7 @@ def measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     for name, seqs in inputs.items():
         runs = [("50 fps as is", refiner.refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in seqs]))]
         if name == "detections (as is)" and refiner.fps is not None:
-            runs.append((f"at the weights' {refiner.fps:g} fps", refine_at_weights_rate(refiner, seqs)))
+            runs.append((f"at the weights' {refiner.fps:g} fps", refiner.refine_sequences(seqs)))
         for how, results in runs:
             gt = np.concatenate([s.gt_3d for s in seqs])
             before, after = np.concatenate([s.poses_3d for s in seqs]), np.concatenate([r.poses_3d for r in results])

@@ -29,7 +29,6 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.guard import refine_at_weights_rate
 from benchmarks.report import fmt, markdown_table, report_head, run_probe
 from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, conformal_scale, coverage
 from d3prefine.checkpoint import set_denoiser_metadata
@@ -41,7 +40,7 @@ from d3prefine.runtime import log
 def spread_and_error(refiner: Refiner, sequences: list[PoseSequence], args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     """Raw spread and error (metres), flat over the non-root joints of every frame of ``sequences``."""
     refiner.calibration = None
-    results = refine_at_weights_rate(refiner, sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed)
+    results = refiner.refine_sequences(sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed)
     root = refiner.layout.root
     moving = np.arange(refiner.layout.num_joints) != root
     spreads, errors = [], []

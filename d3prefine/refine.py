@@ -14,6 +14,7 @@ batches and hands back each group as soon as its last window is refined.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,9 +42,11 @@ from d3prefine.config import (
 from d3prefine.error_model import ErrorModel
 from d3prefine.errors import InputError, UsageError, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
+from d3prefine.io import PoseSequence
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import ModelInputs, model_inputs
+from d3prefine.resample import FpsPolicy, at_rate, back_from_rate, refine_rate
 from d3prefine.runtime import derived_seed, resolve_device
 from d3prefine.schedule import ErrorSchedule
 from d3prefine.skeleton import get_layout
@@ -194,6 +197,22 @@ class Refiner:
         sequence's index in ``sequences``."""
         return next(self.refine_stream([(None, sequences)], **options))[1]
 
+    def refine_sequences(
+        self, sequences: Sequence[PoseSequence], *, fps_policy: FpsPolicy | str = FpsPolicy.RESAMPLE, **options
+    ) -> list[RefineResult]:
+        """Refine pose sequences as ``d3prefine refine`` does: a sequence whose ``fps`` differs from
+        the weights' (:attr:`fps`) is resampled to their rate, refined there and resampled back to
+        its own frames (``fps_policy``, :class:`~d3prefine.resample.FpsPolicy`; the guard score is
+        the resampled input's). Options as in :meth:`refine_stream`.
+
+        Raises:
+            InputError: ``fps_policy`` is ``refuse`` and a sequence's rate differs from the weights'.
+        """
+        rates = [refine_rate(seq.fps, self.fps, fps_policy, f"sequence {seq.name!r}") for seq in sequences]
+        inputs = [(*at_rate(seq.poses_2d, seq.poses_3d, seq.fps, rate), seq.image_size) for seq, rate in zip(sequences, rates)]
+        results = self.refine_many(inputs, **options)
+        return [at_input_rate(result, rate, seq) for result, rate, seq in zip(results, rates, sequences)]
+
     def refine_stream(
         self,
         groups: Iterable[tuple[K, Sequence[SequenceInput]]],
@@ -329,6 +348,14 @@ class Refiner:
         guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
         mean = constrain_bones(mean, inputs.y, bones, self.layout)
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
+
+
+def at_input_rate(result: RefineResult, rate: float | None, seq: PoseSequence) -> RefineResult:
+    """``result``, refined at ``rate`` (``None``: at the frames of ``seq``), at the frames of ``seq``."""
+    if rate is None:
+        return result
+    poses_3d, uncertainty = back_from_rate(result.poses_3d, result.uncertainty, rate, seq.fps, seq.num_frames)
+    return dataclasses.replace(result, poses_3d=poses_3d, uncertainty=uncertainty)
 
 
 def _window_noise(origin: list[tuple[int, int]], seed: int, shape: tuple[int, ...]) -> torch.Tensor:

@@ -12,6 +12,8 @@ from enum import Enum
 
 import numpy as np
 
+from d3prefine.errors import InputError
+
 
 class FpsPolicy(str, Enum):
     """What ``refine`` does with a sequence whose ``fps`` differs from the weights' frame rate.
@@ -53,3 +55,36 @@ def resample(array: np.ndarray, from_fps: float, to_fps: float, frames: int | No
     from scipy.interpolate import CubicSpline  # scipy loads on first use: the command line starts faster
 
     return CubicSpline(source_times, array, axis=0)(times).astype(np.float32)
+
+
+def refine_rate(fps: float | None, weights_fps: float | None, policy: FpsPolicy, where: str) -> float | None:
+    """The frame rate to refine a sequence of ``fps`` at, ``None`` to refine its frames as they are.
+
+    Raises:
+        InputError: ``policy`` is ``refuse`` and the rates differ (``where`` names the sequence).
+    """
+    policy = FpsPolicy(policy)
+    if fps is None or weights_fps is None or abs(fps - weights_fps) < 1e-6 or policy is FpsPolicy.IGNORE:
+        return None
+    if policy is FpsPolicy.REFUSE:
+        raise InputError(
+            f"{where} is {fps:g} fps, the weights learned {weights_fps:g} fps motion (--fps-policy resample converts it and back)"
+        )
+    return weights_fps
+
+
+def at_rate(poses_2d: np.ndarray, poses_3d: np.ndarray, fps: float, rate: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``poses_2d (T, J, 2)`` and ``poses_3d (T, J, 3)`` at ``fps`` resampled to ``rate`` (as they
+    are for ``None``); units unchanged."""
+    if rate is None:
+        return poses_2d, poses_3d
+    return resample(poses_2d, fps, rate), resample(poses_3d, fps, rate)
+
+
+def back_from_rate(
+    poses_3d: np.ndarray, uncertainty: np.ndarray | None, rate: float, fps: float, frames: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Refined ``poses_3d (T', J, 3)`` and ``uncertainty (T', J)`` (or ``None``) at ``rate``
+    resampled to the ``frames`` of the input at ``fps`` (the uncertainty clipped at 0)."""
+    back = resample(poses_3d, rate, fps, frames)
+    return back, None if uncertainty is None else np.maximum(resample(uncertainty, rate, fps, frames), 0.0)

@@ -14,6 +14,7 @@ from benchmarks import accuracy, guard, h36m, h36m_probe, report, reverse_steps,
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.bones import median_bone_lengths, rechain
 from d3prefine.checkpoint import save_denoiser
+from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
 from d3prefine.metrics import METRIC_NAMES, evaluate_poses, mpjpe, pool_reports
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -355,16 +356,20 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     assert "fine-tuned from it" in out.with_suffix(".md").read_text()
 
 
-def test_benchmarks_refine_other_frame_rates_as_the_cli_does(files):
+def test_refine_sequences_refines_other_frame_rates_as_the_cli_does(files):
     refiner = Refiner.from_pretrained(files["weights"], device="cpu")
     refiner.fps = 30.0
     seq = accuracy.load_scored(files["val"], 1, 0)[0]
-    (same,) = guard.refine_at_weights_rate(refiner, [seq])
+    (same,) = refiner.refine_sequences([seq])
     np.testing.assert_array_equal(same.poses_3d, refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d)
     seq.fps = 60.0
-    (back,) = guard.refine_at_weights_rate(refiner, [seq], steps=2, samples=2)
+    (back,) = refiner.refine_sequences([seq], steps=2, samples=2)
     assert back.poses_3d.shape == seq.poses_3d.shape and back.uncertainty.shape == seq.poses_3d.shape[:2]
     assert (back.uncertainty >= 0).all() and not np.array_equal(back.poses_3d, same.poses_3d)
+    (ignored,) = refiner.refine_sequences([seq], fps_policy="ignore")
+    np.testing.assert_array_equal(ignored.poses_3d, same.poses_3d)
+    with pytest.raises(InputError, match=f"sequence '{seq.name}' is 60 fps, the weights learned 30 fps"):
+        refiner.refine_sequences([seq], fps_policy="refuse")
 
 
 def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):

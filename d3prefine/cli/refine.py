@@ -6,7 +6,6 @@ Each output file holds the input's arrays unchanged plus ``poses_3d_refined`` (a
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
@@ -61,7 +60,7 @@ from d3prefine.io import (
 )
 from d3prefine.outputfile import check_claimable, claim_output
 from d3prefine.prefetch import prefetch
-from d3prefine.resample import FpsPolicy, resample
+from d3prefine.resample import FpsPolicy, at_rate, refine_rate
 
 if TYPE_CHECKING:  # torch is imported once there is work to do: help and usage errors start fast
     from d3prefine.refine import Refiner, RefineResult
@@ -110,11 +109,7 @@ class _Loaded:
 
     def model_inputs(self) -> list[tuple]:
         """``(poses_2d, poses_3d, image_size)`` of each sequence at the rate it is refined at."""
-        return [
-            (seq.poses_2d, seq.poses_3d, seq.image_size) if rate is None
-            else (resample(seq.poses_2d, seq.fps, rate), resample(seq.poses_3d, seq.fps, rate), seq.image_size)
-            for seq, rate in zip(self.sources, self.rates)
-        ]
+        return [(*at_rate(seq.poses_2d, seq.poses_3d, seq.fps, rate), seq.image_size) for seq, rate in zip(self.sources, self.rates)]
 
 
 def _load_file(
@@ -135,7 +130,7 @@ def _load_file(
             )
         for warning in screen(sequence_problems(seq), force=force, where=str(path)):
             log(warning)
-    loaded = _Loaded(sequences, sources, [_model_rate(seq, refiner.fps, fps_policy, path) for seq in sequences], filled, start)
+    loaded = _Loaded(sequences, sources, [refine_rate(seq.fps, refiner.fps, fps_policy, f"{path}: sequence {seq.name!r}") for seq in sequences], filled, start)
     return loaded, loaded.model_inputs()
 
 
@@ -187,12 +182,14 @@ def _write_file(
 ) -> dict:
     """Write the refined sequences of ``path`` to its output (or raise the error that stopped the
     file) and release the output's claim; returns a JSON-ready summary."""
+    from d3prefine.refine import at_input_rate  # torch is loaded by now
+
     output = targets[path]
     try:
         if isinstance(loaded, Exception):
             raise loaded
         sequences, rates = loaded.sequences, loaded.rates
-        results = [result if rate is None else _back_to_input_rate(result, rate, seq) for seq, rate, result in zip(sequences, rates, results)]
+        results = [at_input_rate(result, rate, seq) for seq, rate, result in zip(sequences, rates, results)]
         guard = _check_guard(path, [seq.name for seq in sequences], [r.guard for r in results], strict)
         for seq, result, rate in zip(sequences, results, rates):
             seq.poses_3d_refined = result.poses_3d
@@ -235,26 +232,6 @@ def _check_output(path: Path, output: Path, *, overwrite: bool, inputs: FileSet)
     if pose_format(path) is not None:
         check_output_suffix(output)
         check_output_path(output, overwrite=overwrite, inputs=inputs)
-
-
-def _model_rate(seq: PoseSequence, weights_fps: float | None, policy: FpsPolicy, path: Path) -> float | None:
-    """The frame rate to refine ``seq`` at, ``None`` to refine its frames as they are."""
-    if seq.fps is None or weights_fps is None or abs(seq.fps - weights_fps) < 1e-6 or policy is FpsPolicy.IGNORE:
-        return None
-    if policy is FpsPolicy.REFUSE:
-        raise InputError(
-            f"{path}: sequence {seq.name!r} is {seq.fps:g} fps, the weights learned {weights_fps:g} fps motion "
-            "(--fps-policy resample converts it and back)"
-        )
-    return weights_fps
-
-
-def _back_to_input_rate(result: RefineResult, rate: float, seq: PoseSequence) -> RefineResult:
-    """``result`` (refined at ``rate``) resampled to the frames of ``seq``."""
-    back = {"poses_3d": resample(result.poses_3d, rate, seq.fps, seq.num_frames)}
-    if result.uncertainty is not None:
-        back["uncertainty"] = np.maximum(resample(result.uncertainty, rate, seq.fps, seq.num_frames), 0.0)
-    return dataclasses.replace(result, **back)
 
 
 def _uncertainty_meaning(refiner: Refiner, options: dict) -> dict:
