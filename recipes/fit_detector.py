@@ -39,36 +39,22 @@ import numpy as np
 
 from d3prefine.keypoints import SH_16
 from d3prefine.skeleton import H36M_17
-from recipes.cameras import Camera
 from recipes.detector import bone_axes, person_size
+from recipes.h36m import load_cameras
 
 OUTLIER = 0.1  # error above this fraction of person size counts as an outlier
 DISTAL_PAIRS = ((5, 2), (6, 3), (12, 15), (13, 16))  # (left, right): knees, ankles, elbows, wrists
 FPS = 50.0
 
 
-def camera_of(spec: dict, name: str) -> Camera:
-    """A :class:`Camera` from a Human3.6M ``cameras.json`` entry (``X_cam = (X_world - T) @ R``)."""
-    return Camera(
-        id=name,
-        focal=np.asarray(spec["f"], np.float64),
-        principal_point=np.asarray(spec["c"], np.float64),
-        radial=np.asarray(spec["k"], np.float64),
-        tangential=np.asarray(spec["p"], np.float64),
-        resolution=(int(spec["width"]), int(spec["height"])),
-        rotation=np.asarray(spec["R"], np.float64),
-        centre=np.asarray(spec["T"], np.float64),
-    )
-
-
 def views(data: Path):
     """``(detections (T, 17, 2), projected ground truth (T, 17, 2), image size)`` of every view."""
-    cameras = json.loads((data / "cameras.json").read_text())
+    cameras = load_cameras(data / "cameras.json")
     for subject in sorted(cameras):
         with np.load(data / f"{subject}.npz", allow_pickle=False) as arrays:
             for key in sorted(k for k in arrays.files if "/sh_2d/" in k):
                 action, _, cam = key.split("/")
-                camera = camera_of(cameras[subject][cam], cam)
+                camera = cameras[subject][cam]
                 gt = camera.project(camera.world_to_camera(arrays[f"{action}/world_3d"].astype(np.float64)))
                 yield SH_16.apply(arrays[key].astype(np.float64)), gt, camera.resolution
 
