@@ -37,22 +37,13 @@ from rich.table import Table
 from d3prefine.bones import median_bone_lengths
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import PoseSequence, save_poses
-from d3prefine.metrics import mpjpe, p_mpjpe
-from d3prefine.preprocess import normalize_screen
 from d3prefine.runtime import run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
 from recipes.bodies import BodyVariation, random_bone_scales, reshape_body
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DETECTORS, DetectorNoise
-from recipes.estimators import (
-    FitConfig,
-    LifterConfig,
-    LifterKind,
-    fit,
-    predict,
-    save_lifter,
-)
+from recipes.estimators import FitConfig, LifterKind, estimator_summary, fit_and_save, lifter_input, pooled_errors_mm, predict
 from recipes.views import (
     Shot,
     ViewConfig,
@@ -67,11 +58,6 @@ DEFAULT_CAMERAS = REPO_ROOT.parent / "shared" / "data" / "h36m_cameras.json"
 FPS = 30.0
 NUM_FOLDS = 3
 ROOT = H36M_17.root
-ESTIMATOR_NAMES = {LifterKind.TEMPORAL: "TemporalLifter", LifterKind.FRAME: "FrameLifter"}
-LIFTERS = {
-    LifterKind.TEMPORAL: LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
-    LifterKind.FRAME: LifterConfig(LifterKind.FRAME, width=512, dropout=0.2),
-}
 FITS = {  # about 2-2.5 min per fit on 2 cores; 8 fits per build
     LifterKind.TEMPORAL: FitConfig(steps=1800, batch_frames=1024, chunk=16, lr=2e-3),
     LifterKind.FRAME: FitConfig(steps=1800, batch_frames=1024, lr=1e-3),
@@ -210,28 +196,22 @@ def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int],
 
 
 def _inputs(clips: list[Clip]) -> list[np.ndarray]:
-    return [normalize_screen(c.shot.poses_2d, c.shot.camera.resolution).astype(np.float32) for c in clips]
-
-
-def _targets(clips: list[Clip]) -> list[np.ndarray]:
-    return [(c.shot.gt_3d - c.shot.gt_3d[:, ROOT : ROOT + 1]).astype(np.float32) for c in clips]
+    """Normalized screen 2D ``(T, 17, 2)`` float32 of every clip (:func:`recipes.estimators.lifter_input`)."""
+    return [lifter_input(c.shot.poses_2d, c.shot.camera.resolution) for c in clips]
 
 
 def _fit_and_save(kind: LifterKind, clips: list[Clip], path: Path, seed: int, info: dict, progress: Progress, label: str) -> tuple[torch.nn.Module, float]:
     """Train the ``kind`` lifter on ``clips``, save it to ``path``; returns the model and the fit seconds."""
     fit_config = FitConfig(**{**asdict(FITS[kind]), "seed": seed})
     task = progress.add_task(f"training {label}", total=fit_config.steps)
-    started = time.perf_counter()
 
     def report(step: int, loss: float) -> None:
         progress.update(task, completed=step + 1)
         if step % 400 == 0 or step == fit_config.steps - 1:
             console.log(f"{label}: step {step + 1}/{fit_config.steps}, train MPJPE {loss * 1000:.1f} mm")
 
-    model = fit(LIFTERS[kind], fit_config, _inputs(clips), _targets(clips), report)
-    seconds = time.perf_counter() - started
-    save_lifter(model, LIFTERS[kind], path, {**info, "fit": asdict(fit_config), "fit_seconds": round(seconds, 1), "train_sequences": len(clips)})
-    return model, seconds
+    gt_3d = [c.shot.gt_3d for c in clips]
+    return fit_and_save(kind, fit_config, _inputs(clips), gt_3d, path, info, {"train_sequences": len(clips)}, report)
 
 
 def cross_fit(kind: LifterKind, train: list[Clip], val: list[Clip], out: Path, seed: int, progress: Progress) -> tuple[dict[str, np.ndarray], dict[str, str], dict]:
@@ -242,12 +222,12 @@ def cross_fit(kind: LifterKind, train: list[Clip], val: list[Clip], out: Path, s
     for fold in range(NUM_FOLDS):
         held_out = [c for c in train if c.fold == fold]
         path = out / "estimators" / f"{kind.value}_fold{fold}.safetensors"
-        info = {"estimator": ESTIMATOR_NAMES[kind], "trained_on": f"train folds != {fold}", "build_seed": seed}
+        info = {"estimator": kind.estimator_name, "trained_on": f"train folds != {fold}", "build_seed": seed}
         model, seconds[f"fold{fold}"] = _fit_and_save(kind, [c for c in train if c.fold != fold], path, seed + 1 + fold, info, progress, f"{kind.value} fold {fold}")
         for clip, pose in zip(held_out, predict(model, _inputs(held_out))):
             predictions[clip.name], weights[clip.name] = pose, str(path.relative_to(out))
     path = out / "estimators" / f"{kind.value}.safetensors"
-    info = {"estimator": ESTIMATOR_NAMES[kind], "trained_on": "train (all folds)", "build_seed": seed}
+    info = {"estimator": kind.estimator_name, "trained_on": "train (all folds)", "build_seed": seed}
     model, seconds["full"] = _fit_and_save(kind, train, path, seed, info, progress, f"{kind.value} full")
     for clip, pose in zip(val, predict(model, _inputs(val))):
         predictions[clip.name], weights[clip.name] = pose, str(path.relative_to(out))
@@ -256,9 +236,7 @@ def cross_fit(kind: LifterKind, train: list[Clip], val: list[Clip], out: Path, s
 
 def errors_mm(clips: list[Clip], predictions: dict[str, np.ndarray]) -> dict[str, float]:
     """Frame-pooled MPJPE and P-MPJPE (root-relative, millimetres)."""
-    pred = np.concatenate([predictions[c.name] for c in clips])
-    gt = np.concatenate([c.shot.gt_3d for c in clips])
-    return {"mpjpe_mm": round(1000 * float(mpjpe(pred, gt)), 2), "p_mpjpe_mm": round(1000 * float(p_mpjpe(pred, gt)), 2)}
+    return pooled_errors_mm([predictions[c.name] for c in clips], [c.shot.gt_3d for c in clips])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +253,7 @@ def to_sequence(clip: Clip, pose: np.ndarray, kind: LifterKind, weights: str, se
         image_size=clip.shot.camera.resolution,
         fps=FPS,
         provenance={
-            "estimator": ESTIMATOR_NAMES[kind],
+            "estimator": kind.estimator_name,
             "estimator_weights": weights,
             "camera": clip.shot.camera.id,
             "source_file": clip.motion.source,
@@ -314,7 +292,7 @@ def summary_table(summary: dict) -> Table:
         counts = summary["splits"][split]
         for kind in LifterKind:
             err = summary["estimators"][kind.value][split]
-            table.add_row(split, str(counts["motions"]), str(counts["windows"]), str(counts["sequences"]), str(counts["frames"]), ESTIMATOR_NAMES[kind], f"{err['mpjpe_mm']:.1f}", f"{err['p_mpjpe_mm']:.1f}")
+            table.add_row(split, str(counts["motions"]), str(counts["windows"]), str(counts["sequences"]), str(counts["frames"]), kind.estimator_name, f"{err['mpjpe_mm']:.1f}", f"{err['p_mpjpe_mm']:.1f}")
     return table
 
 
@@ -351,21 +329,19 @@ def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, ove
         overlap = {c.motion.info.actor for c in train} & {c.motion.info.actor for c in val}
         assert not overlap, f"actors {overlap} in both splits"
         console.log(f"{len(motions)} motions, {len(train)} train and {len(val)} val sequences")
-        results, estimator_summary = {}, {}
+        results, estimators = {}, {}
         for kind in LifterKind:
             t0 = time.perf_counter()
             predictions, weights, fit_seconds = cross_fit(kind, train, val, out, seed, progress)
             results[kind] = (predictions, weights)
-            estimator_summary[kind.value] = {
-                "name": ESTIMATOR_NAMES[kind],
-                "config": {**asdict(LIFTERS[kind]), "kind": kind.value},
-                "fit": asdict(FITS[kind]),
+            estimators[kind.value] = {
+                **estimator_summary(kind, FITS[kind]),
                 "fit_seconds": {k: round(v, 1) for k, v in fit_seconds.items()},
                 "train": errors_mm(train, predictions),
                 "val": errors_mm(val, predictions),
             }
             timings[f"estimator_{kind.value}_s"] = time.perf_counter() - t0
-            console.log(f"{ESTIMATOR_NAMES[kind]}: train (cross-fitted) {estimator_summary[kind.value]['train']}, val {estimator_summary[kind.value]['val']}")
+            console.log(f"{kind.estimator_name}: train (cross-fitted) {estimators[kind.value]['train']}, val {estimators[kind.value]['val']}")
 
     t0 = time.perf_counter()
     for kind, (predictions, weights) in results.items():
@@ -390,7 +366,7 @@ def build(raw: Path, out: Path, cameras_path: Path, seed: int, workers: int, ove
         "detector": detector,
         "detector_noise": asdict(noise),
         "bodies": None if bodies is None else asdict(bodies),
-        "estimators": estimator_summary,
+        "estimators": estimators,
         "files": [str(p.relative_to(out)) for p in outputs],
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "torch_threads": torch.get_num_threads(),

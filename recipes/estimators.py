@@ -10,12 +10,17 @@ joint exactly 0 (only the ``J - 1`` other joints are predicted). :func:`predict`
 the sequence ends so that its output has as many frames as its input.
 
 Weights are saved as safetensors with the model config as JSON in the metadata (no pickle).
+
+The dataset builds (:mod:`recipes.build_dataset`, :mod:`recipes.h36m_build`) train the same two
+estimators, :data:`LIFTERS`, on :func:`lifter_input` with :func:`fit_and_save`, and score them
+with :func:`pooled_errors_mm`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -26,13 +31,19 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from d3prefine.errors import WeightsError
-from d3prefine.metrics import mpjpe
+from d3prefine.metrics import mpjpe, p_mpjpe
+from d3prefine.preprocess import normalize_screen
 from d3prefine.skeleton import H36M_17
 
 
 class LifterKind(str, Enum):
     TEMPORAL = "temporal"
     FRAME = "frame"
+
+    @property
+    def estimator_name(self) -> str:
+        """The estimator's name in provenance and build summaries: its lifter's class name."""
+        return {LifterKind.TEMPORAL: "TemporalLifter", LifterKind.FRAME: "FrameLifter"}[self]
 
 
 def _with_root(offsets: torch.Tensor, root: int) -> torch.Tensor:
@@ -125,6 +136,17 @@ class LifterConfig:
         if self.kind == LifterKind.FRAME:
             return FrameLifter(self.num_joints, self.width, dropout=self.dropout, root=self.root)
         raise ValueError(f"unknown lifter kind {self.kind!r}")
+
+    def as_dict(self) -> dict:
+        """The fields, JSON-ready (``kind`` as its string value)."""
+        return {**asdict(self), "kind": self.kind.value}
+
+
+#: The base estimators of the dataset builds: the architecture of each kind.
+LIFTERS = {
+    LifterKind.TEMPORAL: LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
+    LifterKind.FRAME: LifterConfig(LifterKind.FRAME, width=512, dropout=0.2),
+}
 
 
 @dataclass(frozen=True)
@@ -249,7 +271,7 @@ def predict(model: nn.Module, inputs: list[np.ndarray], max_frames: int = 65536)
 
 def save_lifter(model: nn.Module, config: LifterConfig, path: str | Path, info: dict | None = None) -> None:
     """Write weights as safetensors with ``{"config": ..., "info": ...}`` JSON metadata."""
-    meta = {"config": json.dumps({**asdict(config), "kind": config.kind.value}), "info": json.dumps(info or {})}
+    meta = {"config": json.dumps(config.as_dict()), "info": json.dumps(info or {})}
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -269,3 +291,47 @@ def load_lifter(path: str | Path) -> tuple[nn.Module, LifterConfig]:
         raise WeightsError(f"{path}: not a lifter weights file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     model.eval()
     return model, config
+
+
+def lifter_input(poses_2d: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """A lifter's input: 2D detections ``(T, J, 2)`` pixels of an image ``(width, height)`` as
+    normalized screen coordinates ``(T, J, 2)`` float32."""
+    return normalize_screen(poses_2d, image_size).astype(np.float32)
+
+
+def fit_and_save(
+    kind: LifterKind, fit_config: FitConfig, inputs: list[np.ndarray], gt_3d: list[np.ndarray], path: Path,
+    info: dict, data_info: dict, progress=None,
+) -> tuple[nn.Module, float]:
+    """Train the ``LIFTERS[kind]`` lifter (:func:`fit`) and save it to ``path`` (:func:`save_lifter`).
+
+    Args:
+        inputs: :func:`lifter_input` of each training sequence, ``(T, J, 2)``.
+        gt_3d: its camera-frame ground truth ``(T, J, 3)`` metres (made root-relative here).
+        info, data_info: the saved info is ``info``, the fit's config and wall seconds, then
+            ``data_info`` (the size of the training data).
+        progress: as for :func:`fit`.
+
+    Returns:
+        The model and the fit's wall seconds.
+    """
+    root = LIFTERS[kind].root
+    targets = [(gt - gt[:, root : root + 1]).astype(np.float32) for gt in gt_3d]
+    started = time.perf_counter()
+    model = fit(LIFTERS[kind], fit_config, inputs, targets, progress)
+    seconds = time.perf_counter() - started
+    save_lifter(model, LIFTERS[kind], path, {**info, "fit": asdict(fit_config), "fit_seconds": round(seconds, 1), **data_info})
+    return model, seconds
+
+
+def estimator_summary(kind: LifterKind, fit_config: FitConfig) -> dict:
+    """``{"name", "config", "fit"}`` of the ``kind`` estimator fitted with ``fit_config``: the
+    first entries of its part of a build summary."""
+    return {"name": kind.estimator_name, "config": LIFTERS[kind].as_dict(), "fit": asdict(fit_config)}
+
+
+def pooled_errors_mm(predictions: list[np.ndarray], gt: list[np.ndarray]) -> dict[str, float]:
+    """Frame-pooled root-relative MPJPE and P-MPJPE in millimetres (rounded to 0.01 mm) of
+    predictions and ground truth, matching lists of ``(T, J, 3)`` metres."""
+    pred, truth = np.concatenate(predictions), np.concatenate(gt)
+    return {"mpjpe_mm": round(1000 * float(mpjpe(pred, truth)), 2), "p_mpjpe_mm": round(1000 * float(p_mpjpe(pred, truth)), 2)}

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +25,21 @@ import torch
 
 from d3prefine.errors import D3PrefineError
 from d3prefine.io import save_poses
-from d3prefine.metrics import mpjpe, p_mpjpe
-from d3prefine.preprocess import normalize_screen
 from d3prefine.runtime import log, run_reporting
-from d3prefine.skeleton import H36M_17
-from recipes.estimators import FitConfig, LifterConfig, LifterKind, fit, load_lifter, predict, save_lifter
+from recipes.estimators import (
+    FitConfig,
+    LifterKind,
+    estimator_summary,
+    fit_and_save,
+    lifter_input,
+    load_lifter,
+    pooled_errors_mm,
+    predict,
+)
 from recipes.h36m import H36MView, read_dataset, to_sequence
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7")
 VAL_SUBJECT = "S8"
-ROOT = H36M_17.root
-ESTIMATOR_NAMES = {LifterKind.TEMPORAL: "TemporalLifter", LifterKind.FRAME: "FrameLifter"}
-LIFTERS = {
-    LifterKind.TEMPORAL: LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
-    LifterKind.FRAME: LifterConfig(LifterKind.FRAME, width=512, dropout=0.2),
-}
 FITS = {  # sized for a CPU budget on a shared 2-core machine: 5 fits per lifter, one thread each, about 8 min per fit
     LifterKind.TEMPORAL: FitConfig(steps=700, batch_frames=1024, chunk=16, lr=2e-3),
     LifterKind.FRAME: FitConfig(steps=700, batch_frames=1024, lr=1e-3),
@@ -47,19 +47,8 @@ FITS = {  # sized for a CPU budget on a shared 2-core machine: 5 fits per lifter
 
 
 def lifter_inputs(views: list[H36MView]) -> list[np.ndarray]:
-    """Normalized screen 2D ``(T, 17, 2)`` float32 of every view."""
-    return [normalize_screen(v.poses_2d, v.image_size).astype(np.float32) for v in views]
-
-
-def lifter_targets(views: list[H36MView]) -> list[np.ndarray]:
-    """Root-relative camera-frame ground truth ``(T, 17, 3)`` float32 metres of every view."""
-    return [(v.gt_3d - v.gt_3d[:, ROOT : ROOT + 1]).astype(np.float32) for v in views]
-
-
-def errors_mm(views: list[H36MView], predictions: list[np.ndarray]) -> dict[str, float]:
-    """Frame-pooled root-relative MPJPE and P-MPJPE in millimetres."""
-    pred, gt = np.concatenate(predictions), np.concatenate([v.gt_3d for v in views])
-    return {"mpjpe_mm": round(1000 * float(mpjpe(pred, gt)), 2), "p_mpjpe_mm": round(1000 * float(p_mpjpe(pred, gt)), 2)}
+    """Normalized screen 2D ``(T, 17, 2)`` float32 of every view (:func:`recipes.estimators.lifter_input`)."""
+    return [lifter_input(v.poses_2d, v.image_size) for v in views]
 
 
 def fitted_lifter(kind: LifterKind, fit_config: FitConfig, train: list[H36MView], path: Path, refit: bool, info: dict) -> tuple[torch.nn.Module, float | None]:
@@ -70,16 +59,14 @@ def fitted_lifter(kind: LifterKind, fit_config: FitConfig, train: list[H36MView]
     if path.exists() and not refit:
         log(f"{path}: exists, loaded (pass --refit to retrain)")
         return load_lifter(path)[0], None
-    label = f"{ESTIMATOR_NAMES[kind]} {info['trained_on']}"
+    label = f"{kind.estimator_name} {info['trained_on']}"
 
     def report(step: int, loss: float) -> None:
         if step % 250 == 0 or step == fit_config.steps - 1:
             log(f"{label}: step {step + 1}/{fit_config.steps}, train MPJPE {loss * 1000:.1f} mm")
 
-    started = time.perf_counter()
-    model = fit(LIFTERS[kind], fit_config, lifter_inputs(train), lifter_targets(train), report)
-    seconds = time.perf_counter() - started
-    save_lifter(model, LIFTERS[kind], path, {**info, "fit": asdict(fit_config), "fit_seconds": round(seconds, 1), "train_frames": sum(len(v.gt_3d) for v in train)})
+    gt_3d = [v.gt_3d for v in train]
+    model, seconds = fit_and_save(kind, fit_config, lifter_inputs(train), gt_3d, path, info, {"train_frames": sum(map(len, gt_3d))}, report)
     log(f"{label}: {seconds / 60:.1f} min")
     return model, seconds
 
@@ -100,12 +87,12 @@ def cross_fit(
     for held_out, train, test in folds:
         trained_on = [t for t in TRAIN_SUBJECTS if t != held_out]
         path = out / "estimators" / f"{kind.value}_{held_out}.safetensors"
-        info = {"estimator": ESTIMATOR_NAMES[kind], "trained_on": "+".join(trained_on), "predicts": held_out}
+        info = {"estimator": kind.estimator_name, "trained_on": "+".join(trained_on), "predicts": held_out}
         model, seconds = fitted_lifter(kind, fit_config, train, path, refit, info)
         summary["fit_seconds"][held_out] = None if seconds is None else round(seconds, 1)
         predictions = predict(model, lifter_inputs(test))
-        summary["errors"][held_out] = errors_mm(test, predictions)
-        log(f"{ESTIMATOR_NAMES[kind]} on {held_out}: {summary['errors'][held_out]}")
+        summary["errors"][held_out] = pooled_errors_mm(predictions, [v.gt_3d for v in test])
+        log(f"{kind.estimator_name} on {held_out}: {summary['errors'][held_out]}")
         split = "val" if held_out == VAL_SUBJECT else "train"
         estimator = {**info, "estimator_weights": str(path.relative_to(out)), "fold": held_out, "split": split}
         sequences[split].extend(to_sequence(v, p, estimator) for v, p in zip(test, predictions))
@@ -129,13 +116,8 @@ def build(
                      "estimators": {}}
     for kind in kinds:
         fit_config = replace(FITS[kind], steps=steps[kind])
-        sequences, estimator_summary = cross_fit(kind, views, fit_config, out, refit, folds)
-        summary["estimators"][kind.value] = {
-            "name": ESTIMATOR_NAMES[kind],
-            "config": {**asdict(LIFTERS[kind]), "kind": kind.value},
-            "fit": asdict(fit_config),
-            **estimator_summary,
-        }
+        sequences, per_fold = cross_fit(kind, views, fit_config, out, refit, folds)
+        summary["estimators"][kind.value] = {**estimator_summary(kind, fit_config), **per_fold}
         for split, seqs in sequences.items():
             save_poses(out / f"{split}_{kind.value}.h5", seqs, overwrite=overwrite)
     summary["total_seconds"] = round(time.perf_counter() - started, 1)
