@@ -218,15 +218,20 @@ def scaling_child(frames: int, source: Path, weights: Path | None, noise: Path |
     return {**_rate(frames, seconds), "rss_after_load_mb": rss_load, "peak_rss_mb": peak, "peak_increase_mb": increase}
 
 
+def _model_arguments(args: argparse.Namespace) -> list[str]:
+    """``--weights PATH`` and ``--noise PATH`` as this benchmark was given them (absent where not
+    given), for the ``d3prefine`` and child commands it runs."""
+    return [arg for key in ("weights", "noise") if getattr(args, key) for arg in (f"--{key}", str(getattr(args, key)))]
+
+
 def scaling_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Namespace) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="d3prefine-speed-") as folder:
         source = Path(folder) / "source.npz"
         np.savez(source, poses_2d=p2d, poses_3d=p3d)
-        models = [arg for key in ("weights", "noise") if getattr(args, key) for arg in (f"--{key}", str(getattr(args, key)))]
         for frames in plan.scaling:
             command = [sys.executable, "-m", "benchmarks.speed", "--scaling-child", str(frames), "--source", str(source)]
-            command += ["--threads", str(args.threads), *models]
+            command += ["--threads", str(args.threads), *_model_arguments(args)]
             done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"scaling run of {frames} frames failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
@@ -240,9 +245,8 @@ def scaling_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Na
 
 def _refine_command(inputs: list[Path], out_dir: Path, device: str, args: argparse.Namespace) -> None:
     """``d3prefine refine`` in this process; raises unless it exits 0."""
-    models = [arg for key in ("weights", "noise") if getattr(args, key) for arg in (f"--{key}", str(getattr(args, key)))]
     argv = ["refine", *map(str, inputs), "--out-dir", str(out_dir), "--device", device, "--threads", str(args.threads),
-            "--continue-on-error", *models]
+            "--continue-on-error", *_model_arguments(args)]
     try:
         app(argv, prog_name="d3prefine")
     except SystemExit as stop:
@@ -276,7 +280,6 @@ def many_files_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, device: str, a
 def startup_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Namespace) -> list[dict]:
     """Wall seconds of fresh ``python -m d3prefine`` processes (median of ``plan.startup_repeats``),
     on a file of the first 300 source frames."""
-    models = [arg for key in ("weights", "noise") if getattr(args, key) for arg in (f"--{key}", str(getattr(args, key)))]
     rows = []
     with tempfile.TemporaryDirectory(prefix="d3prefine-speed-start-") as folder:
         source = Path(folder) / "walk.npz"
@@ -287,7 +290,7 @@ def startup_rows(plan: Plan, p2d: np.ndarray, p3d: np.ndarray, args: argparse.Na
             "usage error (refine --steps 0)": (["refine", str(source), "--steps", "0"], 2),
             f"d3prefine refine {source.name} (whole run, CPU)": (
                 ["refine", str(source), "-o", str(Path(folder) / "out.npz"), "--overwrite", "--device", "cpu",
-                 "--threads", str(args.threads), *models], 0),
+                 "--threads", str(args.threads), *_model_arguments(args)], 0),
         }
         for name, (argv, code) in commands.items():
             seconds, cpu = [], []
