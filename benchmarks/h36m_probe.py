@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy import load_scored
-from benchmarks.report import change_pct, fmt, markdown_table, run_probe, run_summary
+from benchmarks.report import change_pct, fmt, markdown_table, report_head, run_probe
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import bone_lengths, mpjpe, p_mpjpe
 from d3prefine.preprocess import normalize_screen
@@ -134,7 +134,7 @@ def markdown(document: dict) -> str:
         cells += [f"{fmt(r['bones_input_mm'][bone], 0)} / {fmt(r['bones_refined_mm'][bone], 0)}" for r in rows]
         bone_rows.append(cells)
     return "\n".join([
-        "# Why the shipped weights fail on Human3.6M", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
+        *report_head("Why the shipped weights fail on Human3.6M", document["run"]),
         (f"{len(document['sequences'])} held-out sequences; weights `{document['weights']['denoiser']['path']}` "
          f"(trained at {fmt(document['settings']['weights_fps'], 0)} fps), K = 1, default smoothing. Errors in mm, "
          "change = refined versus input."), "",

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.report import markdown_table, run_probe, run_summary
+from benchmarks.report import markdown_table, report_head, run_probe
 from d3prefine.io import load_poses
 from d3prefine.metrics import mpjpe
 from d3prefine.refine import Refiner
@@ -69,7 +69,7 @@ def probe(refiner: Refiner, path: Path, windows: int, seed: int) -> dict:
 
 
 def markdown(document: dict) -> str:
-    lines = ["# Reverse steps: true forward states versus DDIM states", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
+    lines = [*report_head("Reverse steps: true forward states versus DDIM states", document["run"]),
              "MPJPE (mm, root-relative) on fixed validation windows. A *state* is what the network gets at step t; "
              "*x0_hat* is its clean-pose estimate from that state (from the DDIM state at t: the K=2 result with its middle step at t). "
              "The true forward state is what `--intermediate-states forward` training shows; the DDIM state is what inference "

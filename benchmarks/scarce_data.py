@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
-from benchmarks.report import fmt, markdown_table, run_and_write, run_info, run_summary
+from benchmarks.report import fmt, markdown_table, report_head, run_and_write, run_info
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, MetricReport
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -131,8 +131,7 @@ def measure(args: argparse.Namespace) -> dict:
 
 def markdown(document: dict) -> str:
     settings = document["settings"]
-    lines = ["# Diffusion versus plain regression with scarce training pairs", "", f"`{document['run']['command']}`", "",
-             run_summary(document["run"]) + ".", "",
+    lines = [*report_head("Diffusion versus plain regression with scarce training pairs", document["run"]),
              f"A seeded subsample of up to {settings['sequences']:,} training sequences per `--train` file (all of a smaller file; "
              f"in all {document['train_sequences']:,} sequences, {document['train_frames']:,} frames, {document['train_windows']:,} windows), "
              f"noise statistics fitted on them alone, and the default network trained {settings['steps']:,} steps of "

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
-from benchmarks.report import change_pct, fmt, markdown_table, run_probe, run_summary
+from benchmarks.report import change_pct, fmt, markdown_table, report_head, run_probe
 from d3prefine.metrics import METRICS
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
 from d3prefine.runtime import log
@@ -50,7 +50,7 @@ def best_window(files: list[dict]) -> int:
 
 
 def markdown(document: dict) -> str:
-    lines = ["# Choice of the --smooth window", "", f"`{document['run']['command']}`", "", run_summary(document["run"]) + ".", "",
+    lines = [*report_head("Choice of the --smooth window", document["run"]),
              f"Training sequences refined with K = 1 and a Savitzky-Golay filter of order {SMOOTH_POLYORDER}; in parentheses the change "
              "versus no filter (window 0). "
              f"Lowest MPJPE over all files: window {document['best_window']} (the default is {document['default_window']}).", ""]
