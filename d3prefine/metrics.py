@@ -268,8 +268,11 @@ class Metric:
         unit: unit of its reported values (reports are in millimetres), plain ASCII (``"mm/frame^2"``).
         frame_lag: a sequence of T frames has ``T - frame_lag`` samples of it (velocity 1,
             acceleration 2): its weight when sequences are pooled.
-        function: ``function(pred, gt, layout, root)`` -> per-joint values ``(J,)`` in metres
-            (``bone_std`` ignores ``gt`` and ``root``: it is NaN at the root, which ends no bone).
+        function: ``function(pred, gt, layout, root)`` -> per-joint values ``(J,)``, in metres
+            unless ``scale`` says otherwise (``bone_std`` ignores ``gt`` and ``root``: it is NaN
+            at the root, which ends no bone).
+        scale: factor from the unit of ``function``'s values to ``unit``: 1000 (metres -> mm),
+            1 where they are in ``unit`` already.
     """
 
     name: str
@@ -277,6 +280,7 @@ class Metric:
     unit: str
     frame_lag: int
     function: Callable[[np.ndarray, np.ndarray, JointLayout, int | None], np.ndarray]
+    scale: float = 1000.0
 
     @property
     def figure_unit(self) -> str:
@@ -341,7 +345,7 @@ def evaluate_poses(
         expected = f"(T >= 1, {layout.num_joints}, 3)"
         raise ValueError(f"expected pred and gt of shape {expected} for layout {layout.name}, got {pred.shape}")
     root = layout.root if root_relative else None
-    per_joint = {name: metric.function(pred, gt, layout, root) * 1000.0 for name, metric in METRICS.items()}  # metres -> mm
+    per_joint = {name: metric.function(pred, gt, layout, root) * metric.scale for name, metric in METRICS.items()}  # metres -> mm (scale)
     summary = {name: float(values.mean()) for name, values in per_joint.items()}
     summary["bone_std"] = float(np.delete(per_joint["bone_std"], layout.root).mean())  # mean over bones
     return MetricReport(frames=len(pred), summary=summary, per_joint=per_joint)

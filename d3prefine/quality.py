@@ -52,7 +52,8 @@ def _reprojection(pred: np.ndarray, evidence: Evidence, layout: JointLayout, roo
 
 
 #: The GT-free metrics, in report order. Their ``function(pred, evidence, layout, root)`` takes an
-#: :class:`Evidence` where the ground-truth metrics take ``gt``; values in metres, ``reproj_2d`` in 2D units.
+#: :class:`Evidence` where the ground-truth metrics take ``gt``; values in metres, ``reproj_2d`` in 2D
+#: units (``scale`` 1: reported as they are).
 GT_FREE_METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
@@ -60,7 +61,7 @@ GT_FREE_METRICS: dict[str, Metric] = {
         Metric("jerk", "jerk", "mm/frame^3", 3, lambda pred, ev, layout, root: _difference_norm(pred, 3, root)),
         METRICS["bone_std"],  # needs no ground truth: the same entry as in the ground-truth table
         Metric("correction", "correction size", "mm", 0, _correction),
-        Metric("reproj_2d", "2D reprojection (fitted affine camera)", "px", 0, _reprojection),
+        Metric("reproj_2d", "2D reprojection (fitted affine camera)", "px", 0, _reprojection, scale=1.0),
     )
 }
 
@@ -69,9 +70,6 @@ def gt_free_report(pred: np.ndarray, evidence: Evidence, layout: JointLayout = H
     """:data:`GT_FREE_METRICS` of ``pred`` ``(T, J, 3)`` metres (root-relative), in mm (``reproj_2d``
     in the units of the 2D: pixels, or normalized coordinates)."""
     pred = np.asarray(pred, dtype=np.float64)
-    per_joint = {
-        name: metric.function(pred, evidence, layout, layout.root) * (1.0 if name == "reproj_2d" else 1000.0)  # metres -> mm
-        for name, metric in GT_FREE_METRICS.items()
-    }
+    per_joint = {name: metric.function(pred, evidence, layout, layout.root) * metric.scale for name, metric in GT_FREE_METRICS.items()}
     summary = {name: float(np.nanmean(values)) if not np.isnan(values).all() else float("nan") for name, values in per_joint.items()}
     return MetricReport(frames=len(pred), summary=summary, per_joint=per_joint)
