@@ -45,15 +45,26 @@ def body_height(poses_3d: np.ndarray) -> float:
     return trunk + float(np.mean(legs))
 
 
+def _complete_frames(poses_2d: np.ndarray, poses_3d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``F`` frames without NaN of keypoints ``(T, J, 2)`` and joints ``(T, J, 3)``, as float64
+    ``(F, J, 2)`` and ``(F, J, 3)``."""
+    valid = ~(np.isnan(poses_2d).any(axis=(1, 2)) | np.isnan(poses_3d).any(axis=(1, 2)))
+    return poses_2d[valid].astype(np.float64), poses_3d[valid].astype(np.float64)
+
+
+def _fitted_residuals(uv: np.ndarray, xyz: np.ndarray) -> np.ndarray:
+    """``(F, J)`` distances of the joints ``xyz (F, J, 3)`` projected by each frame's least-squares
+    affine camera ``u = A x + b`` from the keypoints ``uv (F, J, 2)``, in the units of ``uv``."""
+    design = np.concatenate([xyz, np.ones((*xyz.shape[:2], 1))], axis=-1)  # (F, J, 4)
+    solution = np.linalg.pinv(design) @ uv  # (F, 4, 2): one least-squares camera per frame
+    return np.linalg.norm(design @ solution - uv, axis=-1)
+
+
 def affine_residuals(poses_2d: np.ndarray, poses_3d: np.ndarray) -> np.ndarray:
     """``(F, J)`` distances, in the units of the 2D, of each 3D joint projected by its frame's
     least-squares affine camera ``u = A x + b`` from its own 2D keypoint, for the ``F`` frames
     without NaN (``(T, J, 2)`` keypoints, ``(T, J, 3)`` joints, any units)."""
-    valid = ~(np.isnan(poses_2d).any(axis=(1, 2)) | np.isnan(poses_3d).any(axis=(1, 2)))
-    uv, xyz = poses_2d[valid].astype(np.float64), poses_3d[valid].astype(np.float64)
-    design = np.concatenate([xyz, np.ones((*xyz.shape[:2], 1))], axis=-1)  # (F, J, 4)
-    solution = np.linalg.pinv(design) @ uv  # (F, 4, 2): one least-squares camera per frame
-    return np.linalg.norm(design @ solution - uv, axis=-1)
+    return _fitted_residuals(*_complete_frames(poses_2d, poses_3d))
 
 
 def joint_agreement(poses_2d: np.ndarray, poses_3d: np.ndarray) -> np.ndarray:
@@ -64,14 +75,12 @@ def joint_agreement(poses_2d: np.ndarray, poses_3d: np.ndarray) -> np.ndarray:
     body size (root-mean-square distance of the keypoints from their centroid). Returns the
     median over frames (NaN if no frame is complete). Any units and any camera work.
     """
-    residual = affine_residuals(poses_2d, poses_3d)
-    if not len(residual):
+    uv, xyz = _complete_frames(poses_2d, poses_3d)
+    if not len(uv):
         return np.full(poses_2d.shape[1], np.nan)
-    valid = ~(np.isnan(poses_2d).any(axis=(1, 2)) | np.isnan(poses_3d).any(axis=(1, 2)))
-    uv = poses_2d[valid].astype(np.float64)
     centred = uv - uv.mean(axis=1, keepdims=True)
     size = np.sqrt((centred**2).sum(-1).mean(-1, keepdims=True))
-    return np.median(residual / np.maximum(size, 1e-12), axis=0)
+    return np.median(_fitted_residuals(uv, xyz) / np.maximum(size, 1e-12), axis=0)
 
 
 def check_sequence(poses_2d: np.ndarray, poses_3d: np.ndarray, *, height_m: bool = True) -> list[str]:
