@@ -86,13 +86,19 @@ def read_npy(path: Path) -> np.ndarray:
     return array
 
 
-def expect_shape(array: np.ndarray, joints: int | None, channels: int, what: str) -> np.ndarray:
-    """``array`` as float64 ``(T, J, channels)`` (``J = joints`` unless ``None``), else :class:`InputError`."""
+def check_shape(array: np.ndarray, joints: int | None, channels: int, what: str) -> np.ndarray:
+    """``array`` as it is (an ndarray, not copied) if it is ``(T, J, channels)`` with ``T >= 1``
+    (``J = joints`` unless ``None``), else :class:`InputError`."""
     array = np.asarray(array)
     shape = f"(T, {joints if joints is not None else 'J'}, {channels})"
     if array.ndim != 3 or array.shape[2] != channels or (joints is not None and array.shape[1] != joints) or len(array) == 0:
         raise InputError(f"{what}: expected shape {shape}, got {array.shape}")
-    return array.astype(np.float64)
+    return array
+
+
+def expect_shape(array: np.ndarray, joints: int | None, channels: int, what: str) -> np.ndarray:
+    """``array`` as float64 ``(T, J, channels)`` (:func:`check_shape`), else :class:`InputError`."""
+    return check_shape(array, joints, channels, what).astype(np.float64)
 
 
 def write_json(path: Path, data: Any) -> None:

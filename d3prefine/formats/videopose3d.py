@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from d3prefine.errors import InputError
-from d3prefine.formats.base import SourceData, expect_shape, read_json, read_npy, write_npy_like
+from d3prefine.formats.base import SourceData, check_shape, expect_shape, read_json, read_npy, write_npy_like
 from d3prefine.formats.options import ConvertOptions
 
 SUFFIXES = (".npz", ".npy")
@@ -73,7 +73,8 @@ def _camera_rotations(path: Path, subject: str) -> list[tuple[np.ndarray, np.nda
 
 
 def _sequences_2d(options: ConvertOptions) -> list[tuple[str, str, str, int, np.ndarray, tuple[int, int] | None, str]]:
-    """``(name, subject, action, camera, (T, 17, 2), image_size, layout)`` of every 2D sequence."""
+    """``(name, subject, action, camera, (T, 17, 2), image_size, layout)`` of every 2D sequence
+    (the arrays as stored: only the one picked is converted)."""
     path = options.required("poses_2d", "--2d", "VideoPose3D needs its data_2d_*.npz")
     positions = _pickled(path, "positions_2d", options.allow_pickle)
     metadata = _pickled(path, "metadata", options.allow_pickle)
@@ -90,7 +91,7 @@ def _sequences_2d(options: ConvertOptions) -> list[tuple[str, str, str, int, np.
                 name = str(subject) if custom and len(cameras) == 1 else f"{subject}_{action}_cam{camera}"
                 size = (int(videos[subject]["w"]), int(videos[subject]["h"])) if custom else options.image_size
                 where = f"{path}: positions_2d[{subject!r}][{action!r}][{camera}]"
-                found.append((name, subject, action, camera, expect_shape(array, 17, 2, where), size, layout))
+                found.append((name, subject, action, camera, check_shape(array, 17, 2, where), size, layout))
     if not found:
         raise InputError(f"{path}: positions_2d holds no sequence")
     return found
@@ -108,6 +109,7 @@ def read(options: ConvertOptions) -> list[SourceData]:
     elif len(sequences) > 1:
         raise InputError(f"{options.poses_2d}: holds {len(sequences)} sequences; pick the one of {path_3d} with --sequence (e.g. {names[0]!r})")
     name, subject, action, camera, poses_2d, size, layout = sequences[0]
+    poses_2d = poses_2d.astype(np.float64)
     if size is None:
         raise InputError(f"{options.poses_2d}: Human3.6M 2D is in pixels: give --image-size WIDTH HEIGHT (1000 1002 or 1000 1000)")
     poses_3d = expect_shape(read_npy(path_3d), 17, 3, str(path_3d))
