@@ -35,12 +35,12 @@ SHIPPED_LABEL = "shipped weights as they are"
 
 
 def shipped_weights(text: str) -> accuracy.Variant:
-    """``[NAME=]DIR`` of ``--shipped``: a SHIPPED row labelled "shipped weights as they are" (with
-    " NAME" when given) for DIR's denoiser and noise files."""
+    """``[NAME=]DIR`` of ``--shipped``: a SHIPPED row labelled "shipped weights as they are" (or
+    "shipped weights NAME as they are") for DIR's denoiser and noise files."""
     name, equals, folder = text.rpartition("=")
     if equals and not name or not folder:
         raise argparse.ArgumentTypeError(f"expected [NAME=]DIR, got {text!r}")
-    label = f"{SHIPPED_LABEL} {name}".strip()
+    label = SHIPPED_LABEL if not name else SHIPPED_LABEL.replace("weights", f"weights {name}")
     return accuracy.Variant(label, Path(folder) / "denoiser.safetensors", Path(folder) / "noise.safetensors", accuracy.RowKind.SHIPPED)
 
 

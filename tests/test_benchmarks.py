@@ -390,7 +390,7 @@ def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):
     assert kinds == ["base", "smoother", "smoother", "bones", "gaussian_mean", *["shipped"] * 4, "variant", *["d3prefine"] * 3]
     labels = [row["label"] for row in section["rows"]]
     assert labels[5:9] == ["shipped weights as they are (K=1)", "shipped weights as they are (K=1, bone lengths input)",
-                           "shipped weights as they are old (K=1)", "shipped weights as they are old (K=1, bone lengths input)"]
+                           "shipped weights old as they are (K=1)", "shipped weights old as they are (K=1, bone lengths input)"]
     assert section["rows"][5]["metrics"] == section["rows"][7]["metrics"]  # the same files under two names
     base = section["actions"]["base estimator"]
     walking = pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in (val[0], val[2])]).summary
