@@ -29,8 +29,11 @@ class BoneLengthMode(str, Enum):
     INPUT = "input"
 
 
-#: ``refine``'s default (see the README's "Bone lengths" for the measurements behind it).
-DEFAULT_BONE_LENGTHS = BoneLengthMode.FREE
+#: ``refine``'s default: the estimator's skeleton. Weights that never saw the user's estimator
+#: cannot know the person's body from a 27-frame window; with the shipped weights ``input`` was
+#: the only mode never worse than the unrefined poses on both the Bandai examples and Human3.6M
+#: (README, "Bone lengths"). Weights trained on the user's own estimator do best with ``constant``.
+DEFAULT_BONE_LENGTHS = BoneLengthMode.INPUT
 
 
 def median_bone_lengths(poses: np.ndarray, layout: JointLayout) -> np.ndarray:

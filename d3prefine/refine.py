@@ -254,8 +254,8 @@ class Refiner:
             bone_lengths: what becomes of the refined sequence's bone lengths, after the filter
                 (:class:`~d3prefine.bones.BoneLengthMode`): ``free`` keeps the network's,
                 ``constant`` sets every bone to its median over the sequence, ``input`` to its
-                median in the input ``poses_3d`` (the estimator's skeleton). The uncertainty
-                and the guard score are those of the unconstrained refinement.
+                median in the input ``poses_3d`` (the estimator's skeleton). The guard score
+                is that of the final poses; the uncertainty is the spread of the samples.
             progress: called with the number of frames finished after each batch.
         """
         if samples < 1:
@@ -337,16 +337,17 @@ class Refiner:
 
     def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int, bones: BoneLengthMode) -> RefineResult:
         """Mean and spread of the ``(T, S, J, 3)`` root-relative samples, each filtered along time
-        with a ``smooth``-frame window (the spread scaled by the calibration, if any), the guard
-        score; then the mean's bone lengths set by ``bones`` and the input root trajectory added back."""
+        with a ``smooth``-frame window (the spread scaled by the calibration, if any); the
+        mean's bone lengths set by ``bones``, the guard score of that mean; the input root
+        trajectory is added back."""
         if smooth:
             blended = savgol(blended, smooth, SMOOTH_POLYORDER)
         mean = blended.mean(axis=1)
         spread = np.sqrt(((blended - mean[:, None]) ** 2).sum(-1).mean(1)) if blended.shape[1] > 1 else None
         if spread is not None and self.calibration is not None:
             spread = spread * self.calibration.scale
-        guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
         mean = constrain_bones(mean, inputs.y, bones, self.layout)
+        guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
 
 

@@ -44,7 +44,7 @@ for pid in "${pids[@]}"; do wait "$pid"; done  # a bare 'wait' returns 0 even wh
 
 for kind in temporal frame; do
     timed "refine-$kind" python -m d3prefine refine "data/h36m/val_$kind.h5" --weights "$OUT/denoiser81.safetensors" \
-        --noise "$OUT/noise.safetensors" -o "$OUT/val_$kind.refined.h5" --overwrite
+        --noise "$OUT/noise.safetensors" --bone-lengths constant -o "$OUT/val_$kind.refined.h5" --overwrite
     timed "evaluate-$kind" python -m d3prefine evaluate "$OUT/val_$kind.refined.h5" --json > "$OUT/evaluate_$kind.json"
 done
 cat "$OUT/times.txt"

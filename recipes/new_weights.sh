@@ -32,8 +32,9 @@ d3prefine train $TRAIN $VAL --noise "$OUT/noise.safetensors" -o "$OUT/denoiser.s
     --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite > "$OUT/train.json" 2> "$OUT/train.log"
 rm -f "$OUT/denoiser.ckpt.safetensors"
 
+# (benchmarks/README.md runs the same two with --test files added: what they write is the same)
 python -m benchmarks.guard --weights "$OUT/denoiser.safetensors" \
     --train "$DATA/train_temporal.h5" --train "$DATA/train_frame.h5" $VAL \
-    --out "$OUT/guard" --write-weights --threads "$THREADS" > "$OUT/guard.log" 2>&1
+    --sequences 300 --threshold-quantile 0.99 --out "$OUT/guard" --write-weights --threads "$THREADS" > "$OUT/guard.log" 2>&1
 python -m benchmarks.uncertainty --weights "$OUT/denoiser.safetensors" $VAL \
-    --out "$OUT/uncertainty" --write-weights --threads "$THREADS" > "$OUT/uncertainty.log" 2>&1
+    --sequences 15 --out "$OUT/uncertainty" --write-weights --threads "$THREADS" > "$OUT/uncertainty.log" 2>&1

@@ -52,9 +52,9 @@ def test_refine_bone_lengths_input_keeps_the_estimators_skeleton(tmp_path, make_
     save_poses(source, [make_sequence(frames=40, noise_m=0.03)])
     runner = CliRunner()
     outputs = {}
-    for mode in ("free", "input"):
+    for mode in ("free", "input", None):  # None: the default, input
         out = tmp_path / f"{mode}.npz"
-        result = runner.invoke(app, ["refine", str(source), "-o", str(out), "--bone-lengths", mode, "--device", "cpu"])
+        result = runner.invoke(app, ["refine", str(source), "-o", str(out), "--device", "cpu", *(["--bone-lengths", mode] if mode else [])])
         assert result.exit_code == 0, result.output
         outputs[mode] = load_poses(out)[0]
     seq = outputs["input"]
@@ -66,5 +66,7 @@ def test_refine_bone_lengths_input_keeps_the_estimators_skeleton(tmp_path, make_
     free = outputs["free"].poses_3d_refined
     free_lengths = np.linalg.norm(free - free[:, parents], axis=-1)
     assert np.abs(free_lengths - want).max() > 1e-3  # the network's own lengths differ: the option did something
+    assert outputs[None].provenance["refine"]["bone_lengths"] == "input"
+    np.testing.assert_array_equal(outputs[None].poses_3d_refined, seq.poses_3d_refined)
     bad = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "x.npz"), "--bone-lengths", "rigid"])
     assert bad.exit_code == 2

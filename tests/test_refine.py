@@ -41,7 +41,7 @@ def test_shapes_and_root_trajectory_are_kept(noise, frames):
 @pytest.mark.parametrize("steps", [1, 4])
 def test_untrained_network_applies_the_gaussian_conditional_mean(noise, steps):
     seq = build_sequence(50, seed=8)
-    out = _refiner(noise, trained=False).refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=steps, smooth=0)
+    out = _refiner(noise, trained=False).refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, steps=steps, smooth=0, bone_lengths="free")
     x = model_inputs(seq.poses_2d, seq.poses_3d, seq.image_size, 0)
     mean = noise.mean(torch.from_numpy(x.p), torch.from_numpy(x.y)).numpy()
     np.testing.assert_allclose(out.poses_3d, seq.poses_3d - mean, atol=1e-5)
@@ -50,8 +50,8 @@ def test_untrained_network_applies_the_gaussian_conditional_mean(noise, steps):
 def test_smoothing_filters_the_root_relative_refinement_only(noise):
     seq = build_sequence(40, seed=5)
     refiner = _refiner(noise)
-    raw = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, smooth=0).poses_3d
-    smoothed = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
+    raw = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, smooth=0, bone_lengths="free").poses_3d
+    smoothed = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, bone_lengths="free").poses_3d
     root = seq.poses_3d[:, :1]
     expected = savgol(raw - root, DEFAULT_SMOOTH, SMOOTH_POLYORDER) + root
     np.testing.assert_allclose(smoothed, expected, atol=1e-5)
