@@ -250,10 +250,10 @@ class Bench:
         mean = partial(gaussian_mean, self.refiner.noise.to("cpu"), sequences, self.refiner.layout.root)
         rows.append(_score("Gaussian conditional mean", RowKind.GAUSSIAN_MEAN, {}, sequences, mean))
         for variant, refiner in self.variants:
-            name = f"{variant.kind.value} {variant.name} (K=1)" if variant.kind is not RowKind.SHIPPED else f"{variant.name} (K=1)"
+            name = variant.name if variant.kind is RowKind.SHIPPED else f"{variant.kind.value} {variant.name}"
             modes = [{}] + [{"bone_lengths": mode.value} for mode in args.bone_lengths if variant.kind is RowKind.SHIPPED]
             for mode in modes:
-                row_name = name if not mode else f"{name[:-1]}, bone lengths {mode['bone_lengths']})"
+                row_name = f"{name} (K=1{''.join(f', bone lengths {value}' for value in mode.values())})"
                 refined = partial(self._refined, refiner, sequences, row_name, steps=1, **mode)
                 rows.append(_score(row_name, variant.kind, {"variant": variant.name, "steps": 1, **mode}, sequences, refined))
         options = [{"steps": k} for k in args.steps]

@@ -40,7 +40,7 @@ from scipy.stats import rankdata
 
 from benchmarks.accuracy import estimator_label, load_scored
 from benchmarks.report import fmt, markdown_table, report_head, run_probe
-from d3prefine.bones import median_bone_lengths
+from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.checkpoint import set_denoiser_metadata
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference
 from d3prefine.io import PoseSequence
@@ -49,7 +49,7 @@ from d3prefine.preprocess import model_inputs, normalize_screen
 from d3prefine.refine import Refiner
 from d3prefine.runtime import log
 from d3prefine.skeleton import H36M_17
-from recipes.bodies import BodyVariation, random_bone_scales, reshape_body
+from recipes.bodies import BodyVariation, random_bone_scales
 from recipes.detector import ar1_noise
 
 PARTS = ("score", "condition", "correction")
@@ -123,14 +123,14 @@ def perturbed(sequences: list[PoseSequence], kind: str, seed: int) -> list[PoseS
         p2d, y, gt = seq.poses_2d.astype(np.float64), seq.poses_3d.astype(np.float64), seq.gt_3d.astype(np.float64)
         if kind == "bodies":
             scales = random_bone_scales(rng, median_bone_lengths(gt, H36M_17), H36M_BODIES)
-            new_gt = reshape_body(gt, scales)
+            new_gt = scale_bones(gt, scales, H36M_17)
             # weak perspective: pixels per (metre / depth), fitted on the sequence's own 2D and ground truth
             proj, image = gt[..., :2] / gt[..., 2:], normalize_screen(p2d, seq.image_size)
             rel_p, rel_proj = image - image[:, :1], proj - proj[:, :1]
             gain = float((rel_p * rel_proj).sum() / (rel_proj**2).sum())
             delta = gain * (new_gt[..., :2] / new_gt[..., 2:] - proj)  # normalized units
             p2d = p2d + delta * seq.image_size[0] / 2.0  # normalized -> pixels (u = x / w * 2 - 1)
-            y, gt = reshape_body(y, scales), new_gt
+            y, gt = scale_bones(y, scales, H36M_17), new_gt
         elif kind == "noisy-2d":
             p2d = p2d + ar1_noise(rng, p2d.shape, 0.8) * 0.02 * seq.image_size[0]
         elif kind == "scaled-3d":

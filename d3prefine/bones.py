@@ -13,6 +13,7 @@ from enum import Enum
 
 import numpy as np
 
+from d3prefine.metrics import bone_lengths
 from d3prefine.skeleton import JointLayout
 
 
@@ -39,10 +40,23 @@ DEFAULT_BONE_LENGTHS = BoneLengthMode.INPUT
 def median_bone_lengths(poses: np.ndarray, layout: JointLayout) -> np.ndarray:
     """Median over frames of the length of the bone ending at each joint, ``(J,)`` in the units
     of ``poses (T, J, 3)`` (the root, which ends no bone, gets 0). NaN frames are ignored."""
+    medians = np.zeros(layout.num_joints)
+    medians[[child for _, child in layout.bones]] = np.nanmedian(bone_lengths(poses, layout), axis=0)
+    return medians
+
+
+def scale_bones(poses: np.ndarray, factors: np.ndarray, layout: JointLayout) -> np.ndarray:
+    """``poses (T, J, 3)`` rebuilt from the root outwards with the bone ending at joint j
+    multiplied by ``factors[..., j]`` (``(J,)`` for the whole sequence or ``(T, J)`` per frame),
+    directions and root trajectory kept. Returns float64."""
     poses = np.asarray(poses, np.float64)
-    parents = np.asarray(layout.parents)
-    lengths = np.linalg.norm(poses - poses[:, np.maximum(parents, 0)], axis=-1)  # the root's own "bone" is 0
-    return np.nanmedian(lengths, axis=0)
+    factors = np.broadcast_to(np.asarray(factors, np.float64), poses.shape[:2])
+    out = np.empty_like(poses)
+    out[:, layout.root] = poses[:, layout.root]
+    for joint in layout.topological_order:
+        parent = layout.parents[joint]
+        out[:, joint] = out[:, parent] + factors[:, joint, None] * (poses[:, joint] - poses[:, parent])
+    return out
 
 
 def rechain(poses: np.ndarray, lengths: np.ndarray, layout: JointLayout) -> np.ndarray:
@@ -50,14 +64,8 @@ def rechain(poses: np.ndarray, lengths: np.ndarray, layout: JointLayout) -> np.n
     length ``lengths[j]`` (same units) in its original direction; the root trajectory is kept.
     A bone of zero length in ``poses`` (no direction) keeps length zero. Returns float64."""
     poses = np.asarray(poses, np.float64)
-    out = np.empty_like(poses)
-    out[:, layout.root] = poses[:, layout.root]
-    for joint in layout.topological_order:
-        parent = layout.parents[joint]
-        bone = poses[:, joint] - poses[:, parent]
-        norm = np.linalg.norm(bone, axis=-1, keepdims=True)
-        out[:, joint] = out[:, parent] + bone * (lengths[joint] / np.where(norm > 0, norm, np.inf))
-    return out
+    norms = np.linalg.norm(poses - poses[:, np.maximum(np.asarray(layout.parents), 0)], axis=-1)  # (T, J), root 0
+    return scale_bones(poses, lengths / np.where(norms > 0, norms, np.inf), layout)
 
 
 def constrain_bones(refined: np.ndarray, inputs: np.ndarray, mode: BoneLengthMode | str, layout: JointLayout) -> np.ndarray:

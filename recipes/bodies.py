@@ -3,8 +3,8 @@
 The Bandai capture aligned every file to nearly the same proportions (hips 68 mm from the
 pelvis, thigh ~384 mm), while Human3.6M's subjects have hips ~130 mm from the pelvis (another
 marker definition) and thighs ~450 mm. Weights trained on one build pull every bone toward it.
-:func:`random_bone_scales` draws one multiplier per bone for a sequence; :func:`reshape_body`
-applies them, keeping the root trajectory and every bone's direction (so the motion's joint
+:func:`random_bone_scales` draws one multiplier per bone for a sequence;
+:func:`d3prefine.bones.scale_bones` applies them, keeping the root trajectory and every bone's direction (so the motion's joint
 angles are unchanged).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from d3prefine.skeleton import H36M_17, JointLayout
+from d3prefine.skeleton import H36M_17
 
 # Bones that share one multiplier (with their mirror joint), by child joint, h36m17 order.
 _GROUPS = {
@@ -70,16 +70,3 @@ def random_bone_scales(rng: np.random.Generator, lengths: np.ndarray, variation:
         if width is not None:
             scales[list(joints)] = rng.uniform(*width) / max(float(np.mean(lengths[list(joints)])), 1e-6)
     return scales
-
-
-def reshape_body(poses: np.ndarray, scales: np.ndarray, layout: JointLayout = H36M_17) -> np.ndarray:
-    """``poses (T, J, 3)`` with the bone ending at joint j scaled by ``scales[j]`` (root trajectory
-    and bone directions kept); returns a new float64 array."""
-    poses = np.asarray(poses, np.float64)
-    out = np.empty_like(poses)
-    out[:, layout.root] = poses[:, layout.root]
-    for joint in layout.topological_order:
-        parent = layout.parents[joint]
-        out[:, joint] = out[:, parent] + scales[joint] * (poses[:, joint] - poses[:, parent])
-    return out
-

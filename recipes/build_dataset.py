@@ -34,13 +34,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from d3prefine.bones import median_bone_lengths
+from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import PoseSequence, save_poses
 from d3prefine.runtime import run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
-from recipes.bodies import BodyVariation, random_bone_scales, reshape_body
+from recipes.bodies import BodyVariation, random_bone_scales
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DETECTORS, DetectorNoise
 from recipes.estimators import FitConfig, LifterKind, estimator_summary, fit_and_save, lifter_input, pooled_errors_mm, predict
@@ -173,7 +173,7 @@ def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int],
             yaw = float(rng.uniform(0.0, 360.0))
             world = recentre(motion.poses[start:end].astype(np.float64), ROOT, np.deg2rad(yaw))
             if bodies is not None:
-                world = reshape_body(world, random_bone_scales(rng, median_bone_lengths(world, H36M_17), bodies))
+                world = scale_bones(world, random_bone_scales(rng, median_bone_lengths(world, H36M_17), bodies), H36M_17)
             if motion.info.split == Split.TRAIN:
                 cameras = list(h36m)
             else:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from d3prefine.bones import median_bone_lengths
+from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.skeleton import H36M_17
-from recipes.bodies import BodyVariation, random_bone_scales, reshape_body
+from recipes.bodies import BodyVariation, random_bone_scales
 from tests.conftest import synthetic_motion
 
 
@@ -13,14 +13,14 @@ def test_reshape_scales_each_bone_and_keeps_directions_and_root():
     poses = synthetic_motion(20, np.random.default_rng(0))
     scales = np.linspace(0.5, 2.1, 17)
     scales[0] = 1.0
-    out = reshape_body(poses, scales)
+    out = scale_bones(poses, scales, H36M_17)
     np.testing.assert_allclose(out[:, 0], poses[:, 0])
     parents = np.maximum(np.asarray(H36M_17.parents), 0)
     old, new = poses - poses[:, parents], out - out[:, parents]
     np.testing.assert_allclose(np.linalg.norm(new, axis=-1)[:, 1:], (scales * np.linalg.norm(old, axis=-1))[:, 1:], rtol=1e-10)
     cosine = (old * new).sum(-1)[:, 1:] / (np.linalg.norm(old, axis=-1) * np.linalg.norm(new, axis=-1))[:, 1:]
     np.testing.assert_allclose(cosine, 1.0, atol=1e-12)
-    np.testing.assert_allclose(reshape_body(poses, np.ones(17)), poses, atol=1e-12)
+    np.testing.assert_allclose(scale_bones(poses, np.ones(17), H36M_17), poses, atol=1e-12)
 
 
 def test_random_scales_reach_human36m_hips_and_stay_symmetric():
@@ -29,7 +29,7 @@ def test_random_scales_reach_human36m_hips_and_stay_symmetric():
     assert lengths[1] == pytest.approx(0.13) and lengths[0] == 0.0
     variation = BodyVariation(height=(1.0, 1.0), proportion_std=0.0, hip_width_m=(0.068, 0.068), shoulder_width_m=None)
     scales = random_bone_scales(np.random.default_rng(0), lengths, variation)
-    assert median_bone_lengths(reshape_body(poses, scales), H36M_17)[[1, 4]] == pytest.approx([0.068, 0.068])
+    assert median_bone_lengths(scale_bones(poses, scales, H36M_17), H36M_17)[[1, 4]] == pytest.approx([0.068, 0.068])
     np.testing.assert_allclose(scales[[2, 3, 12, 16]], 1.0)  # no other change without height or proportion spread
     rng = np.random.default_rng(2)
     draws = np.array([random_bone_scales(rng, lengths, BodyVariation()) for _ in range(300)])
