@@ -43,7 +43,7 @@ from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
 from recipes.bodies import BodyVariation, random_bone_scales
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DETECTORS, DetectorNoise
-from recipes.estimators import FitConfig, LifterKind, estimator_summary, fit_and_save, lifter_input, pooled_errors_mm, predict
+from recipes.estimators import LIFTERS, FitConfig, LifterKind, estimator_summary, fit_and_save, lifter_input, pooled_errors_mm, predict
 from recipes.views import (
     Shot,
     ViewConfig,
@@ -211,7 +211,7 @@ def _fit_and_save(kind: LifterKind, clips: list[Clip], path: Path, seed: int, in
             console.log(f"{label}: step {step + 1}/{fit_config.steps}, train MPJPE {loss * 1000:.1f} mm")
 
     gt_3d = [c.shot.gt_3d for c in clips]
-    return fit_and_save(kind, fit_config, _inputs(clips), gt_3d, path, info, {"train_sequences": len(clips)}, report)
+    return fit_and_save(LIFTERS[kind], fit_config, _inputs(clips), gt_3d, path, info, {"train_sequences": len(clips)}, report)
 
 
 def cross_fit(kind: LifterKind, train: list[Clip], val: list[Clip], out: Path, seed: int, progress: Progress) -> tuple[dict[str, np.ndarray], dict[str, str], dict]:

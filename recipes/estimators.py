@@ -129,17 +129,27 @@ class LifterConfig:
     width: int = 256  # TemporalLifter channels or FrameLifter hidden width
     dropout: float = 0.1
     root: int = 0
+    filter_widths: tuple[int, ...] = (3, 3, 3)  # TemporalLifter only: receptive field = their product
+    blocks: int = 2  # FrameLifter only: residual blocks
 
     def build(self) -> nn.Module:
         if self.kind == LifterKind.TEMPORAL:
-            return TemporalLifter(self.num_joints, self.width, dropout=self.dropout, root=self.root)
+            return TemporalLifter(self.num_joints, self.width, tuple(self.filter_widths), dropout=self.dropout, root=self.root)
         if self.kind == LifterKind.FRAME:
-            return FrameLifter(self.num_joints, self.width, dropout=self.dropout, root=self.root)
+            return FrameLifter(self.num_joints, self.width, self.blocks, dropout=self.dropout, root=self.root)
         raise ValueError(f"unknown lifter kind {self.kind!r}")
 
     def as_dict(self) -> dict:
         """The fields, JSON-ready (``kind`` as its string value)."""
-        return {**asdict(self), "kind": self.kind.value}
+        return {**asdict(self), "kind": self.kind.value, "filter_widths": list(self.filter_widths)}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> LifterConfig:
+        """Inverse of :meth:`as_dict` (files written before ``filter_widths``/``blocks`` get the defaults)."""
+        fields = {**raw, "kind": LifterKind(raw["kind"])}
+        if "filter_widths" in fields:
+            fields["filter_widths"] = tuple(fields["filter_widths"])
+        return cls(**fields)
 
 
 #: The base estimators of the dataset builds: the architecture of each kind.
@@ -283,8 +293,7 @@ def load_lifter(path: str | Path) -> tuple[nn.Module, LifterConfig]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
-        raw = json.loads(meta["config"])
-        config = LifterConfig(**{**raw, "kind": LifterKind(raw["kind"])})
+        config = LifterConfig.from_dict(json.loads(meta["config"]))
         model = config.build()
         model.load_state_dict(load_file(str(path)))
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
@@ -300,10 +309,10 @@ def lifter_input(poses_2d: np.ndarray, image_size: tuple[int, int]) -> np.ndarra
 
 
 def fit_and_save(
-    kind: LifterKind, fit_config: FitConfig, inputs: list[np.ndarray], gt_3d: list[np.ndarray], path: Path,
+    config: LifterConfig, fit_config: FitConfig, inputs: list[np.ndarray], gt_3d: list[np.ndarray], path: Path,
     info: dict, data_info: dict, progress=None,
 ) -> tuple[nn.Module, float]:
-    """Train the ``LIFTERS[kind]`` lifter (:func:`fit`) and save it to ``path`` (:func:`save_lifter`).
+    """Train a ``config`` lifter (:func:`fit`) and save it to ``path`` (:func:`save_lifter`).
 
     Args:
         inputs: :func:`lifter_input` of each training sequence, ``(T, J, 2)``.
@@ -315,12 +324,12 @@ def fit_and_save(
     Returns:
         The model and the fit's wall seconds.
     """
-    root = LIFTERS[kind].root
+    root = config.root
     targets = [(gt - gt[:, root : root + 1]).astype(np.float32) for gt in gt_3d]
     started = time.perf_counter()
-    model = fit(LIFTERS[kind], fit_config, inputs, targets, progress)
+    model = fit(config, fit_config, inputs, targets, progress)
     seconds = time.perf_counter() - started
-    save_lifter(model, LIFTERS[kind], path, {**info, "fit": asdict(fit_config), "fit_seconds": round(seconds, 1), **data_info})
+    save_lifter(model, config, path, {**info, "fit": asdict(fit_config), "fit_seconds": round(seconds, 1), **data_info})
     return model, seconds
 
 
@@ -335,3 +344,49 @@ def pooled_errors_mm(predictions: list[np.ndarray], gt: list[np.ndarray]) -> dic
     predictions and ground truth, matching lists of ``(T, J, 3)`` metres."""
     pred, truth = np.concatenate(predictions), np.concatenate(gt)
     return {"mpjpe_mm": round(1000 * float(mpjpe(pred, truth)), 2), "p_mpjpe_mm": round(1000 * float(p_mpjpe(pred, truth)), 2)}
+
+
+def cross_fit(
+    config: LifterConfig, fit_config: FitConfig, inputs: list[np.ndarray], gt_3d: list[np.ndarray], folds: list[int],
+    val_inputs: list[np.ndarray], out: Path, stem: str, info: dict, progress=None,
+) -> tuple[list[np.ndarray], list[str], list[np.ndarray], str, dict[str, float]]:
+    """Cross-fitted outputs of a ``config`` lifter: every training sequence predicted by the
+    lifter fitted on the other folds (seed ``fit_config.seed + 1 + fold``), every validation
+    sequence by the lifter fitted on all of them (seed ``fit_config.seed``).
+
+    Args:
+        inputs, gt_3d: :func:`lifter_input` ``(T, J, 2)`` and camera-frame ground truth ``(T, J, 3)``
+            metres of the training sequences; ``folds`` their fold numbers ``0 .. F-1``.
+        val_inputs: :func:`lifter_input` of the validation sequences.
+        out: the build directory; the weights go to ``out/estimators/{stem}_fold{f}.safetensors``
+            and ``out/estimators/{stem}.safetensors``.
+        info: saved with each lifter (``trained_on`` is added).
+        progress: ``callable(label) -> callable(step, loss_m)`` or ``None``.
+
+    Returns:
+        Training predictions, the weights (relative to ``out``) that made each, validation
+        predictions, the full lifter's weights and the fit seconds (``fold<f>`` and ``full``).
+    """
+    train_pred: list[np.ndarray | None] = [None] * len(inputs)
+    train_weights = [""] * len(inputs)
+    seconds: dict[str, float] = {}
+    runs = [(f"fold{fold}", fold, fit_config.seed + 1 + fold, f"train folds != {fold}") for fold in sorted(set(folds))]
+    runs.append(("full", None, fit_config.seed, "train (all folds)"))
+    val_pred: list[np.ndarray] = []
+    val_weights = ""
+    for label, fold, seed, trained_on in runs:
+        fitted = [i for i, f in enumerate(folds) if f != fold]
+        name = f"{stem}_{label}" if fold is not None else stem
+        path = out / "estimators" / f"{name}.safetensors"
+        model, seconds[label] = fit_and_save(
+            config, FitConfig(**{**asdict(fit_config), "seed": seed}), [inputs[i] for i in fitted], [gt_3d[i] for i in fitted],
+            path, {**info, "trained_on": trained_on}, {"train_sequences": len(fitted)},
+            None if progress is None else progress(f"{stem} {label}"),
+        )
+        if fold is None:
+            val_pred, val_weights = predict(model, val_inputs), str(path.relative_to(out))
+            continue
+        held_out = [i for i, f in enumerate(folds) if f == fold]
+        for i, pose in zip(held_out, predict(model, [inputs[i] for i in held_out])):
+            train_pred[i], train_weights[i] = pose, str(path.relative_to(out))
+    return train_pred, train_weights, val_pred, val_weights, seconds

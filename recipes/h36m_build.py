@@ -27,6 +27,7 @@ from d3prefine.errors import D3PrefineError
 from d3prefine.io import save_poses
 from d3prefine.runtime import log, run_reporting
 from recipes.estimators import (
+    LIFTERS,
     FitConfig,
     LifterKind,
     estimator_summary,
@@ -66,7 +67,7 @@ def fitted_lifter(kind: LifterKind, fit_config: FitConfig, train: list[H36MView]
             log(f"{label}: step {step + 1}/{fit_config.steps}, train MPJPE {loss * 1000:.1f} mm")
 
     gt_3d = [v.gt_3d for v in train]
-    model, seconds = fit_and_save(kind, fit_config, lifter_inputs(train), gt_3d, path, info, {"train_frames": sum(map(len, gt_3d))}, report)
+    model, seconds = fit_and_save(LIFTERS[kind], fit_config, lifter_inputs(train), gt_3d, path, info, {"train_frames": sum(map(len, gt_3d))}, report)
     log(f"{label}: {seconds / 60:.1f} min")
     return model, seconds
 

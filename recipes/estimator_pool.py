@@ -1,0 +1,122 @@
+"""More base estimators for a dataset build: a pool of lifters of other kinds and strengths.
+
+    python -m recipes.estimator_pool --build data/varied --member weak --member temporal9
+
+A build (:mod:`recipes.build_dataset`) trains two lifters of about the same strength
+(:data:`recipes.estimators.LIFTERS`). The refiner's shipped weights must also help estimators
+they never saw, so each :data:`POOL` member is one more lifter, cross-fitted on the build's own
+folds exactly as the build's lifters are (:func:`recipes.estimators.cross_fit`), that writes
+``{train,val}_<member>.h5`` next to the build's files: the same sequences (2D detections,
+ground truth, cameras, provenance), the member's 3D. ``pool_<member>.json`` holds its errors.
+Deterministic for a build and a member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from d3prefine.errors import D3PrefineError, InputError
+from d3prefine.io import load_poses, save_poses
+from d3prefine.runtime import log, run_reporting
+from recipes.estimators import FitConfig, LifterConfig, LifterKind, cross_fit, lifter_input, pooled_errors_mm
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    """One more base estimator: its provenance name, architecture and training schedule."""
+
+    name: str
+    lifter: LifterConfig
+    fit: FitConfig
+
+
+#: Estimators of other receptive fields and strengths than the build's two (27-frame
+#: TemporalLifter and FrameLifter, 64-70 mm on the varied build).
+POOL = {
+    "temporal9": PoolMember(
+        "TemporalLifter9", LifterConfig(LifterKind.TEMPORAL, width=128, filter_widths=(3, 3), dropout=0.1),
+        FitConfig(steps=1200, batch_frames=1024, chunk=16, lr=2e-3),
+    ),
+    "weak": PoolMember(
+        "WeakFrameLifter", LifterConfig(LifterKind.FRAME, width=64, blocks=1, dropout=0.0),
+        FitConfig(steps=400, batch_frames=256, lr=1e-3, lr_final=1e-3, flip=False),
+    ),
+}
+
+
+def add_member(build: Path, member: str, overwrite: bool, seed: int = 0) -> dict:
+    """Cross-fit ``POOL[member]`` on ``build`` and write its ``{train,val}_<member>.h5`` and summary."""
+    spec = POOL[member]
+    outputs = {split: build / f"{split}_{member}.h5" for split in ("train", "val")}
+    existing = [p for p in outputs.values() if p.exists()]
+    if existing and not overwrite:
+        raise D3PrefineError(f"{existing[0]}: exists, pass --overwrite to replace it")
+    sources = {split: build / f"{split}_temporal.h5" for split in ("train", "val")}
+    for path in sources.values():
+        if not path.exists():
+            raise InputError(f"{path}: no such file (build the dataset first: python -m recipes.build_dataset)")
+    started = time.perf_counter()
+    train, val = (load_poses(sources[split]) for split in ("train", "val"))
+    folds = [seq.provenance.get("fold") for seq in train]
+    if any(not isinstance(f, int) for f in folds):
+        raise InputError(f"{sources['train']}: key 'provenance': every training sequence needs an integer 'fold'")
+
+    def progress(label: str):
+        def report(step: int, loss: float) -> None:
+            if step % 200 == 0 or step == spec.fit.steps - 1:
+                log(f"{label}: step {step + 1}/{spec.fit.steps}, train MPJPE {loss * 1000:.1f} mm")
+        return report
+
+    def inputs(sequences):
+        return [lifter_input(seq.poses_2d, seq.image_size) for seq in sequences]
+
+    info = {"estimator": spec.name, "build": str(build), "build_seed": seed}
+    train_pred, train_weights, val_pred, val_weights, seconds = cross_fit(
+        spec.lifter, replace(spec.fit, seed=seed), inputs(train), [seq.gt_3d for seq in train], folds, inputs(val),
+        build, member, info, progress,
+    )
+    errors = {}
+    for split, sequences, predictions, weights in (("train", train, train_pred, train_weights), ("val", val, val_pred, [val_weights] * len(val))):
+        errors[split] = pooled_errors_mm(predictions, [seq.gt_3d for seq in sequences])
+        log(f"{spec.name} {split}: {errors[split]}")
+        written = [
+            replace(seq, poses_3d=pose, provenance={**seq.provenance, "estimator": spec.name, "estimator_weights": w})
+            for seq, pose, w in zip(sequences, predictions, weights)
+        ]
+        save_poses(outputs[split], written, overwrite=overwrite)
+    summary = {
+        "command": " ".join(["python -m recipes.estimator_pool", *sys.argv[1:]]),
+        "member": member, "name": spec.name, "config": spec.lifter.as_dict(), "fit": asdict(spec.fit), "seed": seed,
+        "fit_seconds": {k: round(v, 1) for k, v in seconds.items()}, "train": errors["train"], "val": errors["val"],
+        "files": [p.name for p in outputs.values()], "total_s": round(time.perf_counter() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    (build / f"pool_{member}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recipes.estimator_pool", description=__doc__.splitlines()[0])
+    parser.add_argument("--build", type=Path, required=True, help="a dataset build directory (holds {train,val}_temporal.h5)")
+    parser.add_argument("--member", action="append", choices=sorted(POOL), required=True, help="pool member to add (repeatable)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--overwrite", action="store_true", help="replace the member's files")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    def run() -> None:
+        for member in args.member:
+            add_member(args.build, member, args.overwrite)
+
+    return run_reporting(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

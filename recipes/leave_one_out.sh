@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Leave-one-estimator-out on the simulated pool (issue 15): for each held-out base estimator,
+# noise statistics and a denoiser trained from scratch on the other estimators' outputs of both
+# builds (data/varied, data/actors; recipes/pool_weights.sh step 1 adds the pool members).
+# benchmarks/leave_one_out.py then refines the held-out estimator's validation files with it.
+#
+#   bash recipes/leave_one_out.sh   # OUT=runs/loeo STEPS=1500 HOLD_OUT="temporal frame temporal9 weak"
+#
+# Every fold has the same budget (STEPS, one thread: about 25 min). recipes/new_weights.sh
+# trained on the 27-frame TemporalLifter and the FrameLifter only, so its weights are one more
+# model that never saw the 9-frame and the weak lifter.
+set -euo pipefail
+BUILDS=${BUILDS:-"data/varied data/actors"}
+OUT=${OUT:-runs/loeo}
+HOLD_OUT=${HOLD_OUT:-"temporal frame temporal9 weak"}
+STEPS=${STEPS:-1500}
+THREADS=${THREADS:-1}
+MINUTES=${MINUTES:-40}
+KINDS="temporal frame temporal9 weak"
+mkdir -p "$OUT"
+
+for held in $HOLD_OUT; do
+    TRAIN=() VAL=()
+    for build in $BUILDS; do
+        for kind in $KINDS; do
+            if [ "$kind" != "$held" ]; then TRAIN+=("$build/train_$kind.h5"); VAL+=(--val "$build/val_$kind.h5"); fi
+        done
+    done
+    mkdir -p "$OUT/$held"
+    d3prefine fit-noise "${TRAIN[@]}" --estimator "pool without $held" -o "$OUT/$held/noise.safetensors" --overwrite > "$OUT/$held/fit_noise.txt"
+    d3prefine train $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]:0:4}" --noise "$OUT/$held/noise.safetensors" \
+        -o "$OUT/$held/denoiser.safetensors" --steps "$STEPS" --eval-every "$STEPS" --max-minutes "$MINUTES" --threads "$THREADS" \
+        --device cpu --json --overwrite > "$OUT/$held/train.json" 2> "$OUT/$held/train.log"
+    rm -f "$OUT/$held/denoiser.ckpt.safetensors"
+done

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The shipped weights/ trained on a pool of base estimators (issue 15), from the Bandai-Namco
+# motion capture only (CC BY-NC 4.0). Run from the repository root after recipes/new_weights.sh
+# (its weights are the starting point; it builds data/varied) and the idealised-detector build:
+#
+#   python -m recipes.build_dataset --raw ../shared/data/bandai-namco-motion.tar.xz --out data/actors
+#   bash recipes/pool_weights.sh      # OUT=runs/pool INIT=runs/varied THREADS=1 MINUTES=50 by default
+#
+# 1. two more base estimators on each build (recipes/estimator_pool.py: a 9-frame TemporalLifter
+#    and a weak FrameLifter), so the pool holds 8 estimator outputs from 45 to 100 mm;
+# 2. noise statistics of all 8 cross-fitted training outputs, and the denoiser fine-tuned from
+#    $INIT on them (4,000 steps; --max-minutes stops it earlier on a slow machine);
+# 3. the guard reference and the uncertainty calibration, fitted on the same Bandai files and
+#    written into the denoiser's metadata. Human3.6M is never read here.
+# Copy $OUT/denoiser.safetensors and $OUT/noise.safetensors to weights/ to ship them.
+set -euo pipefail
+BUILDS=${BUILDS:-"data/varied data/actors"}
+OUT=${OUT:-runs/pool}
+INIT=${INIT:-runs/varied}
+THREADS=${THREADS:-1}
+MINUTES=${MINUTES:-50}
+KINDS="temporal frame temporal9 weak"
+mkdir -p "$OUT"
+
+TRAIN=() VAL=()
+for build in $BUILDS; do
+    for member in temporal9 weak; do
+        [ -f "$build/val_$member.h5" ] || python -m recipes.estimator_pool --build "$build" --member "$member" \
+            --threads "$THREADS" >> "$OUT/pool_$(basename "$build").log" 2>&1
+    done
+    for kind in $KINDS; do TRAIN+=("$build/train_$kind.h5"); done
+done
+for build in $BUILDS; do VAL+=(--val "$build/val_temporal.h5" --val "$build/val_frame.h5"); done
+
+d3prefine fit-noise "${TRAIN[@]}" --estimator "pool: TemporalLifter+FrameLifter+TemporalLifter9+WeakFrameLifter" \
+    -o "$OUT/noise.safetensors" --overwrite > "$OUT/fit_noise.txt"
+d3prefine train $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]}" --noise "$OUT/noise.safetensors" --init "$INIT/denoiser.safetensors" \
+    -o "$OUT/denoiser.safetensors" --eval-every 1000 --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
+    > "$OUT/train.json" 2> "$OUT/train.log"
+rm -f "$OUT/denoiser.ckpt.safetensors"
+
+python -m benchmarks.guard --weights "$OUT/denoiser.safetensors" $(printf -- '--train %s ' "${TRAIN[@]}") "${VAL[@]}" \
+    --sequences 300 --threshold-quantile 0.99 --out "$OUT/guard" --write-weights --threads "$THREADS" > "$OUT/guard.log" 2>&1
+python -m benchmarks.uncertainty --weights "$OUT/denoiser.safetensors" "${VAL[@]}" \
+    --sequences 15 --out "$OUT/uncertainty" --write-weights --threads "$THREADS" > "$OUT/uncertainty.log" 2>&1
