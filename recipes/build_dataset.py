@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,8 @@ from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
 from recipes.bodies import BodyVariation, random_bone_scales
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DETECTORS, DetectorNoise
-from recipes.estimators import LIFTERS, FitConfig, LifterKind, estimator_summary, fit_and_save, lifter_input, pooled_errors_mm, predict
+from recipes.estimators import LIFTERS, FitConfig, LifterKind, estimator_summary, lifter_input, pooled_errors_mm
+from recipes.estimators import cross_fit as cross_fit_lifter
 from recipes.views import (
     Shot,
     ViewConfig,
@@ -200,37 +201,29 @@ def _inputs(clips: list[Clip]) -> list[np.ndarray]:
     return [lifter_input(c.shot.poses_2d, c.shot.camera.resolution) for c in clips]
 
 
-def _fit_and_save(kind: LifterKind, clips: list[Clip], path: Path, seed: int, info: dict, progress: Progress, label: str) -> tuple[torch.nn.Module, float]:
-    """Train the ``kind`` lifter on ``clips``, save it to ``path``; returns the model and the fit seconds."""
-    fit_config = FitConfig(**{**asdict(FITS[kind]), "seed": seed})
-    task = progress.add_task(f"training {label}", total=fit_config.steps)
-
-    def report(step: int, loss: float) -> None:
-        progress.update(task, completed=step + 1)
-        if step % 400 == 0 or step == fit_config.steps - 1:
-            console.log(f"{label}: step {step + 1}/{fit_config.steps}, train MPJPE {loss * 1000:.1f} mm")
-
-    gt_3d = [c.shot.gt_3d for c in clips]
-    return fit_and_save(LIFTERS[kind], fit_config, _inputs(clips), gt_3d, path, info, {"train_sequences": len(clips)}, report)
-
-
 def cross_fit(kind: LifterKind, train: list[Clip], val: list[Clip], out: Path, seed: int, progress: Progress) -> tuple[dict[str, np.ndarray], dict[str, str], dict]:
-    """Predictions for every clip (TRAIN by the fold model that did not see it, VAL by the full model)."""
-    predictions: dict[str, np.ndarray] = {}
-    weights: dict[str, str] = {}
-    seconds = {}
-    for fold in range(NUM_FOLDS):
-        held_out = [c for c in train if c.fold == fold]
-        path = out / "estimators" / f"{kind.value}_fold{fold}.safetensors"
-        info = {"estimator": kind.estimator_name, "trained_on": f"train folds != {fold}", "build_seed": seed}
-        model, seconds[f"fold{fold}"] = _fit_and_save(kind, [c for c in train if c.fold != fold], path, seed + 1 + fold, info, progress, f"{kind.value} fold {fold}")
-        for clip, pose in zip(held_out, predict(model, _inputs(held_out))):
-            predictions[clip.name], weights[clip.name] = pose, str(path.relative_to(out))
-    path = out / "estimators" / f"{kind.value}.safetensors"
-    info = {"estimator": kind.estimator_name, "trained_on": "train (all folds)", "build_seed": seed}
-    model, seconds["full"] = _fit_and_save(kind, train, path, seed, info, progress, f"{kind.value} full")
-    for clip, pose in zip(val, predict(model, _inputs(val))):
-        predictions[clip.name], weights[clip.name] = pose, str(path.relative_to(out))
+    """Predictions for every clip (TRAIN by the fold model that did not see it, VAL by the full
+    model), the weights that made each, and the fit seconds: :func:`recipes.estimators.cross_fit`
+    on the clips' folds, with a progress bar and log lines per fit."""
+    fit_config = replace(FITS[kind], seed=seed)
+
+    def bar(label: str):
+        task = progress.add_task(f"training {label}", total=fit_config.steps)
+
+        def report(step: int, loss: float) -> None:
+            progress.update(task, completed=step + 1)
+            if step % 400 == 0 or step == fit_config.steps - 1:
+                console.log(f"{label}: step {step + 1}/{fit_config.steps}, train MPJPE {loss * 1000:.1f} mm")
+
+        return report
+
+    info = {"estimator": kind.estimator_name, "build_seed": seed}
+    train_pred, train_weights, val_pred, val_weight, seconds = cross_fit_lifter(
+        LIFTERS[kind], fit_config, _inputs(train), [c.shot.gt_3d for c in train], [c.fold for c in train], _inputs(val),
+        out, kind.value, info, bar,
+    )
+    predictions = {c.name: pose for c, pose in zip(train + val, train_pred + val_pred, strict=True)}
+    weights = {c.name: w for c, w in zip(train + val, train_weights + [val_weight] * len(val), strict=True)}
     return predictions, weights, seconds
 
 

@@ -12,8 +12,9 @@ the sequence ends so that its output has as many frames as its input.
 Weights are saved as safetensors with the model config as JSON in the metadata (no pickle).
 
 The dataset builds (:mod:`recipes.build_dataset`, :mod:`recipes.h36m_build`) train the same two
-estimators, :data:`LIFTERS`, on :func:`lifter_input` with :func:`fit_and_save`, and score them
-with :func:`pooled_errors_mm`.
+estimators, :data:`LIFTERS`, on :func:`lifter_input` with :func:`fit_and_save` (the Bandai-Namco
+build through :func:`cross_fit`, as :mod:`recipes.estimator_pool` does for its other lifters), and
+score them with :func:`pooled_errors_mm`.
 """
 
 from __future__ import annotations
