@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, guard, h36m, h36m_probe, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
+from benchmarks import accuracy, guard, h36m, h36m_probe, leave_one_out, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.bones import constrain_bones, median_bone_lengths, rechain
 from d3prefine.checkpoint import save_denoiser
@@ -144,6 +145,47 @@ def test_accuracy_needs_a_training_file_of_the_same_estimator(files, tmp_path, c
     assert not list(tmp_path.glob("a.*"))
     with pytest.raises(SystemExit):
         accuracy.main(["--val", str(other), "--train", str(other), "--variant", "no-equals-sign", "--out", str(tmp_path / "a")])
+
+
+def test_leave_one_out_runs_the_accuracy_benchmark_per_held_out_estimator(files, tmp_path, capsys):
+    out = tmp_path / "loeo"
+    argv = ["--fold", f"{ESTIMATOR}={files['weights']}", "--val", files["val"], "--train", files["train"],
+            "--max-sequences", "2", "--device", "cpu", "--threads", "1", "--out", out]
+    assert leave_one_out.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["benchmark"] == "leave_one_out" and document["target_change_pct"] == -20.0
+    (fold,) = document["folds"]
+    (fold_document,) = document["fold_documents"]
+    assert fold["held_out"] == fold_document["held_out"] == ESTIMATOR
+    assert fold["weights"] == str(files["weights"]) and fold["files"] == [str(files["val"])]
+    val = accuracy.load_scored(files["val"], 2, 0)
+    assert fold["base_mpjpe"] == pytest.approx(pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in val]).summary["mpjpe"])
+    (section,) = fold_document["estimators"]
+    assert section["sequences"] == 2
+    rows = {row["label"]: row for row in section["rows"]}
+    # Its defaults: K=1 only, no sampled or bone-length rows.
+    assert [row["label"] for row in section["rows"] if row["kind"] == "d3prefine"] == ["d3prefine K=1", "d3prefine K=1, no smoothing"]
+    assert fold["d3prefine_mpjpe"] == pytest.approx(rows["d3prefine K=1"]["metrics"]["mpjpe"])
+    assert fold["gaussian_mean_mpjpe"] == pytest.approx(rows["Gaussian conditional mean"]["metrics"]["mpjpe"])
+    assert fold["d3prefine_mpjpe"] != pytest.approx(fold["base_mpjpe"], abs=1e-3)
+    check = fold["check"]
+    assert (check["name"], check["subject"], check["threshold"]) == ("MPJPE vs held-out estimator", ESTIMATOR, -20.0)
+    assert check["value"] == pytest.approx(report.change_pct(fold["d3prefine_mpjpe"], fold["base_mpjpe"]))
+    assert check["pass"] == (check["value"] <= -20.0)
+    text = out.with_suffix(".md").read_text()
+    assert f"# Held out: {ESTIMATOR}" in text and f"| {ESTIMATOR} | `{files['weights']}` | 1 |" in text
+    # A fold naming an estimator no file holds: one error line, nothing written.
+    argv[1] = f"Nobody={files['weights']}"
+    assert leave_one_out.main([str(a) for a in argv[:-1] + [tmp_path / "none"]]) == 1
+    assert "--fold Nobody: no --val and --train files hold estimator 'Nobody'" in " ".join(capsys.readouterr().err.split())
+    assert not list(tmp_path.glob("none.*"))
+
+
+def test_leave_one_out_fold_argument():
+    assert leave_one_out.parse_fold("TemporalLifter9=runs/loeo/t9") == ("TemporalLifter9", Path("runs/loeo/t9"))
+    for bad in ("abc", "=runs/x", "name="):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected NAME=DIR"):
+            leave_one_out.parse_fold(bad)
 
 
 def test_speed_quick(files, tmp_path):
