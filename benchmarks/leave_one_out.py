@@ -2,15 +2,15 @@
 never saw its outputs, against the same baselines as the accuracy benchmark.
 
     python -m benchmarks.leave_one_out --fold TemporalLifter=runs/loeo/temporal \\
-        --fold FrameLifter=runs/loeo/frame --fold TemporalLifter9=runs/loeo/temporal9 \\
-        --fold WeakFrameLifter=runs/loeo/weak \\
+        --fold FrameLifter=runs/loeo/frame --fold WeakFrameLifter=runs/loeo/weak \\
         --val data/varied/val_temporal.h5 ... --train data/varied/train_temporal.h5 ... \\
         --max-sequences 300 --out benchmarks/results/leave_one_out
 
 Every ``--fold NAME=DIR`` names a held-out estimator (its sequences' ``provenance["estimator"]``)
 and the folder of the denoiser and noise statistics trained without it
 (``recipes/leave_one_out.sh``). For each fold, :mod:`benchmarks.accuracy` runs on the ``--val``
-files of that estimator (smoothers tuned on its ``--train`` files) with the fold's weights:
+files of that estimator (smoothers tuned on its ``--train`` files) with the fold's weights, one
+run per ``--val`` file paired with the estimator's ``--train`` files in the order given:
 the base estimator, tuned smoothers, constant bone lengths, the Gaussian conditional mean and
 d3prefine with ``--steps`` (default: the refine default, K=1). The target (issue 15): MPJPE at
 least 20 % lower than the held-out estimator's, pooled over its files. Writes ``<out>.json`` and
@@ -102,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, folder in args.fold:
             if name not in val or name not in train:
                 raise InputError(f"--fold {name}: no --val and --train files hold estimator {name!r} (they hold {sorted(val)})")
-            fold_args = copy.copy(args)
-            fold_args.weights, fold_args.noise, fold_args.val, fold_args.train = folder, None, val[name], train[name]
-            document = accuracy.run(fold_args, argv, "benchmarks.leave_one_out")
+            if len(val[name]) != len(train[name]):
+                raise InputError(f"--fold {name}: {len(val[name])} --val but {len(train[name])} --train files hold it; give them in pairs")
+            sections = []
+            for val_path, train_path in zip(val[name], train[name]):  # one run per pair: builds share estimator names
+                fold_args = copy.copy(args)
+                fold_args.weights, fold_args.noise, fold_args.val, fold_args.train = folder, None, [val_path], [train_path]
+                document = accuracy.run(fold_args, argv, "benchmarks.leave_one_out")
+                sections += document["estimators"]
+            document["estimators"] = sections
             folds.append(fold_summary(name, folder, document))
             documents.append({**document, "held_out": name})
         run = documents[0]["run"]

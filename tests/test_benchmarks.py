@@ -181,6 +181,29 @@ def test_leave_one_out_runs_the_accuracy_benchmark_per_held_out_estimator(files,
     assert not list(tmp_path.glob("none.*"))
 
 
+def test_leave_one_out_pairs_the_files_of_two_builds(files, tmp_path, capsys):
+    """Two builds hold the same estimator name: one accuracy run per (val, train) pair, pooled."""
+    other = tmp_path / "other"
+    other.mkdir()
+    for key in ("val", "train"):
+        shutil.copy(files[key], other / Path(files[key]).name)
+    out = tmp_path / "loeo"
+    argv = ["--fold", f"{ESTIMATOR}={files['weights']}", "--val", files["val"], "--val", other / Path(files["val"]).name,
+            "--train", files["train"], "--train", other / Path(files["train"]).name,
+            "--max-sequences", "2", "--device", "cpu", "--threads", "1", "--out", out]
+    assert leave_one_out.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    (fold,) = document["folds"]
+    first, second = document["fold_documents"][0]["estimators"]
+    assert [first["train_file"], second["train_file"]] == [str(files["train"]), str(other / Path(files["train"]).name)]
+    assert first["rows"][0]["metrics"]["mpjpe"] == pytest.approx(second["rows"][0]["metrics"]["mpjpe"])
+    assert fold["base_mpjpe"] == pytest.approx(first["rows"][0]["metrics"]["mpjpe"]) and len(fold["files"]) == 2
+    # Unpaired files of the held-out estimator: one error line.
+    unpaired = argv[:8] + ["--max-sequences", "2", "--out", tmp_path / "unpaired"]  # both --val, the first --train
+    assert leave_one_out.main([str(a) for a in unpaired]) == 1
+    assert "2 --val but 1 --train files hold it" in " ".join(capsys.readouterr().err.split())
+
+
 def test_leave_one_out_fold_argument():
     assert leave_one_out.parse_fold("TemporalLifter9=runs/loeo/t9") == ("TemporalLifter9", Path("runs/loeo/t9"))
     for bad in ("abc", "=runs/x", "name="):
