@@ -9,6 +9,13 @@ joint and frame is collected and ``scale`` is its ``ceil((n + 1) level) / n`` em
 true joint with probability ``level`` (90 %) on data like the calibration data: an interval, not
 a standard deviation.
 
+On data unlike the calibration data the errors grow and the spread does not follow them. With
+``widening`` :attr:`Widening.GUARD` the radius of a sequence is ``scale * spread * 2**max(0,
+score)``, ``score`` the guard score of the sequence (:mod:`d3prefine.guard`: each unit a doubling
+of its distance from the training data): a sequence twice as far from the training data as
+typical gets twice the radius. ``scale`` is then fitted on those widened ratios. The rule has no
+parameter of its own; it is chosen, not fitted on other-domain data.
+
 The calibration is stored as JSON in the denoiser file's metadata under ``"calibration"``
 (``python -m benchmarks.uncertainty``), with the sampling settings it was fitted for.
 """
@@ -18,10 +25,25 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from enum import Enum
 
 import numpy as np
 
 CALIBRATION_METADATA_KEY = "calibration"
+
+
+class Widening(str, Enum):
+    """How the radius grows on a sequence unlike the training data."""
+
+    NONE = "none"  # scale * spread
+    GUARD = "guard"  # scale * spread * 2 ** max(0, guard score)
+
+
+def widening_factor(widening: Widening, score: float | None) -> float:
+    """The radius multiplier of a sequence with guard ``score`` (``None``: no guard, 1)."""
+    if Widening(widening) is Widening.NONE or score is None:
+        return 1.0
+    return 2.0 ** max(0.0, score)
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,8 @@ class UncertaintyCalibration:
         scale: multiplier of the spread (dimensionless, > 0).
         level: nominal coverage of ``scale * spread`` (e.g. 0.9).
         steps, samples, eta: the ``refine`` sampling settings of the calibration run.
+        widening: how the radius grows on sequences unlike the training data (files written
+            before it: :attr:`Widening.NONE`).
     """
 
     scale: float
@@ -39,21 +63,23 @@ class UncertaintyCalibration:
     steps: int
     samples: int
     eta: float
+    widening: Widening = Widening.NONE
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.scale) and self.scale > 0 and 0 < self.level < 1):
             raise ValueError(f"calibration needs scale > 0 and 0 < level < 1, got {self.scale}, {self.level}")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps({**asdict(self), "widening": self.widening.value})
 
     @classmethod
     def from_json(cls, text: str) -> UncertaintyCalibration:
         """Parse :meth:`to_json`'s output; raises ``ValueError`` on anything else."""
         try:
             data = json.loads(text)
-            return cls(float(data["scale"]), float(data["level"]), int(data["steps"]), int(data["samples"]), float(data["eta"]))
-        except (KeyError, TypeError, json.JSONDecodeError) as err:
+            widening = Widening(data.get("widening", Widening.NONE.value))
+            return cls(float(data["scale"]), float(data["level"]), int(data["steps"]), int(data["samples"]), float(data["eta"]), widening)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise ValueError(f"invalid uncertainty calibration ({type(err).__name__}: {err})") from None
 
 

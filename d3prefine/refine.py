@@ -26,7 +26,7 @@ import torch
 
 from d3prefine.baselines import savgol
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
-from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
+from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, Widening, widening_factor
 from d3prefine.checkpoint import NOISE_DIGEST_KEY, denoiser_metadata, load_denoiser, training_fps
 from d3prefine.config import (
     DEFAULT_BATCH_SIZE,
@@ -74,8 +74,9 @@ class RefineResult:
         poses_3d: ``(T, J, 3)`` metres, same frame and root trajectory as the input.
         uncertainty: ``(T, J)`` metres (only with ``samples >= 2``, else ``None``): with a
             calibrated refiner (``Refiner.calibration``), the radius of the ball around each
-            refined joint that holds the true joint with the calibration's ``level`` (90 %);
-            without one, the root-mean-square spread of the samples around their mean.
+            refined joint that holds the true joint with the calibration's ``level`` (90 %),
+            widened on sequences unlike the training data if the calibration says so
+            (:class:`~d3prefine.calibration.Widening`); without one, the root-mean-square spread of the samples around their mean.
         guard: the out-of-distribution score of the inputs (:mod:`d3prefine.guard`), ``None``
             when the weights carry no guard reference.
     """
@@ -164,6 +165,8 @@ class Refiner:
             fps = training_fps(meta)
         except ValueError as err:
             raise WeightsError(f"{path}: {err}") from None
+        if calibration is not None and calibration.widening is Widening.GUARD and guard is None:
+            raise WeightsError(f"{path}: the uncertainty calibration widens by the guard score, but the file holds no guard reference")
         refiner = cls(
             model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard,
             calibration=calibration, fps=fps, noise_trained_with=meta.get(NOISE_DIGEST_KEY),
@@ -337,17 +340,18 @@ class Refiner:
 
     def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int, bones: BoneLengthMode) -> RefineResult:
         """Mean and spread of the ``(T, S, J, 3)`` root-relative samples, each filtered along time
-        with a ``smooth``-frame window (the spread scaled by the calibration, if any); the
-        mean's bone lengths set by ``bones``, the guard score of that mean; the input root
-        trajectory is added back."""
+        with a ``smooth``-frame window; the mean's bone lengths set by ``bones``, the guard
+        score of that mean; the spread scaled (and widened by that score) by the calibration,
+        if any; the input root trajectory is added back."""
         if smooth:
             blended = savgol(blended, smooth, SMOOTH_POLYORDER)
         mean = blended.mean(axis=1)
         spread = np.sqrt(((blended - mean[:, None]) ** 2).sum(-1).mean(1)) if blended.shape[1] > 1 else None
-        if spread is not None and self.calibration is not None:
-            spread = spread * self.calibration.scale
         mean = constrain_bones(mean, inputs.y, bones, self.layout)
         guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
+        if spread is not None and self.calibration is not None:
+            widening = widening_factor(self.calibration.widening, None if guard is None else guard.score)
+            spread = spread * (self.calibration.scale * widening)
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
 
 

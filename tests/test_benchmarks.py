@@ -14,6 +14,7 @@ import torch
 from benchmarks import accuracy, guard, h36m, h36m_probe, leave_one_out, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.bones import constrain_bones, median_bone_lengths, rechain
+from d3prefine.calibration import Widening
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
@@ -393,14 +394,20 @@ def test_uncertainty_benchmark_fits_and_stores_a_conformal_scale(files, tmp_path
     out = tmp_path / "uncertainty"
     argv = ["--val", files["val"], "--test", files["val"], "--sequences", "1", "--steps", "2", "--samples", "3",
             "--weights", weights, "--threads", "1", "--out", out, "--write-weights"]
-    assert uncertainty.main([str(a) for a in argv]) == 0
+    # The default rule widens by the guard score: these weights hold no guard reference.
+    assert uncertainty.main([str(a) for a in argv]) == 1
+    assert Refiner.from_pretrained(weights, device="cpu").calibration is None
+    assert uncertainty.main([str(a) for a in [*argv, "--widening", "none"]]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
     scale = document["calibration"]["scale"]
+    assert document["calibration"]["widening"] == "none" and document["scales"] == {"none": scale, "guard": scale}  # no guard: factor 1
     fitted = document["sets"]["validation, calibration half (fitted on)"]
     assert fitted["joint_frames"] == 40 * 16 and fitted["coverage_calibrated"] >= 0.9  # conformal: at least the level on its own data
+    assert fitted["coverage_by_widening"] == {"none": fitted["coverage_calibrated"], "guard": fitted["coverage_calibrated"]}
     assert fitted["median_radius_mm"] == pytest.approx(scale * fitted["median_spread_mm"])
     refiner = Refiner.from_pretrained(weights, device="cpu")
     assert refiner.calibration.scale == scale and (refiner.calibration.steps, refiner.calibration.samples) == (2, 3)
+    assert refiner.calibration.widening is Widening.NONE
     assert f"Scale **{scale:.2f}**" in out.with_suffix(".md").read_text()
 
 

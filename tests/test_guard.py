@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, conformal_scale, coverage
+from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, Widening, conformal_scale, coverage, widening_factor
 from d3prefine.checkpoint import denoiser_metadata, save_denoiser, set_denoiser_metadata
-from d3prefine.errors import ExitCode
+from d3prefine.errors import ExitCode, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference, guard_score
 from d3prefine.io import load_poses, save_poses
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -160,7 +161,38 @@ def test_cli_records_what_the_uncertainty_is(weights, tmp_path):
                   "-o", tmp_path / "s.npz", "--steps", "2", "--samples", "3")
     assert "note:" not in same.stderr
     meaning = load_poses(tmp_path / "s.npz")[0].provenance["refine"]["uncertainty"]
-    assert meaning["scale"] == 4.0 and "probability 0.9" in meaning["kind"]
+    assert meaning["scale"] == 4.0 and "probability 0.9" in meaning["kind"] and meaning["widening"] == "none"
     other = invoke("refine", weights / "in.npz", "--weights", weights / "high.safetensors", "--noise", weights / "noise.safetensors",
                    "-o", tmp_path / "t.npz", "--steps", "3", "--samples", "3")
     assert "fitted with --steps 2 --samples 3 --eta 0.3" in other.stderr
+
+
+def test_widening_by_the_guard_score():
+    assert widening_factor(Widening.NONE, 3.0) == 1.0 and widening_factor(Widening.GUARD, None) == 1.0
+    assert widening_factor(Widening.GUARD, -2.0) == 1.0 and widening_factor(Widening.GUARD, 0.5) == pytest.approx(2 ** 0.5)
+    assert widening_factor(Widening.GUARD, 2.0) == 4.0
+    calibration = UncertaintyCalibration(scale=3.0, level=0.9, steps=2, samples=3, eta=0.3, widening=Widening.GUARD)
+    assert UncertaintyCalibration.from_json(calibration.to_json()) == calibration
+    older = '{"scale": 3.0, "level": 0.9, "steps": 2, "samples": 3, "eta": 0.3}'  # written before the rule existed
+    assert UncertaintyCalibration.from_json(older).widening is Widening.NONE
+    with pytest.raises(ValueError, match="invalid uncertainty calibration"):
+        UncertaintyCalibration.from_json(older[:-1] + ', "widening": "wider"}')
+
+
+def test_guard_widened_uncertainty_grows_with_the_guard_score(weights):
+    plain = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
+    widened = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
+    widened.calibration = dataclasses.replace(plain.calibration, widening=Widening.GUARD)
+    seq = build_sequence(30, seed=3)
+    args = {"image_size": seq.image_size, "steps": 2, "samples": 3, "seed": 1}
+    a, b = plain.refine(seq.poses_2d, seq.poses_3d, **args), widened.refine(seq.poses_2d, seq.poses_3d, **args)
+    assert a.guard == b.guard and a.guard.score > 0  # this tiny model's inputs lie far from its reference
+    np.testing.assert_allclose(b.uncertainty, 2 ** a.guard.score * a.uncertainty, rtol=1e-6)
+    np.testing.assert_array_equal(a.poses_3d, b.poses_3d)
+
+
+def test_guard_widening_without_a_guard_reference_is_refused(weights):
+    calibration = UncertaintyCalibration(scale=3.0, level=0.9, steps=2, samples=3, eta=0.3, widening=Widening.GUARD)
+    set_denoiser_metadata(weights / "plain.safetensors", weights / "widened.safetensors", {CALIBRATION_METADATA_KEY: calibration.to_json()})
+    with pytest.raises(WeightsError, match="widens by the guard score, but the file holds no guard reference"):
+        Refiner.from_pretrained(weights / "widened.safetensors", weights / "noise.safetensors", device="cpu")

@@ -247,6 +247,7 @@ def _uncertainty_meaning(refiner: Refiner, options: dict) -> dict:
     return {
         "kind": f"radius of the ball holding the true joint with probability {calibration.level:g} (conformal)",
         "scale": calibration.scale,
+        "widening": calibration.widening.value,  # guard: scale x spread x 2^max(0, the sequence's guard score)
         "calibrated_with": fitted,
     }
 
