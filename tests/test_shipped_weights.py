@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from d3prefine import Refiner
+from d3prefine.calibration import Widening, widening_factor
 from d3prefine.cli import app
 from d3prefine.io import load_poses
 from d3prefine.metrics import accel_error, mpjpe, p_mpjpe
@@ -27,6 +28,8 @@ def refiner():
 
 def test_weights_describe_their_training(refiner):
     assert refiner.model.config.layout == "h36m17" and refiner.noise.layout == "h36m17"
+    # the uncertainty radius widens on sequences unlike the training data (README, "Guard and uncertainty")
+    assert refiner.calibration.widening is Widening.GUARD and refiner.guard is not None
     assert refiner.weights_path == ROOT / "weights" / "denoiser.safetensors"
     assert refiner.noise.info["frames"] > 1_000_000
     # the denoiser records the digest of the noise statistics it was trained with, the shipped ones
@@ -98,6 +101,7 @@ def test_refine_output_of_the_shipped_weights_is_unchanged(refiner, options, err
     np.testing.assert_allclose(result.poses_3d[10, 3], joint, atol=1e-5)
     if spread is None:
         assert result.uncertainty is None
-    else:  # the golden number is the raw spread; the shipped calibration scales it (d3prefine.calibration)
-        scale = 1.0 if refiner.calibration is None else refiner.calibration.scale
+    else:  # the golden number is the raw spread; the shipped calibration scales and widens it (d3prefine.calibration)
+        calibration = refiner.calibration
+        scale = 1.0 if calibration is None else calibration.scale * widening_factor(calibration.widening, result.guard.score)
         assert float(result.uncertainty.mean()) / scale == pytest.approx(spread, rel=1e-4)
