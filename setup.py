@@ -1,8 +1,8 @@
 """Build hook: the shipped weights become package data of the wheel.
 
 ``weights/`` stays at the top of the repository (recipes, benchmarks and docs name it there);
-building copies its ``denoiser.safetensors``, ``noise.safetensors`` and ``README.md`` into
-``d3prefine/weights/`` of the build, so ``pip install .`` (not editable) gives a d3prefine whose
+building copies its ``denoiser.safetensors``, ``noise.safetensors`` and ``README.md``, and those
+of the other shipped sets (``weights/pool/``), into ``d3prefine/weights/`` of the build, so ``pip install .`` (not editable) gives a d3prefine whose
 ``Refiner.from_pretrained()`` and ``d3prefine refine`` work from any directory.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-WEIGHTS = ("denoiser.safetensors", "noise.safetensors", "README.md")
+WEIGHTS = ("denoiser.safetensors", "noise.safetensors", "README.md", "pool/denoiser.safetensors", "pool/noise.safetensors")
 
 
 class BuildPyWithWeights(build_py):
@@ -20,8 +20,8 @@ class BuildPyWithWeights(build_py):
     def run(self) -> None:
         super().run()
         target = Path(self.build_lib) / "d3prefine" / "weights"
-        self.mkpath(str(target))
         for name in WEIGHTS:
+            self.mkpath(str((target / name).parent))
             self.copy_file(str(Path("weights") / name), str(target / name))
 
 

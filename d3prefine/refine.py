@@ -58,7 +58,9 @@ _PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS_DIR = (
     _PACKAGED_WEIGHTS if (_PACKAGED_WEIGHTS / DENOISER_FILE).is_file() else Path(__file__).resolve().parent.parent / "weights"
 )
-__all__ = ["DENOISER_FILE", "NOISE_FILE", "DEFAULT_BATCH_SIZE", "DEFAULT_ETA", "DEFAULT_SMOOTH", "DEFAULT_STEPS", "MAX_STEPS", "SMOOTH_POLYORDER",
+#: Weight sets shipped beside the default, by name (``--weights NAME``): folders of the shipped weights.
+SHIPPED_SETS = ("pool",)
+__all__ = ["DENOISER_FILE", "SHIPPED_SETS", "NOISE_FILE", "DEFAULT_BATCH_SIZE", "DEFAULT_ETA", "DEFAULT_SMOOTH", "DEFAULT_STEPS", "MAX_STEPS", "SMOOTH_POLYORDER",
            "RefineResult", "Refiner", "check_smooth"]  # the defaults live in d3prefine.config (no torch)
 
 K = TypeVar("K")
@@ -143,7 +145,8 @@ class Refiner:
     ) -> Refiner:
         """Load a denoiser file (or a directory holding ``denoiser.safetensors``) and noise statistics.
 
-        ``weights=None`` uses the weights shipped in ``weights/``; ``noise=None`` uses
+        ``weights=None`` uses the weights shipped in ``weights/``, the name of a set in
+        :data:`SHIPPED_SETS` (e.g. ``"pool"``) the shipped ``weights/<name>/``; ``noise=None`` uses
         ``noise.safetensors`` next to the denoiser file. The guard reference and the uncertainty
         calibration come from the denoiser file's metadata when it holds them, and so does the
         frame rate of the training data (``Refiner.fps``, ``None`` if the file does not say).
@@ -153,9 +156,7 @@ class Refiner:
                 (the network's whitened errors would be rescaled silently), unless
                 ``noise_mismatch_ok``; then :attr:`noise_mismatch` is true.
         """
-        path = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
-        if path.is_dir():
-            path = path / DENOISER_FILE
+        path = denoiser_path(weights)
         noise_path = Path(noise) if noise is not None else path.parent / NOISE_FILE
         model = load_denoiser(path)
         meta = denoiser_metadata(path)
@@ -353,6 +354,19 @@ class Refiner:
             widening = widening_factor(self.calibration.widening, None if guard is None else guard.score)
             spread = spread * (self.calibration.scale * widening)
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
+
+
+def denoiser_path(weights: str | Path | None) -> Path:
+    """The denoiser file of ``weights``: ``None`` the default shipped set, the name of a set in
+    :data:`SHIPPED_SETS` (unless a path of that name exists), a folder holding
+    ``denoiser.safetensors``, or the file itself."""
+    if weights is None:
+        path = DEFAULT_WEIGHTS_DIR
+    elif str(weights) in SHIPPED_SETS and not Path(weights).exists():
+        path = DEFAULT_WEIGHTS_DIR / str(weights)
+    else:
+        path = Path(weights)
+    return path / DENOISER_FILE if path.is_dir() else path
 
 
 def at_input_rate(result: RefineResult, rate: float | None, seq: PoseSequence) -> RefineResult:

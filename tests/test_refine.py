@@ -1,5 +1,7 @@
 """The Refiner: windows, batching, determinism, and the Gaussian-mean fallback of an untrained network."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from d3prefine.errors import InputError, WeightsError
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple, model_inputs
-from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
+from d3prefine.refine import DEFAULT_SMOOTH, DEFAULT_WEIGHTS_DIR, DENOISER_FILE, SHIPPED_SETS, SMOOTH_POLYORDER, Refiner, denoiser_path
 from tests.conftest import build_sequence
 
 TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)
@@ -119,3 +121,13 @@ def test_invalid_requests_raise(noise):
 def test_mismatched_noise_statistics_are_refused():
     with pytest.raises(WeightsError, match="do not match"):
         Refiner(PoseDenoiser(TINY), NoiseModel.isotropic(0.05, num_joints=16, layout="h36m17"), device="cpu")
+
+
+def test_denoiser_path_resolves_shipped_sets_by_name(tmp_path, monkeypatch):
+    assert SHIPPED_SETS == ("pool",)
+    assert denoiser_path(None) == DEFAULT_WEIGHTS_DIR / DENOISER_FILE
+    assert denoiser_path("pool") == DEFAULT_WEIGHTS_DIR / "pool" / DENOISER_FILE
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pool").mkdir()  # a folder of that name here wins over the shipped set
+    assert denoiser_path("pool") == Path("pool") / DENOISER_FILE
+    assert denoiser_path(tmp_path / "x.safetensors") == tmp_path / "x.safetensors"

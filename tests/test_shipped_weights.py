@@ -105,3 +105,22 @@ def test_refine_output_of_the_shipped_weights_is_unchanged(refiner, options, err
         calibration = refiner.calibration
         scale = 1.0 if calibration is None else calibration.scale * widening_factor(calibration.widening, result.guard.score)
         assert float(result.uncertainty.mean()) / scale == pytest.approx(spread, rel=1e-4)
+
+
+def test_the_pool_set_is_shipped_by_name_and_gains_more_on_the_examples(refiner, tmp_path):
+    """weights/pool (README, "Results"): four estimators on both Bandai builds; on the examples (the
+    previous build's idealised detector) it gains 28 % where the default gains 3 %."""
+    pool = Refiner.from_pretrained("pool", device="cpu")
+    assert pool.weights_path == ROOT / "weights" / "pool" / "denoiser.safetensors" and not pool.noise_mismatch
+    assert pool.guard.threshold == 1.0 and pool.calibration.widening is Widening.GUARD
+    (seq,) = load_poses(ROOT / "examples" / "walk.npz")
+    ours = pool.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
+    default = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
+    assert 1000 * mpjpe(ours, seq.gt_3d) == pytest.approx(21.03, abs=0.01)
+    assert mpjpe(ours, seq.gt_3d) < 0.8 * mpjpe(default, seq.gt_3d)
+    out = tmp_path / "walk.pool.npz"
+    result = runner.invoke(app, ["refine", str(ROOT / "examples" / "walk.npz"), "--weights", "pool", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    (refined,) = load_poses(out)
+    assert refined.provenance["refine"]["weights"] == str(pool.weights_path)
+    np.testing.assert_allclose(refined.poses_3d_refined, ours, atol=1e-6)

@@ -284,7 +284,7 @@ def command(
     output: OutputOption = None,
     out_dir: OutDirOption = None,
     weights: Annotated[
-        Optional[Path], typer.Option("--weights", help="Denoiser file or folder (default: the shipped weights/).")
+        Optional[Path], typer.Option("--weights", help="Denoiser file or folder, or a shipped set by name: 'pool' (default: the shipped weights/).")
     ] = None,
     noise: Annotated[
         Optional[Path], typer.Option("--noise", help="Noise statistics (default: noise.safetensors next to the weights).")
