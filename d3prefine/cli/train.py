@@ -30,7 +30,6 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.config import (
-    DENOISER_FILE,
     MAX_SPAN_STEPS,
     DenoiserConfig,
     ForwardErrors,
@@ -120,7 +119,7 @@ def command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint file.")] = False,
     init: Annotated[
         Optional[Path],
-        typer.Option("--init", help="Fine-tune: start from these denoiser weights (file or folder, e.g. weights/); the architecture is theirs."),
+        typer.Option("--init", help="Fine-tune: start from these denoiser weights (file, folder or shipped set, e.g. weights/ or pool); the architecture is theirs."),
     ] = None,
     max_minutes: Annotated[Optional[float], typer.Option(min=0.0, help="Stop (and save) after this wall time.")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")] = None,
@@ -161,6 +160,7 @@ def command(
 
     from d3prefine.checkpoint import load_denoiser
     from d3prefine.noise import NoiseModel
+    from d3prefine.refine import denoiser_path
     from d3prefine.train import Trainer, WindowSampler, init_distributed
 
     if threads is not None:
@@ -173,7 +173,7 @@ def command(
     )
     init_state = None
     if init is not None:
-        start = load_denoiser(init / DENOISER_FILE if init.is_dir() else init)
+        start = load_denoiser(denoiser_path(init))
         model_config = _init_config(start.config, model_config, layout.name)
         init_state = start.state_dict()
     started = time.perf_counter()
