@@ -72,12 +72,13 @@ def fit_noise(sequences: list[PoseSequence]) -> NoiseModel:
 
 
 def train(
-    name: str, noise: NoiseModel, data: WindowSampler, val: WindowSampler, args: argparse.Namespace, init: PoseDenoiser | None = None
+    name: str, noise: NoiseModel, data: WindowSampler, val: WindowSampler, args: argparse.Namespace, init: PoseDenoiser | None = None,
+    lr: float | None = None,
 ) -> tuple[PoseDenoiser, list[dict]]:
     """The default network (or ``init``'s, starting from its weights) trained as ``MODELS[name]``
-    on ``data``; its EMA weights and validation history."""
+    on ``data`` (peak learning rate ``lr``, default the train default); its EMA weights and validation history."""
     config = init.config if init is not None else DenoiserConfig(num_joints=noise.num_joints, layout=noise.layout)
-    train_config = TrainConfig(steps=args.steps, eval_every=args.eval_every, seed=args.seed, **MODELS[name])
+    train_config = TrainConfig(steps=args.steps, eval_every=args.eval_every, seed=args.seed, **MODELS[name], **({} if lr is None else {"lr": lr}))
     trainer = Trainer(config, train_config, noise, data, val, torch.device("cpu"), init=None if init is None else init.state_dict())
     with tempfile.TemporaryDirectory() as folder:  # fit() writes the weights; the probe keeps them in memory
         history = trainer.fit(Path(folder) / "denoiser.safetensors")
@@ -111,7 +112,7 @@ def measure(args: argparse.Namespace) -> dict:
     if args.init is not None:
         shipped = Refiner.from_pretrained(args.init, device="cpu")
         windows = (WindowSampler(sequences, shipped.window, root), WindowSampler(val_sequences, shipped.window, root))
-        model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, init=shipped.model)
+        model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, init=shipped.model, lr=args.init_lr)
         refiners[SHIPPED], refiners[TUNED] = shipped, Refiner(model, shipped.noise, "cpu")
         scored_rows += [(SHIPPED, 1), (TUNED, 1)]
     files = []
@@ -158,8 +159,9 @@ def markdown(document: dict) -> str:
 def _init_note(settings: dict) -> str:
     if settings.get("init") is None:
         return ""
+    lr = "" if settings.get("init_lr") is None else f" (but a peak learning rate of {settings['init_lr']:g})"
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
-            f"settings and pairs, using its own noise statistics ('{TUNED}').")
+            f"settings{lr} and pairs, using its own noise statistics ('{TUNED}').")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -174,6 +176,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="the models trained from scratch")
     parser.add_argument("--init", type=Path, default=None, help="weights (file or folder) to score as they are and to fine-tune")
+    parser.add_argument("--init-lr", type=float, default=None, help="peak learning rate of the fine-tuning (default: the train default)")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1:
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         provenance = run_info("benchmarks.scarce_data", argv, ["cpu"])
         settings = {"sequences": args.sequences, "steps": args.steps, "eval_every": args.eval_every, "seed": args.seed,
                     "val_sequences": args.val_sequences, "threads": args.threads, "models": {m: MODELS[m] for m in args.models}, "scored": SCORED,
-                    "init": None if args.init is None else str(args.init)}
+                    "init": None if args.init is None else str(args.init), "init_lr": args.init_lr}
         document = {"benchmark": "scarce_data", "run": provenance, "settings": settings, **measure(args)}
         return document, markdown(document)
 

@@ -428,6 +428,13 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     assert rows[f"{scarce_data.TUNED} K=1"] != rows[f"{scarce_data.SHIPPED} K=1"]  # two steps at the full rate moved it
     assert set(document["curves"]) == {"diffusion", scarce_data.TUNED}
     assert "fine-tuned from it" in out.with_suffix(".md").read_text()
+    # --init-lr sets the fine-tuning's learning rate: at 0 the fine-tuned weights are the init weights
+    assert scarce_data.main([str(a) for a in [*argv[:-1], out.with_name("frozen"), "--init-lr", "0"]]) == 0
+    frozen = json.loads(out.with_name("frozen.json").read_text())
+    (scored,) = frozen["files"]
+    rows = {r["method"]: r["metrics"]["mpjpe"] for r in scored["rows"]}
+    assert rows[f"{scarce_data.TUNED} K=1"] == pytest.approx(rows[f"{scarce_data.SHIPPED} K=1"], rel=1e-6)
+    assert frozen["settings"]["init_lr"] == 0.0 and "peak learning rate of 0" in out.with_name("frozen.md").read_text()
 
 
 def test_refine_sequences_refines_other_frame_rates_as_the_cli_does(files):
