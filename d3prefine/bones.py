@@ -37,12 +37,18 @@ class BoneLengthMode(str, Enum):
 DEFAULT_BONE_LENGTHS = BoneLengthMode.INPUT
 
 
+def _lengths_by_joint(poses: np.ndarray, layout: JointLayout) -> np.ndarray:
+    """The length of the bone ending at each joint, ``(T, J)`` in the units of ``poses (T, J, 3)``
+    (:func:`d3prefine.metrics.bone_lengths` by child joint; the root, which ends no bone, gets 0)."""
+    lengths = np.zeros(np.shape(poses)[:2])
+    lengths[:, [child for _, child in layout.bones]] = bone_lengths(poses, layout)
+    return lengths
+
+
 def median_bone_lengths(poses: np.ndarray, layout: JointLayout) -> np.ndarray:
     """Median over frames of the length of the bone ending at each joint, ``(J,)`` in the units
     of ``poses (T, J, 3)`` (the root, which ends no bone, gets 0). NaN frames are ignored."""
-    medians = np.zeros(layout.num_joints)
-    medians[[child for _, child in layout.bones]] = np.nanmedian(bone_lengths(poses, layout), axis=0)
-    return medians
+    return np.nanmedian(_lengths_by_joint(poses, layout), axis=0)
 
 
 def scale_bones(poses: np.ndarray, factors: np.ndarray, layout: JointLayout) -> np.ndarray:
@@ -63,8 +69,7 @@ def rechain(poses: np.ndarray, lengths: np.ndarray, layout: JointLayout) -> np.n
     """``poses (T, J, 3)`` rebuilt from the root outwards with the bone ending at joint j of
     length ``lengths[j]`` (same units) in its original direction; the root trajectory is kept.
     A bone of zero length in ``poses`` (no direction) keeps length zero. Returns float64."""
-    poses = np.asarray(poses, np.float64)
-    norms = np.linalg.norm(poses - poses[:, np.maximum(np.asarray(layout.parents), 0)], axis=-1)  # (T, J), root 0
+    norms = _lengths_by_joint(poses, layout)
     return scale_bones(poses, lengths / np.where(norms > 0, norms, np.inf), layout)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -380,7 +380,7 @@ def cross_fit(
         name = f"{stem}_{label}" if fold is not None else stem
         path = out / "estimators" / f"{name}.safetensors"
         model, seconds[label] = fit_and_save(
-            config, FitConfig(**{**asdict(fit_config), "seed": seed}), [inputs[i] for i in fitted], [gt_3d[i] for i in fitted],
+            config, replace(fit_config, seed=seed), [inputs[i] for i in fitted], [gt_3d[i] for i in fitted],
             path, {**info, "trained_on": trained_on}, {"train_sequences": len(fitted)},
             None if progress is None else progress(f"{stem} {label}"),
         )
