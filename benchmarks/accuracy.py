@@ -257,7 +257,8 @@ class Bench:
                 refined = partial(self._refined, refiner, sequences, row_name, steps=1, **mode)
                 rows.append(_score(row_name, variant.kind, {"variant": variant.name, "steps": 1, **mode}, sequences, refined))
         options = [{"steps": k} for k in args.steps]
-        options[1:1] = [{"steps": args.steps[0], "smooth": 0}, *({"steps": args.steps[0], "bone_lengths": m.value} for m in args.bone_lengths)]
+        options[1:1] = [{"steps": args.steps[0], "smooth": 0}, *({"steps": args.steps[0], "bone_lengths": m.value} for m in args.bone_lengths),
+                        *([{"steps": args.steps[0], "flip": True}] if args.flip else [])]
         if args.samples > 1:
             options.append({"steps": args.sample_steps, "samples": args.samples, "eta": args.eta})
         for option in options:
@@ -268,6 +269,8 @@ class Bench:
                 name += ", no smoothing"
             if "bone_lengths" in option:
                 name += f", bone lengths {option['bone_lengths']}"
+            if option.get("flip"):
+                name += ", mirror-averaged (--flip)"
             refined = partial(self._refined, self.refiner, sequences, name, **option)
             rows.append(_score(name, RowKind.D3PREFINE, {"samples": 1, **option}, sequences, refined))
         return {
@@ -434,6 +437,8 @@ def make_parser(module: str = "benchmarks.accuracy", doc: str = __doc__) -> argp
                         default=[mode for mode in BoneLengthMode if mode is not DEFAULT_BONE_LENGTHS],
                         help="extra K=1 rows of d3prefine and of the shipped rows with refine --bone-lengths MODE "
                              "(default: every mode but refine's default)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                        help="a row of the first --steps K with refine --flip (test-time mirror augmentation)")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="score a seeded subsample of this many validation sequences per file")
     parser.add_argument("--tune-sequences", type=int, default=300, help="training sequences (seeded subsample) to tune the smoothers on")
@@ -483,7 +488,7 @@ def run(args: argparse.Namespace, argv: list[str], module: str = "benchmarks.acc
         section["targets"] = target_checks(section["rows"])
         section["multistep_vs_variants"] = multistep_vs_variants(section["rows"])
     weights = {"d3prefine": weights_digest(refiner), **{v.name: weights_digest(r) for v, r in variants}}
-    names = ("steps", "samples", "sample_steps", "eta", "bone_lengths", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
+    names = ("steps", "samples", "sample_steps", "eta", "bone_lengths", "flip", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
     settings = {name: getattr(args, name) for name in names} | {"bone_lengths": [mode.value for mode in args.bone_lengths]}
     return {
         "benchmark": "accuracy",

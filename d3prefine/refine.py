@@ -229,6 +229,7 @@ class Refiner:
         seed: int = 0,
         smooth: int = DEFAULT_SMOOTH,
         bone_lengths: BoneLengthMode | str = DEFAULT_BONE_LENGTHS,
+        flip: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[K, list[RefineResult]]]:
         """Refine the sequences of many ``(key, sequences)`` groups (e.g. the files of a batch job)
@@ -260,6 +261,10 @@ class Refiner:
                 ``constant`` sets every bone to its median over the sequence, ``input`` to its
                 median in the input ``poses_3d`` (the estimator's skeleton). The guard score
                 is that of the final poses; the uncertainty is the spread of the samples.
+            flip: test-time mirror augmentation (twice the network work): each window's mirror
+                image (:meth:`~d3prefine.skeleton.JointLayout.mirror`) is refined too and mirrored
+                back; the deterministic refinement is the mean of the two, sampled refinements
+                (S >= 2) gain the S mirrored samples (their noise mirrored too).
             progress: called with the number of frames finished after each batch.
         """
         if samples < 1:
@@ -278,12 +283,13 @@ class Refiner:
             raise ValueError(f"overlap must be in 0..{w - 1}, got {overlap}")
         self.schedule.set_timesteps(steps)
         noise_shape = (samples, len(self.schedule.timesteps), w, self.layout.num_joints, 3)
+        drawn = 2 * samples if flip and samples > 1 else samples  # S' samples per window
         pending: deque[_Group] = deque()  # groups not yet yielded, in order
         batch = _Batch()
 
         def run_batch() -> Iterator[tuple[K, list[RefineResult]]]:
             z = _window_noise([(seq, start) for _, seq, start in batch.origin], seed, noise_shape) if samples > 1 else None
-            refined = self._refine_windows(np.stack(batch.p), np.stack(batch.y), steps, eta, z)  # (S, B, W, J, 3)
+            refined = self._refine_windows(np.stack(batch.p), np.stack(batch.y), steps, eta, z, flip)  # (S', B, W, J, 3)
             for k, (group, seq, start) in enumerate(batch.origin):
                 group.blends[seq].add(start, refined[:, k].transpose(1, 0, 2, 3))
                 group.todo -= 1
@@ -294,7 +300,7 @@ class Refiner:
 
         for key, sequences in groups:
             group = _Group(key, [self._inputs(p2d, p3d, size) for p2d, p3d, size in sequences])
-            group.blends = [OverlapAdd(len(x.y), (samples, *x.y.shape[1:]), w) for x in group.inputs]
+            group.blends = [OverlapAdd(len(x.y), (drawn, *x.y.shape[1:]), w) for x in group.inputs]
             pending.append(group)
             for seq, x in enumerate(group.inputs):
                 n = len(x.y)
@@ -326,15 +332,21 @@ class Refiner:
         return model_inputs(poses_2d, poses_3d, image_size, self.layout.root)
 
     @torch.inference_mode()
-    def _refine_windows(self, p: np.ndarray, y: np.ndarray, steps: int, eta: float, z: torch.Tensor | None) -> np.ndarray:
-        """Run the reverse process on windows ``(B, W, J, .)``; returns ``(S, B, W, J, 3)`` metres.
+    def _refine_windows(self, p: np.ndarray, y: np.ndarray, steps: int, eta: float, z: torch.Tensor | None, flip: bool) -> np.ndarray:
+        """Run the reverse process on windows ``(B, W, J, .)``; returns ``(S', B, W, J, 3)`` metres.
 
         ``z`` is the whitened noise ``(S, K, B, W, J, 3)`` of stochastic sampling, ``None`` for the
-        deterministic refinement (S = 1).
+        deterministic refinement (S = 1). ``flip`` refines the mirror images too: S' = 2 S samples
+        when sampling, else the mean of the two refinements (S' = 1).
         """
         p_t = torch.from_numpy(p).to(self.device)
         y_t = torch.from_numpy(y).to(self.device)
-        refined = self.error_model.sample(p_t, y_t, steps=steps, eta=eta, noise=z).cpu().numpy()
+        refined = self.error_model.sample(p_t, y_t, steps=steps, eta=eta, noise=z)
+        if flip:
+            mirror = self.layout.mirror
+            twin = mirror(self.error_model.sample(mirror(p_t), mirror(y_t), steps=steps, eta=eta, noise=None if z is None else mirror(z)))
+            refined = (refined + twin) / 2 if z is None else torch.cat([refined, twin])
+        refined = refined.cpu().numpy()
         if not np.isfinite(refined).all():
             raise WeightsError(f"{self.weights_path or 'the denoiser'}: produced NaN or inf poses (damaged weights or noise statistics)")
         return refined

@@ -15,6 +15,7 @@ import numpy as np
 from d3prefine.errors import InputError
 
 T = TypeVar("T")
+ArrayT = TypeVar("ArrayT")  # a numpy array or a torch tensor
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,16 @@ class JointLayout:
         for left, right in self.left_right:
             perm[left], perm[right] = right, left
         return perm
+
+    def mirror(self, poses: ArrayT) -> ArrayT:
+        """Mirror image of ``poses (..., J, C)``, a numpy array or torch tensor (``C = 2``: image
+        coordinates about a vertical axis, e.g. root-relative normalized screen units; ``C = 3``:
+        metres, camera frame): the first coordinate (image u, camera x) negated and every left
+        joint swapped with its right twin. The mirror of a 3D pose projects to the mirror of its
+        2D pose (about the principal point); ``mirror(mirror(poses))`` is ``poses``."""
+        mirrored = poses[..., self.flip_permutation.tolist(), :]  # advanced indexing: a copy
+        mirrored[..., 0] = -mirrored[..., 0]
+        return mirrored
 
     def side(self, joint: int) -> str:
         """``"left"``, ``"right"`` or ``"centre"`` for a joint index (from ``left_right``)."""

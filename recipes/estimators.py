@@ -208,12 +208,8 @@ class _Batches:
 
 def _flip(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror the samples selected by ``mask`` (B,): negate image u / camera x and swap left-right joints."""
-    perm = torch.from_numpy(H36M_17.flip_permutation)
-    sign = torch.tensor([-1.0, 1.0, 1.0])
-    xf = x[:, :, perm] * sign[:2]
-    yf = y[:, :, perm] * sign
     m = mask[:, None, None, None]
-    return torch.where(m, xf, x), torch.where(m, yf, y)
+    return torch.where(m, H36M_17.mirror(x), x), torch.where(m, H36M_17.mirror(y), y)
 
 
 def fit(config: LifterConfig, fit_config: FitConfig, inputs: list[np.ndarray], targets: list[np.ndarray], progress=None) -> nn.Module:

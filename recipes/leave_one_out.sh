@@ -10,6 +10,10 @@
 # The 9-frame lifter has no fold by default (CPU time): recipes/new_weights.sh trained on the
 # 27-frame TemporalLifter and the FrameLifter of one build only, so its weights are one more
 # model that never saw the 9-frame and the weak lifter (HOLD_OUT=temporal9 runs its fold).
+#
+# INIT=DIR continues the folds of an earlier run instead (train --init DIR/<fold>/denoiser.safetensors,
+# its noise statistics copied): the shipped weights' budget in two legs, e.g.
+#   OUT=runs/loeo_long INIT=runs/loeo STEPS=2364 bash recipes/leave_one_out.sh   # 1,500 + 2,364 steps
 set -euo pipefail
 BUILDS=${BUILDS:-"data/varied data/actors"}
 OUT=${OUT:-runs/loeo}
@@ -17,6 +21,7 @@ HOLD_OUT=${HOLD_OUT:-"temporal frame weak"}
 STEPS=${STEPS:-1500}
 THREADS=${THREADS:-1}
 MINUTES=${MINUTES:-40}
+INIT=${INIT:-}
 KINDS="temporal frame temporal9 weak"
 mkdir -p "$OUT"
 
@@ -28,8 +33,14 @@ for held in $HOLD_OUT; do
         done
     done
     mkdir -p "$OUT/$held"
-    d3prefine fit-noise "${TRAIN[@]}" --estimator "pool without $held" -o "$OUT/$held/noise.safetensors" --overwrite > "$OUT/$held/fit_noise.txt"
-    d3prefine train $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]:0:4}" --noise "$OUT/$held/noise.safetensors" \
+    START=()
+    if [ -n "$INIT" ]; then
+        cp "$INIT/$held/noise.safetensors" "$INIT/$held/fit_noise.txt" "$OUT/$held/"
+        START=(--init "$INIT/$held/denoiser.safetensors")
+    else
+        d3prefine fit-noise "${TRAIN[@]}" --estimator "pool without $held" -o "$OUT/$held/noise.safetensors" --overwrite > "$OUT/$held/fit_noise.txt"
+    fi
+    d3prefine train "${START[@]}" $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]:0:4}" --noise "$OUT/$held/noise.safetensors" \
         -o "$OUT/$held/denoiser.safetensors" --steps "$STEPS" --eval-every "$STEPS" --max-minutes "$MINUTES" --threads "$THREADS" \
         --device cpu --json --overwrite > "$OUT/$held/train.json" 2> "$OUT/$held/train.log"
     rm -f "$OUT/$held/denoiser.ckpt.safetensors"

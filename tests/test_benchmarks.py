@@ -83,10 +83,13 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     assert section["estimator"] == ESTIMATOR and section["sequences"] == 2 and section["frames"] == 80
     rows = {row["label"]: row for row in section["rows"]}
     assert [row["kind"] for row in section["rows"]] == ["base", "smoother", "smoother", "bones", "gaussian_mean", "variant", "ablation",
-                                                        *["d3prefine"] * 6]
-    assert list(rows)[-6:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=1, bone lengths free",
-                               "d3prefine K=1, bone lengths constant", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=0.3"]
+                                                        *["d3prefine"] * 7]
+    assert list(rows)[-7:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=1, bone lengths free",
+                               "d3prefine K=1, bone lengths constant", "d3prefine K=1, mirror-averaged (--flip)", "d3prefine K=2",
+                               "d3prefine K=2, S=2 samples, eta=0.3"]
     assert rows["d3prefine K=1, bone lengths free"]["params"] == {"samples": 1, "steps": 1, "bone_lengths": "free"}
+    assert rows["d3prefine K=1, mirror-averaged (--flip)"]["params"] == {"samples": 1, "steps": 1, "flip": True}
+    assert document["settings"]["flip"] is True
     assert document["settings"]["bone_lengths"] == ["free", "constant"]
     assert document["settings"]["smooth"] == 9 and rows["d3prefine K=1, no smoothing"]["params"]["smooth"] == 0
     for row in section["rows"]:
@@ -110,6 +113,9 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     assert gaussian["metrics"] == pytest.approx(pool_reports([evaluate_poses(m, s.gt_3d) for m, s in zip(means, val)]).summary)
     assert zero["metrics"] == pytest.approx(pool_reports([evaluate_poses(m, s.gt_3d) for m, s in zip(smoothed, val)]).summary, rel=1e-3, abs=1e-3)
     assert rows["d3prefine K=1"]["metrics"]["mpjpe"] != pytest.approx(gaussian["metrics"]["mpjpe"], abs=1e-2)
+    flipped = Refiner.from_pretrained(files["weights"], device="cpu").refine_sequences(val, flip=True)
+    assert rows["d3prefine K=1, mirror-averaged (--flip)"]["metrics"] == pytest.approx(
+        pool_reports([evaluate_poses(r.poses_3d, s.gt_3d) for r, s in zip(flipped, val)]).summary, rel=1e-4)
     smoothers = [row["params"] for row in section["rows"] if row["kind"] == "smoother"]
     assert smoothers[0]["smoother"] == "savgol" and smoothers[0]["tuned_on_sequences"] == 4
     # Targets: 5 per checked row (the K=1 default and the best d3prefine row, if another).
@@ -164,8 +170,9 @@ def test_leave_one_out_runs_the_accuracy_benchmark_per_held_out_estimator(files,
     (section,) = fold_document["estimators"]
     assert section["sequences"] == 2
     rows = {row["label"]: row for row in section["rows"]}
-    # Its defaults: K=1 only, no sampled or bone-length rows.
-    assert [row["label"] for row in section["rows"] if row["kind"] == "d3prefine"] == ["d3prefine K=1", "d3prefine K=1, no smoothing"]
+    # Its defaults: K=1 only (plain, unsmoothed, mirror-averaged), no sampled or bone-length rows.
+    assert [row["label"] for row in section["rows"] if row["kind"] == "d3prefine"] == ["d3prefine K=1", "d3prefine K=1, no smoothing",
+                                                                                                 "d3prefine K=1, mirror-averaged (--flip)"]
     assert fold["d3prefine_mpjpe"] == pytest.approx(rows["d3prefine K=1"]["metrics"]["mpjpe"])
     assert fold["gaussian_mean_mpjpe"] == pytest.approx(rows["Gaussian conditional mean"]["metrics"]["mpjpe"])
     assert fold["d3prefine_mpjpe"] != pytest.approx(fold["base_mpjpe"], abs=1e-3)
@@ -468,7 +475,7 @@ def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):
     assert document["benchmark"] == "h36m" and document["run"]["command"].startswith("python -m benchmarks.h36m --val ")
     (section,) = document["estimators"]
     kinds = [row["kind"] for row in section["rows"]]
-    assert kinds == ["base", "smoother", "smoother", "bones", "gaussian_mean", *["shipped"] * 4, "variant", *["d3prefine"] * 3]
+    assert kinds == ["base", "smoother", "smoother", "bones", "gaussian_mean", *["shipped"] * 4, "variant", *["d3prefine"] * 4]
     labels = [row["label"] for row in section["rows"]]
     assert labels[5:9] == ["shipped weights as they are (K=1)", "shipped weights as they are (K=1, bone lengths input)",
                            "shipped weights old as they are (K=1)", "shipped weights old as they are (K=1, bone lengths input)"]

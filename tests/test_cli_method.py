@@ -190,6 +190,19 @@ def test_refine_writes_refined_poses_and_keeps_the_input(trained, tmp_path):
     assert evaluation["sequences"][0]["baseline_source"] == "poses_3d"
 
 
+def test_refine_flip_option_matches_the_library_and_is_recorded(trained, tmp_path):
+    args = ("--weights", trained["model"], "--noise", trained["noise"], "--device", "cpu")
+    plain, flipped = tmp_path / "plain.npz", tmp_path / "flipped.npz"
+    invoke("refine", trained["val"], "-o", plain, *args)
+    invoke("refine", trained["val"], "-o", flipped, "--flip", *args)
+    (a,), (b,) = load_poses(plain), load_poses(flipped)
+    assert a.provenance["refine"]["flip"] is False and b.provenance["refine"]["flip"] is True
+    refiner = Refiner.from_pretrained(trained["model"], trained["noise"], device="cpu")
+    (expected,) = refiner.refine_sequences(load_poses(trained["val"]), flip=True)
+    np.testing.assert_allclose(b.poses_3d_refined, expected.poses_3d, atol=1e-6)
+    assert np.abs(a.poses_3d_refined - b.poses_3d_refined).max() > 1e-4
+
+
 def test_refine_smoothing_option(trained, tmp_path):
     args = ("--weights", trained["model"], "--noise", trained["noise"], "--device", "cpu")
     raw, smoothed = tmp_path / "raw.npz", tmp_path / "smoothed.npz"

@@ -83,6 +83,21 @@ def test_sampling_is_seeded_and_reports_uncertainty(noise):
     np.testing.assert_allclose(a.uncertainty[:, 0], 0.0, atol=1e-6)  # the root is never moved
 
 
+def test_flip_averages_the_refinement_of_the_mirror_image(noise):
+    seq = build_sequence(40, seed=4)
+    refiner = _refiner(noise)
+    mirror = refiner.layout.mirror
+    p = model_inputs(seq.poses_2d, seq.poses_3d, seq.image_size, 0).p  # normalized: mirrored about the root
+    run = lambda p2d, p3d, **options: refiner.refine(p2d, p3d, steps=2, bone_lengths="free", **options)
+    plain, flipped = run(p, seq.poses_3d).poses_3d, run(p, seq.poses_3d, flip=True).poses_3d
+    twin = mirror(run(mirror(p), mirror(seq.poses_3d)).poses_3d)
+    np.testing.assert_allclose(flipped, (plain + twin) / 2, atol=1e-5)
+    assert np.abs(plain - twin).max() > 1e-3  # the untrained network is not mirror-symmetric
+    sampled = run(p, seq.poses_3d, samples=2, seed=3, flip=True)
+    assert sampled.uncertainty.shape == (40, 17) and np.all(sampled.uncertainty[:, 1:] > 0)
+    np.testing.assert_array_equal(sampled.poses_3d, run(p, seq.poses_3d, samples=2, seed=3, flip=True).poses_3d)
+
+
 def test_samples_do_not_depend_on_batching(noise):
     seqs = [build_sequence(n, seed=n) for n in (30, 70)]
     args = [(s.poses_2d, s.poses_3d, s.image_size) for s in seqs]

@@ -1,6 +1,8 @@
 """Joint layouts: the shipped Human3.6M layout and the checks that refuse broken skeletons."""
 
+import numpy as np
 import pytest
+import torch
 
 from d3prefine.errors import InputError
 from d3prefine.skeleton import H36M_17, JointLayout, get_layout
@@ -44,6 +46,17 @@ def test_a_valid_three_joint_layout_mirrors_its_pair():
     layout = JointLayout(name="x", joint_names=("a", "b", "c"), parents=(-1, 0, 0), left_right=((1, 2),))
     assert layout.flip_permutation.tolist() == [0, 2, 1]
     assert layout.bones == ((0, 1), (0, 2))
+
+
+def test_mirror_negates_x_swaps_sides_and_is_its_own_inverse():
+    layout = JointLayout(name="x", joint_names=("a", "b", "c"), parents=(-1, 0, 0), left_right=((1, 2),))
+    poses = np.array([[[0.5, 0.0, 3.0], [1.0, 2.0, 3.0], [-4.0, 5.0, 6.0]]])  # (T=1, J=3, 3) metres
+    mirrored = layout.mirror(poses)
+    np.testing.assert_array_equal(mirrored, [[[-0.5, 0.0, 3.0], [4.0, 5.0, 6.0], [-1.0, 2.0, 3.0]]])
+    np.testing.assert_array_equal(layout.mirror(mirrored), poses)
+    assert poses[0, 1, 0] == 1.0  # the input is not modified
+    flat = torch.from_numpy(poses[..., :2])  # (..., J, 2) image coordinates, as a torch tensor
+    assert layout.mirror(flat).tolist() == [[[-0.5, 0.0], [4.0, 5.0], [-1.0, 2.0]]]
 
 
 def test_topological_order_puts_parents_first_whatever_the_array_order():
