@@ -258,7 +258,9 @@ class Bench:
                 rows.append(_score(row_name, variant.kind, {"variant": variant.name, "steps": 1, **mode}, sequences, refined))
         options = [{"steps": k} for k in args.steps]
         options[1:1] = [{"steps": args.steps[0], "smooth": 0}, *({"steps": args.steps[0], "bone_lengths": m.value} for m in args.bone_lengths),
-                        *([{"steps": args.steps[0], "flip": True}] if args.flip else [])]
+                        *([{"steps": args.steps[0], "flip": True}] if args.flip else []),
+                        *([{"steps": args.steps[0], "overlap": args.overlap}] if args.overlap is not None else []),
+                        *([{"steps": args.steps[0], "overlap": args.overlap, "flip": True}] if args.overlap is not None and args.flip else [])]
         if args.samples > 1:
             options.append({"steps": args.sample_steps, "samples": args.samples, "eta": args.eta})
         for option in options:
@@ -269,6 +271,8 @@ class Bench:
                 name += ", no smoothing"
             if "bone_lengths" in option:
                 name += f", bone lengths {option['bone_lengths']}"
+            if "overlap" in option:
+                name += f", --overlap {option['overlap']}"
             if option.get("flip"):
                 name += ", mirror-averaged (--flip)"
             refined = partial(self._refined, self.refiner, sequences, name, **option)
@@ -439,6 +443,8 @@ def make_parser(module: str = "benchmarks.accuracy", doc: str = __doc__) -> argp
                              "(default: every mode but refine's default)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                         help="a row of the first --steps K with refine --flip (test-time mirror augmentation)")
+    parser.add_argument("--overlap", type=int, default=None,
+                        help="rows of the first --steps K with refine --overlap N (and with --flip too): more windows averaged per frame")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="score a seeded subsample of this many validation sequences per file")
     parser.add_argument("--tune-sequences", type=int, default=300, help="training sequences (seeded subsample) to tune the smoothers on")
@@ -488,7 +494,7 @@ def run(args: argparse.Namespace, argv: list[str], module: str = "benchmarks.acc
         section["targets"] = target_checks(section["rows"])
         section["multistep_vs_variants"] = multistep_vs_variants(section["rows"])
     weights = {"d3prefine": weights_digest(refiner), **{v.name: weights_digest(r) for v, r in variants}}
-    names = ("steps", "samples", "sample_steps", "eta", "bone_lengths", "flip", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
+    names = ("steps", "samples", "sample_steps", "eta", "bone_lengths", "flip", "overlap", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
     settings = {name: getattr(args, name) for name in names} | {"bone_lengths": [mode.value for mode in args.bone_lengths]}
     return {
         "benchmark": "accuracy",

@@ -183,6 +183,11 @@ class Refiner:
     def window(self) -> int:
         return self.model.config.window
 
+    @property
+    def default_overlap(self) -> int:
+        """Frames shared by consecutive windows unless asked otherwise: a third of the window."""
+        return self.window // 3
+
     def refine(
         self,
         poses_2d: np.ndarray,
@@ -246,7 +251,9 @@ class Refiner:
         Args:
             steps: K reverse diffusion steps (1 = one-shot residual correction).
             batch_size: windows per network call.
-            overlap: frames shared by consecutive windows (default: a third of the window).
+            overlap: frames shared by consecutive windows (default: :attr:`default_overlap`); each
+                frame's refinement is the weighted mean of the windows holding it, so more overlap
+                averages more windows (``window / (window - overlap)`` times the network work).
             samples: 1 for the deterministic refinement; S >= 2 draws S stochastic refinements
                 (DDIM with ``eta``, needs ``steps >= 2``), returns their mean and their spread.
             eta: stochasticity of the sampled refinements, in ``(0, 1]``.
@@ -278,7 +285,7 @@ class Refiner:
         check_smooth(smooth)
         bones = BoneLengthMode(bone_lengths)
         w = self.window
-        overlap = w // 3 if overlap is None else overlap
+        overlap = self.default_overlap if overlap is None else overlap
         if not 0 <= overlap < w:
             raise ValueError(f"overlap must be in 0..{w - 1}, got {overlap}")
         self.schedule.set_timesteps(steps)

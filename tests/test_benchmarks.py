@@ -72,8 +72,8 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     out = tmp_path / "results" / "accuracy"
     argv = ["--val", files["val"], "--train", files["train"], "--weights", files["weights"],
             "--variant", f"zero={files['zero']}", "--ablation", f"iso={files['weights'] / 'denoiser.safetensors'}:{files['iso']}",
-            "--steps", "1", "2", "--samples", "2", "--sample-steps", "2", "--max-sequences", "2", "--device", "cpu", "--threads", "1",
-            "--out", out]
+            "--steps", "1", "2", "--samples", "2", "--sample-steps", "2", "--overlap", "5", "--max-sequences", "2", "--device", "cpu",
+            "--threads", "1", "--out", out]
     assert accuracy.main([str(a) for a in argv]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
     assert document["run"]["command"].startswith("python -m benchmarks.accuracy --val ")
@@ -83,10 +83,12 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     assert section["estimator"] == ESTIMATOR and section["sequences"] == 2 and section["frames"] == 80
     rows = {row["label"]: row for row in section["rows"]}
     assert [row["kind"] for row in section["rows"]] == ["base", "smoother", "smoother", "bones", "gaussian_mean", "variant", "ablation",
-                                                        *["d3prefine"] * 7]
-    assert list(rows)[-7:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=1, bone lengths free",
-                               "d3prefine K=1, bone lengths constant", "d3prefine K=1, mirror-averaged (--flip)", "d3prefine K=2",
-                               "d3prefine K=2, S=2 samples, eta=0.3"]
+                                                        *["d3prefine"] * 9]
+    assert list(rows)[-9:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=1, bone lengths free",
+                               "d3prefine K=1, bone lengths constant", "d3prefine K=1, mirror-averaged (--flip)", "d3prefine K=1, --overlap 5",
+                               "d3prefine K=1, --overlap 5, mirror-averaged (--flip)", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=0.3"]
+    assert rows["d3prefine K=1, --overlap 5, mirror-averaged (--flip)"]["params"] == {"samples": 1, "steps": 1, "overlap": 5, "flip": True}
+    assert document["settings"]["overlap"] == 5
     assert rows["d3prefine K=1, bone lengths free"]["params"] == {"samples": 1, "steps": 1, "bone_lengths": "free"}
     assert rows["d3prefine K=1, mirror-averaged (--flip)"]["params"] == {"samples": 1, "steps": 1, "flip": True}
     assert document["settings"]["flip"] is True

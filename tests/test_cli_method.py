@@ -203,6 +203,22 @@ def test_refine_flip_option_matches_the_library_and_is_recorded(trained, tmp_pat
     assert np.abs(a.poses_3d_refined - b.poses_3d_refined).max() > 1e-4
 
 
+def test_refine_overlap_option_is_checked_and_recorded(trained, tmp_path):
+    args = ("--weights", trained["model"], "--noise", trained["noise"], "--device", "cpu")
+    refiner = Refiner.from_pretrained(trained["model"], trained["noise"], device="cpu")
+    default, wide = tmp_path / "default.npz", tmp_path / "wide.npz"
+    invoke("refine", trained["val"], "-o", default, *args)
+    invoke("refine", trained["val"], "-o", wide, "--overlap", str(refiner.window - 1), *args)
+    (a,), (b,) = load_poses(default), load_poses(wide)
+    assert a.provenance["refine"]["overlap"] == refiner.window // 3 and b.provenance["refine"]["overlap"] == refiner.window - 1
+    (expected,) = refiner.refine_sequences(load_poses(trained["val"]), overlap=refiner.window - 1)
+    np.testing.assert_allclose(b.poses_3d_refined, expected.poses_3d, atol=1e-6)
+    assert np.abs(a.poses_3d_refined - b.poses_3d_refined).max() > 1e-5
+    bad = invoke("refine", trained["val"], "-o", tmp_path / "bad.npz", "--overlap", str(refiner.window), *args, code=2)
+    assert "'--overlap'" in bad.stderr and f"window of {refiner.window} frames" in bad.stderr
+    assert not (tmp_path / "bad.npz").exists()
+
+
 def test_refine_smoothing_option(trained, tmp_path):
     args = ("--weights", trained["model"], "--noise", trained["noise"], "--device", "cpu")
     raw, smoothed = tmp_path / "raw.npz", tmp_path / "smoothed.npz"
