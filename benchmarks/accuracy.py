@@ -110,6 +110,30 @@ class Variant:
         return cls(name, Path(denoiser), Path(noise) if noise else None, kind)
 
 
+#: Refine options a ``--setting`` row may set, with the type of their value (flags: bool).
+SETTING_OPTIONS: dict[str, type] = {"flip": bool, "overlap": int, "bone_lengths": BoneLengthMode}
+
+
+def parse_setting(text: str) -> dict:
+    """``--setting`` text (``flip``, ``overlap=18,flip``, ...) as refine options; an unknown name raises."""
+    setting: dict = {}
+    for item in text.split(","):
+        key, equals, value = item.strip().partition("=")
+        if key not in SETTING_OPTIONS or (SETTING_OPTIONS[key] is bool) == bool(equals):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {', '.join(SETTING_OPTIONS)} (flip takes no value), got {item!r}")
+        try:
+            setting[key] = True if key == "flip" else SETTING_OPTIONS[key](value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key}: invalid value {value!r}") from None
+    return {key: value.value if isinstance(value, BoneLengthMode) else value for key, value in setting.items()}
+
+
+def setting_flags(option: dict) -> str:
+    """The refine flags of a ``--setting`` row, e.g. ``--overlap 18 --flip``."""
+    flag = lambda key: "--" + key.replace("_", "-")
+    return " ".join(flag(key) if value is True else f"{flag(key)} {value}" for key, value in option.items() if key in SETTING_OPTIONS)
+
+
 @dataclass(eq=False)  # rows compare (and hash) by identity
 class Row:
     """One method on one estimator's validation sequences."""
@@ -257,10 +281,9 @@ class Bench:
                 refined = partial(self._refined, refiner, sequences, row_name, steps=1, **mode)
                 rows.append(_score(row_name, variant.kind, {"variant": variant.name, "steps": 1, **mode}, sequences, refined))
         options = [{"steps": k} for k in args.steps]
+        settings = [{"steps": args.steps[0], **setting} for setting in args.setting]
         options[1:1] = [{"steps": args.steps[0], "smooth": 0}, *({"steps": args.steps[0], "bone_lengths": m.value} for m in args.bone_lengths),
-                        *([{"steps": args.steps[0], "flip": True}] if args.flip else []),
-                        *([{"steps": args.steps[0], "overlap": args.overlap}] if args.overlap is not None else []),
-                        *([{"steps": args.steps[0], "overlap": args.overlap, "flip": True}] if args.overlap is not None and args.flip else [])]
+                        *settings]
         if args.samples > 1:
             options.append({"steps": args.sample_steps, "samples": args.samples, "eta": args.eta})
         for option in options:
@@ -269,12 +292,10 @@ class Bench:
                 name += f", S={option['samples']} samples, eta={option['eta']:g}"
             if "smooth" in option:
                 name += ", no smoothing"
-            if "bone_lengths" in option:
+            if any(option is setting for setting in settings):
+                name += ", " + setting_flags(option)
+            elif "bone_lengths" in option:
                 name += f", bone lengths {option['bone_lengths']}"
-            if "overlap" in option:
-                name += f", --overlap {option['overlap']}"
-            if option.get("flip"):
-                name += ", mirror-averaged (--flip)"
             refined = partial(self._refined, self.refiner, sequences, name, **option)
             rows.append(_score(name, RowKind.D3PREFINE, {"samples": 1, **option}, sequences, refined))
         return {
@@ -441,10 +462,8 @@ def make_parser(module: str = "benchmarks.accuracy", doc: str = __doc__) -> argp
                         default=[mode for mode in BoneLengthMode if mode is not DEFAULT_BONE_LENGTHS],
                         help="extra K=1 rows of d3prefine and of the shipped rows with refine --bone-lengths MODE "
                              "(default: every mode but refine's default)")
-    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
-                        help="a row of the first --steps K with refine --flip (test-time mirror augmentation)")
-    parser.add_argument("--overlap", type=int, default=None,
-                        help="rows of the first --steps K with refine --overlap N (and with --flip too): more windows averaged per frame")
+    parser.add_argument("--setting", type=parse_setting, action="append", default=[], metavar="OPTIONS",
+                        help="a row of the first --steps K with these refine options, e.g. 'flip' or 'overlap=18,flip,bone_lengths=constant' (repeat)")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="score a seeded subsample of this many validation sequences per file")
     parser.add_argument("--tune-sequences", type=int, default=300, help="training sequences (seeded subsample) to tune the smoothers on")
@@ -494,7 +513,7 @@ def run(args: argparse.Namespace, argv: list[str], module: str = "benchmarks.acc
         section["targets"] = target_checks(section["rows"])
         section["multistep_vs_variants"] = multistep_vs_variants(section["rows"])
     weights = {"d3prefine": weights_digest(refiner), **{v.name: weights_digest(r) for v, r in variants}}
-    names = ("steps", "samples", "sample_steps", "eta", "bone_lengths", "flip", "overlap", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
+    names = ("steps", "samples", "sample_steps", "eta", "bone_lengths", "setting", "max_sequences", "tune_sequences", "batch_size", "device", "seed")
     settings = {name: getattr(args, name) for name in names} | {"bone_lengths": [mode.value for mode in args.bone_lengths]}
     return {
         "benchmark": "accuracy",

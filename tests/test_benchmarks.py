@@ -72,7 +72,7 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     out = tmp_path / "results" / "accuracy"
     argv = ["--val", files["val"], "--train", files["train"], "--weights", files["weights"],
             "--variant", f"zero={files['zero']}", "--ablation", f"iso={files['weights'] / 'denoiser.safetensors'}:{files['iso']}",
-            "--steps", "1", "2", "--samples", "2", "--sample-steps", "2", "--overlap", "5", "--max-sequences", "2", "--device", "cpu",
+            "--steps", "1", "2", "--samples", "2", "--sample-steps", "2", "--setting", "flip", "--setting", "overlap=5,flip", "--max-sequences", "2", "--device", "cpu",
             "--threads", "1", "--out", out]
     assert accuracy.main([str(a) for a in argv]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
@@ -83,15 +83,14 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     assert section["estimator"] == ESTIMATOR and section["sequences"] == 2 and section["frames"] == 80
     rows = {row["label"]: row for row in section["rows"]}
     assert [row["kind"] for row in section["rows"]] == ["base", "smoother", "smoother", "bones", "gaussian_mean", "variant", "ablation",
-                                                        *["d3prefine"] * 9]
-    assert list(rows)[-9:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=1, bone lengths free",
-                               "d3prefine K=1, bone lengths constant", "d3prefine K=1, mirror-averaged (--flip)", "d3prefine K=1, --overlap 5",
-                               "d3prefine K=1, --overlap 5, mirror-averaged (--flip)", "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=0.3"]
-    assert rows["d3prefine K=1, --overlap 5, mirror-averaged (--flip)"]["params"] == {"samples": 1, "steps": 1, "overlap": 5, "flip": True}
-    assert document["settings"]["overlap"] == 5
+                                                        *["d3prefine"] * 8]
+    assert list(rows)[-8:] == ["d3prefine K=1", "d3prefine K=1, no smoothing", "d3prefine K=1, bone lengths free",
+                               "d3prefine K=1, bone lengths constant", "d3prefine K=1, --flip", "d3prefine K=1, --overlap 5 --flip",
+                               "d3prefine K=2", "d3prefine K=2, S=2 samples, eta=0.3"]
+    assert rows["d3prefine K=1, --overlap 5 --flip"]["params"] == {"samples": 1, "steps": 1, "overlap": 5, "flip": True}
+    assert document["settings"]["setting"] == [{"flip": True}, {"overlap": 5, "flip": True}]
     assert rows["d3prefine K=1, bone lengths free"]["params"] == {"samples": 1, "steps": 1, "bone_lengths": "free"}
-    assert rows["d3prefine K=1, mirror-averaged (--flip)"]["params"] == {"samples": 1, "steps": 1, "flip": True}
-    assert document["settings"]["flip"] is True
+    assert rows["d3prefine K=1, --flip"]["params"] == {"samples": 1, "steps": 1, "flip": True}
     assert document["settings"]["bone_lengths"] == ["free", "constant"]
     assert document["settings"]["smooth"] == 9 and rows["d3prefine K=1, no smoothing"]["params"]["smooth"] == 0
     for row in section["rows"]:
@@ -116,7 +115,7 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
     assert zero["metrics"] == pytest.approx(pool_reports([evaluate_poses(m, s.gt_3d) for m, s in zip(smoothed, val)]).summary, rel=1e-3, abs=1e-3)
     assert rows["d3prefine K=1"]["metrics"]["mpjpe"] != pytest.approx(gaussian["metrics"]["mpjpe"], abs=1e-2)
     flipped = Refiner.from_pretrained(files["weights"], device="cpu").refine_sequences(val, flip=True)
-    assert rows["d3prefine K=1, mirror-averaged (--flip)"]["metrics"] == pytest.approx(
+    assert rows["d3prefine K=1, --flip"]["metrics"] == pytest.approx(
         pool_reports([evaluate_poses(r.poses_3d, s.gt_3d) for r, s in zip(flipped, val)]).summary, rel=1e-4)
     smoothers = [row["params"] for row in section["rows"] if row["kind"] == "smoother"]
     assert smoothers[0]["smoother"] == "savgol" and smoothers[0]["tuned_on_sequences"] == 4
@@ -172,9 +171,8 @@ def test_leave_one_out_runs_the_accuracy_benchmark_per_held_out_estimator(files,
     (section,) = fold_document["estimators"]
     assert section["sequences"] == 2
     rows = {row["label"]: row for row in section["rows"]}
-    # Its defaults: K=1 only (plain, unsmoothed, mirror-averaged), no sampled or bone-length rows.
-    assert [row["label"] for row in section["rows"] if row["kind"] == "d3prefine"] == ["d3prefine K=1", "d3prefine K=1, no smoothing",
-                                                                                                 "d3prefine K=1, mirror-averaged (--flip)"]
+    # Its defaults: K=1 only, no sampled or bone-length rows.
+    assert [row["label"] for row in section["rows"] if row["kind"] == "d3prefine"] == ["d3prefine K=1", "d3prefine K=1, no smoothing"]
     assert fold["d3prefine_mpjpe"] == pytest.approx(rows["d3prefine K=1"]["metrics"]["mpjpe"])
     assert fold["gaussian_mean_mpjpe"] == pytest.approx(rows["Gaussian conditional mean"]["metrics"]["mpjpe"])
     assert fold["d3prefine_mpjpe"] != pytest.approx(fold["base_mpjpe"], abs=1e-3)
@@ -477,7 +475,7 @@ def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):
     assert document["benchmark"] == "h36m" and document["run"]["command"].startswith("python -m benchmarks.h36m --val ")
     (section,) = document["estimators"]
     kinds = [row["kind"] for row in section["rows"]]
-    assert kinds == ["base", "smoother", "smoother", "bones", "gaussian_mean", *["shipped"] * 4, "variant", *["d3prefine"] * 4]
+    assert kinds == ["base", "smoother", "smoother", "bones", "gaussian_mean", *["shipped"] * 4, "variant", *["d3prefine"] * 3]
     labels = [row["label"] for row in section["rows"]]
     assert labels[5:9] == ["shipped weights as they are (K=1)", "shipped weights as they are (K=1, bone lengths input)",
                            "shipped weights old as they are (K=1)", "shipped weights old as they are (K=1, bone lengths input)"]
@@ -527,3 +525,12 @@ def test_h36m_probe_changes_one_cause_at_a_time(files, tmp_path):
     assert document["reference"]["bones_gt_mm"] == pytest.approx(document["bones_gt_mm"])
     assert document["bones_gt_mm"]["thigh"] > 100
     assert "## Median bone lengths (mm)" in out.with_suffix(".md").read_text()
+
+
+def test_setting_rows_parse_refine_options_and_refuse_unknown_ones():
+    assert accuracy.parse_setting("overlap=18, flip,bone_lengths=constant") == {"overlap": 18, "flip": True, "bone_lengths": "constant"}
+    assert accuracy.setting_flags({"steps": 1, "overlap": 18, "flip": True, "bone_lengths": "constant"}) == \
+        "--overlap 18 --flip --bone-lengths constant"
+    for bad in ("flip=1", "overlap", "overlap=x", "bone_lengths=rigid", "sample=2", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            accuracy.parse_setting(bad)
