@@ -48,7 +48,7 @@ from benchmarks.report import (
 from d3prefine.baselines import Smoother, smooth, tune_smoother
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.errors import InputError
-from d3prefine.io import PoseSequence, load_poses
+from d3prefine.io import PoseSequence, SequenceMetadata, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, METRICS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs
@@ -165,7 +165,7 @@ def _subsample(items: list, count: int | None, seed: int) -> list:
     return [items[k] for k in keep]
 
 
-def estimator_label(sequences: Sequence[PoseSequence], path: Path) -> str:
+def estimator_label(sequences: Sequence[PoseSequence | SequenceMetadata], path: Path) -> str:
     """The one ``provenance["estimator"]`` of all sequences, else the file stem."""
     names = {seq.provenance.get("estimator") for seq in sequences}
     return str(names.pop()) if len(names) == 1 and None not in names else path.stem

@@ -27,7 +27,7 @@ from pathlib import Path
 from benchmarks import accuracy
 from benchmarks.report import Check, Compare, change_pct, fmt, markdown_table, run_and_write, run_summary
 from d3prefine.errors import InputError
-from d3prefine.io import load_poses
+from d3prefine.io import load_metadata
 from d3prefine.metrics import pool_reports
 
 TARGET_CHANGE_PCT = -20.0  # MPJPE of the held-out estimator, refined by a model that never saw it
@@ -42,10 +42,11 @@ def parse_fold(text: str) -> tuple[str, Path]:
 
 
 def files_by_estimator(paths: list[Path]) -> dict[str, list[Path]]:
-    """The files of each estimator (:func:`benchmarks.accuracy.estimator_label`), in the given order."""
+    """The files of each estimator (:func:`benchmarks.accuracy.estimator_label`), in the given order
+    (only their metadata is read)."""
     found: dict[str, list[Path]] = {}
     for path in paths:
-        found.setdefault(accuracy.estimator_label(load_poses(path), path), []).append(path)
+        found.setdefault(accuracy.estimator_label(load_metadata(path), path), []).append(path)
     return found
 
 

@@ -23,7 +23,7 @@ import math
 import os
 import zipfile
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -369,7 +369,9 @@ def _check_npz_sizes(path: Path, archive: zipfile.ZipFile) -> None:
                 )
 
 
-def _read_npz(path: Path) -> list[tuple[str, dict[str, Any], str]]:
+def _read_npz(path: Path, keep: Callable[[str], bool] | None = None) -> list[tuple[str, dict[str, Any], str]]:
+    """Raw ``(name, items, where)`` per sequence; with ``keep``, the members whose key it rejects
+    are listed as ``None`` without being read."""
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not a valid npz archive (corrupt or truncated file)")
     items: dict[str, np.ndarray] = {}
@@ -378,6 +380,9 @@ def _read_npz(path: Path) -> list[tuple[str, dict[str, Any], str]]:
             _check_npz_sizes(path, archive)
         with np.load(path, allow_pickle=False) as npz:
             for key in npz.files:
+                if keep is not None and not keep(key.rpartition("/")[2]):
+                    items[key] = None
+                    continue
                 try:
                     items[key] = npz[key]
                 except ValueError as error:
@@ -403,15 +408,19 @@ def _hdf5_nodes(group: h5py.Group, where: str) -> list[tuple[str, Any]]:
     return nodes
 
 
-def _hdf5_items(group: h5py.Group, where: str, total: list[int]) -> dict[str, Any]:
+def _hdf5_items(group: h5py.Group, where: str, total: list[int], keep: Callable[[str], bool] | None) -> dict[str, Any]:
     """Datasets and attributes of one HDF5 group as raw items; ``total[0]``: the bytes the file's
-    datasets read so far declare (each is checked against :data:`MAX_FILE_BYTES` before it is read)."""
+    datasets read so far declare (each is checked against :data:`MAX_FILE_BYTES` before it is read).
+    A dataset whose key ``keep`` rejects is listed as ``None`` without being read."""
     import h5py
 
     items: dict[str, Any] = {}
     for key, node in _hdf5_nodes(group, where):
         if not isinstance(node, h5py.Dataset):
             raise InputError(f"{where}: key {key!r}: expected a dataset, got a group")
+        if keep is not None and not keep(key):
+            items[key] = None
+            continue
         total[0] = _check_total_size(where, key, math.prod(node.shape or ()) * node.dtype.itemsize, total[0])
         items[key] = node[()]
     for key, value in group.attrs.items():
@@ -421,7 +430,8 @@ def _hdf5_items(group: h5py.Group, where: str, total: list[int]) -> dict[str, An
     return items
 
 
-def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
+def _read_hdf5(path: Path, keep: Callable[[str], bool] | None = None) -> list[tuple[str, dict[str, Any], str]]:
+    """Raw ``(name, items, where)`` per sequence (``keep`` as in :func:`_hdf5_items`)."""
     import h5py
 
     try:
@@ -430,11 +440,11 @@ def _read_hdf5(path: Path) -> list[tuple[str, dict[str, Any], str]]:
             datasets = [key for key, node in nodes if isinstance(node, h5py.Dataset)]
             total = [0]
             if datasets:
-                items = _hdf5_items(handle, str(path), total)
+                items = _hdf5_items(handle, str(path), total, keep)
                 name = _as_text(items.pop("name"), str(path), "name") if "name" in items else path.stem
                 return [(name, items, f"{path}: sequence {name!r}")]
             sequences = [
-                (name, _hdf5_items(group, f"{path}: sequence {name!r}", total), f"{path}: sequence {name!r}")
+                (name, _hdf5_items(group, f"{path}: sequence {name!r}", total, keep), f"{path}: sequence {name!r}")
                 for name, group in nodes
             ]
     except (OSError, RuntimeError, KeyError, ValueError, MemoryError, OverflowError) as error:
@@ -460,6 +470,42 @@ def load_poses(path: str | os.PathLike, *, allow_nan: bool | Collection[str] = F
         InputError: missing or unreadable file, unknown suffix, or any invalid content.
     """
     path = Path(path)
+    raw = _read_raw(path)
+    nan_keys = GAP_ARRAYS if allow_nan is True else () if allow_nan is False else tuple(allow_nan)
+    return [_build_sequence(name, items, where, allow_nan=nan_keys) for name, items, where in raw]
+
+
+@dataclass(frozen=True)
+class SequenceMetadata:
+    """The metadata of one sequence of a pose file (as in :class:`PoseSequence`), without its arrays."""
+
+    name: str
+    image_size: tuple[int, int] | None = None
+    fps: float | None = None
+    units: str = "m"
+    joint_layout: str = DEFAULT_LAYOUT
+    provenance: dict = field(default_factory=dict)
+
+
+def load_metadata(path: str | os.PathLike) -> list[SequenceMetadata]:
+    """Read the metadata (:data:`METADATA_KEYS`) of every sequence of a pose file without reading
+    or validating its pose arrays: a quick look at many large files (e.g. which estimator each
+    holds). The metadata is checked as :func:`load_poses` checks it.
+
+    Raises:
+        InputError: missing or unreadable file, unknown suffix, invalid sequence names or metadata.
+    """
+    path = Path(path)
+    raw = _read_raw(path, keep=lambda key: key in METADATA_KEYS or key == "name")
+    return [
+        SequenceMetadata(name, **_decode_metadata({key: items[key] for key in METADATA_KEYS if key in items}, where))
+        for name, items, where in raw
+    ]
+
+
+def _read_raw(path: Path, keep: Callable[[str], bool] | None = None) -> list[tuple[str, dict[str, Any], str]]:
+    """The checked file's raw ``(name, items, where)`` per sequence, names checked (``keep`` as in
+    :func:`_read_npz`)."""
     fmt = pose_format(path)
     if fmt is None:
         raise InputError(f"{path}: unknown file suffix {path.suffix!r}, expected one of {', '.join(SUFFIXES)}")
@@ -473,7 +519,7 @@ def load_poses(path: str | os.PathLike, *, allow_nan: bool | Collection[str] = F
         raise InputError(f"{path}: expected a file, got a directory or special file")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: cannot read file (permission denied)")
-    raw = _read_npz(path) if fmt is PoseFormat.NPZ else _read_hdf5(path)
+    raw = _read_npz(path, keep) if fmt is PoseFormat.NPZ else _read_hdf5(path, keep)
     names = [name for name, _, _ in raw]
     invalid = next((name for name in names if not valid_sequence_name(name)), None)
     if invalid is not None:
@@ -481,8 +527,7 @@ def load_poses(path: str | os.PathLike, *, allow_nan: bool | Collection[str] = F
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate is not None:
         raise InputError(f"{path}: sequence {duplicate!r} appears more than once, expected unique names")
-    nan_keys = GAP_ARRAYS if allow_nan is True else () if allow_nan is False else tuple(allow_nan)
-    return [_build_sequence(name, items, where, allow_nan=nan_keys) for name, items, where in raw]
+    return raw
 
 
 # ---------------------------------------------------------------------------------------------

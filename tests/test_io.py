@@ -12,7 +12,7 @@ import pytest
 
 from d3prefine import io
 from d3prefine.errors import InputError, OutputError
-from d3prefine.io import PoseSequence, fill_gaps, load_poses, save_poses
+from d3prefine.io import PoseSequence, SequenceMetadata, fill_gaps, load_metadata, load_poses, save_poses
 
 SUFFIXES = [".npz", ".h5", ".hdf5"]
 
@@ -59,6 +59,33 @@ def test_multi_sequence_round_trip_keeps_order(tmp_path, make_sequence, suffix):
     assert [s.name for s in loaded] == ["zeta", "alpha", "mid"]
     for got, want in zip(loaded, sequences, strict=True):
         assert_same(got, want)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("count", [1, 3])
+def test_metadata_is_read_without_the_pose_arrays(tmp_path, make_sequence, suffix, count):
+    sequences = [full_sequence(make_sequence, name, seed) for seed, name in enumerate(["zeta", "alpha", "mid"][:count])]
+    sequences[0] = dataclasses.replace(sequences[0], provenance={"estimator": "TemporalLifter", "seed": 3})
+    sequences[0].poses_3d[2, 5] = np.nan  # invalid arrays: load_poses refuses the file, load_metadata never reads them
+    path = tmp_path / f"meta{suffix}"
+    save_poses(path, sequences)
+    with pytest.raises(InputError, match="NaN"):
+        load_poses(path)
+    got = load_metadata(path)
+    assert got == [SequenceMetadata(s.name, s.image_size, s.fps, s.units, s.joint_layout, s.provenance) for s in sequences]
+    assert got[0].provenance == {"estimator": "TemporalLifter", "seed": 3} and got[0].fps == 30.0
+
+
+def test_metadata_is_checked_and_bad_files_refused(tmp_path, sequence):
+    path = tmp_path / "bad.npz"
+    np.savez(path, poses_2d=sequence.poses_2d, poses_3d=sequence.poses_3d, units=np.array("mm"))
+    with pytest.raises(InputError, match="expected 'm'"):
+        load_metadata(path)
+    (tmp_path / "broken.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="not a valid HDF5 file"):
+        load_metadata(tmp_path / "broken.h5")
+    with pytest.raises(InputError, match="file not found"):
+        load_metadata(tmp_path / "missing.npz")
 
 
 def test_npz_layout_has_no_object_arrays(tmp_path, sequence):
