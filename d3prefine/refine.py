@@ -183,10 +183,17 @@ class Refiner:
     def window(self) -> int:
         return self.model.config.window
 
-    @property
-    def default_overlap(self) -> int:
-        """Frames shared by consecutive windows unless asked otherwise: a third of the window."""
-        return self.window // 3
+    def resolve_overlap(self, overlap: int | None) -> int:
+        """The frames consecutive windows share: ``overlap``, or a third of the window for ``None``.
+
+        Raises:
+            ValueError: ``overlap`` is not in ``0 .. window - 1``.
+        """
+        w = self.window
+        overlap = w // 3 if overlap is None else overlap
+        if not 0 <= overlap < w:
+            raise ValueError(f"overlap must be in 0..{w - 1} (below the weights' window of {w} frames), got {overlap}")
+        return overlap
 
     def refine(
         self,
@@ -251,7 +258,7 @@ class Refiner:
         Args:
             steps: K reverse diffusion steps (1 = one-shot residual correction).
             batch_size: windows per network call.
-            overlap: frames shared by consecutive windows (default: :attr:`default_overlap`); each
+            overlap: frames shared by consecutive windows (:meth:`resolve_overlap`); each
                 frame's refinement is the weighted mean of the windows holding it, so more overlap
                 averages more windows (``window / (window - overlap)`` times the network work).
             samples: 1 for the deterministic refinement; S >= 2 draws S stochastic refinements
@@ -285,9 +292,7 @@ class Refiner:
         check_smooth(smooth)
         bones = BoneLengthMode(bone_lengths)
         w = self.window
-        overlap = self.default_overlap if overlap is None else overlap
-        if not 0 <= overlap < w:
-            raise ValueError(f"overlap must be in 0..{w - 1}, got {overlap}")
+        overlap = self.resolve_overlap(overlap)
         self.schedule.set_timesteps(steps)
         noise_shape = (samples, len(self.schedule.timesteps), w, self.layout.num_joints, 3)
         drawn = 2 * samples if flip and samples > 1 else samples  # S' samples per window

@@ -398,10 +398,12 @@ def command(
         raise usage_error(f"--strict: the weights {refiner.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
     if steps > refiner.schedule.num_train_timesteps:
         raise typer.BadParameter(f"{steps} exceeds the {refiner.schedule.num_train_timesteps} steps the weights were trained with", param_hint="'--steps'")
-    if overlap is not None and overlap >= refiner.window:
-        raise typer.BadParameter(f"{overlap} is not below the weights' window of {refiner.window} frames", param_hint="'--overlap'")
+    try:
+        overlap = refiner.resolve_overlap(overlap)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--overlap'") from None
     options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth, "bone_lengths": bone_lengths.value,
-               "overlap": refiner.default_overlap if overlap is None else overlap, "flip": flip}
+               "overlap": overlap, "flip": flip}
     provenance = {
         "tool": f"d3prefine {__version__}",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
