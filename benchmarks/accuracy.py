@@ -122,7 +122,7 @@ def parse_setting(text: str) -> dict:
         if key not in SETTING_OPTIONS or (SETTING_OPTIONS[key] is bool) == bool(equals):
             raise argparse.ArgumentTypeError(f"expected comma-separated {', '.join(SETTING_OPTIONS)} (flip takes no value), got {item!r}")
         try:
-            setting[key] = True if key == "flip" else SETTING_OPTIONS[key](value)
+            setting[key] = True if SETTING_OPTIONS[key] is bool else SETTING_OPTIONS[key](value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{key}: invalid value {value!r}") from None
     return {key: value.value if isinstance(value, BoneLengthMode) else value for key, value in setting.items()}
