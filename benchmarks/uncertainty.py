@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,84 +34,138 @@ from scipy.stats import spearmanr
 
 from benchmarks.accuracy import estimator_label, load_scored
 from benchmarks.report import fmt, markdown_table, report_head, run_probe
-from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, Widening, conformal_scale, coverage, widening_factor
+from d3prefine.calibration import (
+    CALIBRATION_METADATA_KEY,
+    CORRECTION_WEIGHTS,
+    UncertaintyCalibration,
+    Widening,
+    conformal_scale,
+    coverage,
+    unscaled_radius,
+)
 from d3prefine.checkpoint import set_denoiser_metadata
-from d3prefine.errors import WeightsError
+from d3prefine.errors import UsageError, WeightsError
 from d3prefine.io import PoseSequence
 from d3prefine.refine import Refiner
 from d3prefine.runtime import log
 
 
-def spread_and_error(refiner: Refiner, sequences: list[PoseSequence], args: argparse.Namespace) -> tuple[dict[Widening, np.ndarray], np.ndarray]:
-    """The spread of each rule (raw, and times the guard widening of its sequence) and the error
-    (metres), flat over the non-root joints of every frame of ``sequences``: ``({rule: spread}, error)``."""
+@dataclass(frozen=True)
+class Parts:
+    """The pieces of every rule's radius, flat over the non-root joints of every frame of a set
+    (metres): the samples' ``spread``, the ``correction`` (length of refined minus input), the
+    guard ``score`` of each element's sequence (0 without a guard reference) and the ``error``."""
+
+    spread: np.ndarray
+    correction: np.ndarray
+    score: np.ndarray
+    error: np.ndarray
+
+    def unscaled(self, rule: Rule) -> np.ndarray:
+        """What the calibration's scale multiplies under ``rule`` (:func:`d3prefine.calibration.unscaled_radius`)."""
+        return unscaled_radius(rule[0], self.spread, self.correction, self.score, rule[1])
+
+
+Rule = tuple[Widening, float]  # a widening rule and its correction weight (0 unless Widening.CORRECTION)
+FIXED_RULES: tuple[Rule, ...] = ((Widening.NONE, 0.0), (Widening.GUARD, 0.0))
+CORRECTION_RULES: tuple[Rule, ...] = tuple((Widening.CORRECTION, w) for w in CORRECTION_WEIGHTS)
+
+
+def radius_parts(refiner: Refiner, sequences: list[PoseSequence], args: argparse.Namespace) -> Parts:
+    """Refine ``sequences`` with the sampling settings of ``args`` (uncalibrated) and collect :class:`Parts`."""
     refiner.calibration = None
     results = refiner.refine_sequences(sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed)
     root = refiner.layout.root
     moving = np.arange(refiner.layout.num_joints) != root
-    spreads: dict[Widening, list[np.ndarray]] = {rule: [] for rule in Widening}
-    errors = []
+    pieces: list[list[np.ndarray]] = [[], [], [], []]
     for seq, result in zip(sequences, results):
-        pred = result.poses_3d - result.poses_3d[:, root : root + 1]
-        gt = seq.gt_3d - seq.gt_3d[:, root : root + 1]
-        errors.append(np.linalg.norm(pred - gt, axis=-1)[:, moving].ravel())
-        for rule in Widening:
-            factor = widening_factor(rule, None if result.guard is None else result.guard.score)
-            spreads[rule].append(factor * result.uncertainty[:, moving].ravel())
-    return {rule: np.concatenate(s) for rule, s in spreads.items()}, np.concatenate(errors)
+        pred, gt, given = (a - a[:, root : root + 1] for a in (result.poses_3d, seq.gt_3d, seq.poses_3d))
+        error = np.linalg.norm(pred - gt, axis=-1)[:, moving].ravel()
+        score = 0.0 if result.guard is None else result.guard.score
+        for bucket, values in zip(pieces, (result.uncertainty[:, moving].ravel(), np.linalg.norm(pred - given, axis=-1)[:, moving].ravel(),
+                                           np.full(len(error), score), error)):
+            bucket.append(values)
+    return Parts(*(np.concatenate(bucket) for bucket in pieces))
 
 
-def describe(spreads: dict[Widening, np.ndarray], error: np.ndarray, scales: dict[Widening, float], chosen: Widening,
-             sequences: list[PoseSequence]) -> dict:
+def choose_correction_weight(fit: Parts, select: list[Parts], level: float) -> tuple[float, dict[float, list[float]]]:
+    """The smallest :data:`CORRECTION_WEIGHTS` entry whose radius, scaled on ``fit``, covers at least
+    ``level`` of the errors of every ``select`` set (none does: the largest); and every weight's
+    coverage of each set."""
+    covered = {}
+    for rule in CORRECTION_RULES:
+        scale = conformal_scale(fit.error / fit.unscaled(rule), level)
+        covered[rule[1]] = [coverage(parts.error, scale * parts.unscaled(rule)) for parts in select]
+    reaching = [weight for weight, shares in covered.items() if min(shares) >= level]
+    return (min(reaching) if reaching else max(covered)), covered
+
+
+def describe(parts: Parts, rules: dict[str, Rule], scales: dict[str, float], chosen: str, sequences: list[PoseSequence]) -> dict:
     """Coverage of each rule's calibrated radius (``coverage_calibrated``: the ``chosen`` rule's)
     and raw-spread statistics of one set."""
-    spread = spreads[Widening.NONE]
+    spread, error = parts.spread, parts.error
     return {
         "sequences": len(sequences),
         "joint_frames": int(len(error)),
-        "coverage_calibrated": coverage(error, scales[chosen] * spreads[chosen]),
-        "coverage_by_widening": {rule.value: coverage(error, scales[rule] * spreads[rule]) for rule in Widening},
+        "coverage_calibrated": coverage(error, scales[chosen] * parts.unscaled(rules[chosen])),
+        "coverage_by_widening": {name: coverage(error, scales[name] * parts.unscaled(rule)) for name, rule in rules.items()},
         "coverage_raw_1x": coverage(error, spread),
         "coverage_raw_3x": coverage(error, 3 * spread),
         "spearman": float(spearmanr(spread, error).statistic),
         "median_spread_mm": 1000 * float(np.median(spread)),
         "median_error_mm": 1000 * float(np.median(error)),
-        "median_radius_mm": 1000 * scales[chosen] * float(np.median(spreads[chosen])),
+        "median_radius_mm": 1000 * scales[chosen] * float(np.median(parts.unscaled(rules[chosen]))),
     }
 
 
 def markdown(document: dict) -> str:
     c = document["calibration"]
-    widening = {Widening.NONE.value: "none: scale x spread", Widening.GUARD.value: "guard: scale x spread x 2^max(0, guard score)"}
+    widening = {Widening.NONE.value: "none: scale x spread", Widening.GUARD.value: "guard: scale x spread x 2^max(0, guard score)",
+                Widening.CORRECTION.value: f"correction: scale x (spread + {c['correction_weight']:g} x correction length)"}
     others = ", ".join(f"{rule} {scale:.2f}" for rule, scale in document["scales"].items() if rule != c["widening"])
     lines = [*report_head("Calibrated uncertainty of refine --samples", document["run"]),
              f"Settings: K = {c['steps']}, S = {c['samples']}, eta = {c['eta']}, widening **{widening[c['widening']]}**. Scale "
              f"**{c['scale']:.2f}** = split-conformal {100 * c['level']:g} % quantile of error / (widened) spread over "
              f"{document['fit']['joint_frames']:,} joint-frames of {document['fit']['sequences']} validation sequences (the first "
-             f"half); the other rule's scale: {others}. `uncertainty` is the radius (metres) of the ball around each refined joint "
+             f"half); the other rules' scales: {others}. `uncertainty` is the radius (metres) of the ball around each refined joint "
              f"that should hold the true joint {100 * c['level']:g} % of the time.", ""]
+    rules = list(document["scales"])
     header = ["data", "sequences", "joint-frames", f"coverage of the {100 * c['level']:g} % radius",
-              *(f"coverage, widening {rule.value}" for rule in Widening), "raw spread 1x / 3x",
+              *(f"coverage, widening {rule}" for rule in rules), "raw spread 1x / 3x",
               "Spearman(spread, error)", "median spread / radius / error (mm)"]
     rows = [[name, str(s["sequences"]), f"{s['joint_frames']:,}", fmt(100 * s["coverage_calibrated"], 1, " %"),
-             *(fmt(100 * s["coverage_by_widening"][rule.value], 1, " %") for rule in Widening),
+             *(fmt(100 * s["coverage_by_widening"][rule], 1, " %") for rule in rules),
              f"{fmt(100 * s['coverage_raw_1x'], 1, ' %')} / {fmt(100 * s['coverage_raw_3x'], 1, ' %')}", fmt(s["spearman"], 2),
              f"{fmt(s['median_spread_mm'], 1)} / {fmt(s['median_radius_mm'], 1)} / {fmt(s['median_error_mm'], 1)}"]
             for name, s in document["sets"].items()]
-    return "\n".join([*lines, markdown_table(header, rows), "", "Target: 85-95 % coverage on data the weights did not train on."])
+    lines += [markdown_table(header, rows), "", "Target: 85-95 % coverage on data the weights did not train on."]
+    grid = document["correction_grid"]
+    if grid:
+        lines += ["", "## Choosing the correction weight",
+                  "",
+                  f"Each weight's scale fitted on the calibration half; its coverage on the selection files (estimators the weights "
+                  f"did not train on). Chosen: the smallest weight reaching {100 * c['level']:g} % on every selection file, "
+                  f"**{grid['chosen']:g}**. Other sets were not used to choose.", "",
+                  markdown_table(["weight", "scale", *grid["select"]],
+                                 [[f"{float(w):g}", fmt(row["scale"], 2), *(fmt(100 * v, 1, " %") for v in row["coverage"])]
+                                  for w, row in grid["weights"].items()])]
+    return "\n".join(lines)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="held-out file with gt_3d (repeatable)")
+    parser.add_argument("--select", type=Path, action="append", default=[],
+                        help="file with gt_3d of an estimator the weights did not train on, to choose the correction weight (repeatable)")
     parser.add_argument("--test", type=Path, action="append", default=[], help="other-domain file with gt_3d (repeatable)")
-    parser.add_argument("--sequences", type=int, default=100, help="seeded subsample per --val file and half, and per --test file")
-    parser.add_argument("--max-frames", type=int, default=300, help="--test sequences are cut to their first N frames")
+    parser.add_argument("--sequences", type=int, default=100, help="seeded subsample per --val file and half, and per --select and --test file")
+    parser.add_argument("--max-frames", type=int, default=300, help="--select and --test sequences are cut to their first N frames")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--eta", type=float, default=0.3)
     parser.add_argument("--level", type=float, default=0.9, help="nominal coverage of the radius")
     parser.add_argument("--widening", type=Widening, choices=list(Widening), default=Widening.GUARD,
-                        help="the rule written with --write-weights and shown as the calibrated coverage (both are measured)")
+                        help="the rule written with --write-weights and shown as the calibrated coverage (all are measured; "
+                             "correction needs --select)")
     parser.add_argument("--write-weights", action="store_true", help="store the calibration in the denoiser file")
 
 
@@ -122,20 +177,35 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     if args.widening is Widening.GUARD and refiner.guard is None:
         raise WeightsError(f"{refiner.weights_path}: --widening guard needs the guard reference in the file "
                            "(python -m benchmarks.guard --write-weights first), or pass --widening none")
+    if args.widening is Widening.CORRECTION and not args.select:
+        raise UsageError("--widening correction chooses its weight on --select files (estimators the weights did not train on)")
     loaded = {path: load_scored(path, 2 * args.sequences, args.seed) for path in args.val}
     fit = [seq for seqs in loaded.values() for seq in seqs[0::2]]
     check = [seq for seqs in loaded.values() for seq in seqs[1::2]]
-    spreads, error = spread_and_error(refiner, fit, args)
-    scales = {rule: conformal_scale(error / spread, args.level) for rule, spread in spreads.items()}
-    chosen = args.widening
+    fit_parts = radius_parts(refiner, fit, args)
+    other = {}  # label -> (sequences, parts) of the --select and --test files
+    for paths, kind in ((args.select, "selection"), (args.test, "test")):
+        for path in paths:
+            sequences = _cut(load_scored(path, args.sequences, args.seed), args.max_frames)
+            other[f"{estimator_label(sequences, path)} ({path}, {kind})"] = sequences, radius_parts(refiner, sequences, args)
+    rules = dict(zip((rule.value for rule, _ in FIXED_RULES), FIXED_RULES))
+    grid = {}
+    if args.select:
+        select = list(other)[: len(args.select)]
+        weight, covered = choose_correction_weight(fit_parts, [other[label][1] for label in select], args.level)
+        rules[Widening.CORRECTION.value] = (Widening.CORRECTION, weight)
+        grid = {"select": select, "chosen": weight,
+                "weights": {str(w): {"scale": conformal_scale(fit_parts.error / fit_parts.unscaled(rule), args.level), "coverage": covered[w]}
+                            for rule in CORRECTION_RULES for w in [rule[1]]}}
+    scales = {name: conformal_scale(fit_parts.error / fit_parts.unscaled(rule), args.level) for name, rule in rules.items()}
+    chosen = args.widening.value
     calibration = UncertaintyCalibration(scale=scales[chosen], level=args.level, steps=args.steps, samples=args.samples, eta=args.eta,
-                                         widening=chosen)
-    log(f"scales {', '.join(f'{rule.value} {scale:.3f}' for rule, scale in scales.items())} from {len(error):,} joint-frames")
-    sets = {"validation, calibration half (fitted on)": describe(spreads, error, scales, chosen, fit),
-            "validation, other half (held out)": describe(*spread_and_error(refiner, check, args), scales, chosen, check)}
-    for path in args.test:
-        sequences = _cut(load_scored(path, args.sequences, args.seed), args.max_frames)
-        sets[f"{estimator_label(sequences, path)} ({path})"] = describe(*spread_and_error(refiner, sequences, args), scales, chosen, sequences)
+                                         widening=args.widening, correction_weight=rules[chosen][1])
+    log(f"scales {', '.join(f'{rule} {scale:.3f}' for rule, scale in scales.items())} from {len(fit_parts.error):,} joint-frames")
+    sets = {"validation, calibration half (fitted on)": describe(fit_parts, rules, scales, chosen, fit),
+            "validation, other half (held out)": describe(radius_parts(refiner, check, args), rules, scales, chosen, check)}
+    for label, (sequences, parts) in other.items():
+        sets[label] = describe(parts, rules, scales, chosen, sequences)
     for name, s in sets.items():
         log(f"{name}: coverage {s['coverage_by_widening']}, Spearman {s['spearman']:.2f}")
     if args.write_weights:
@@ -143,9 +213,9 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
         log(f"stored the calibration in {refiner.weights_path}")
     return {"settings": {"sequences": args.sequences, "seed": args.seed, "max_frames": args.max_frames},
             "calibration": {"scale": scales[chosen], "level": args.level, "steps": args.steps, "samples": args.samples, "eta": args.eta,
-                            "widening": chosen.value},
-            "scales": {rule.value: scale for rule, scale in scales.items()},
-            "fit": {"sequences": len(fit), "joint_frames": int(len(error))}, "sets": sets}
+                            "widening": chosen, "correction_weight": calibration.correction_weight},
+            "scales": scales, "correction_grid": grid,
+            "fit": {"sequences": len(fit), "joint_frames": int(len(fit_parts.error))}, "sets": sets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,20 @@ joint and frame is collected and ``scale`` is its ``ceil((n + 1) level) / n`` em
 true joint with probability ``level`` (90 %) on data like the calibration data: an interval, not
 a standard deviation.
 
-On data unlike the calibration data the errors grow and the spread does not follow them. With
-``widening`` :attr:`Widening.GUARD` the radius of a sequence is ``scale * spread * 2**max(0,
-score)``, ``score`` the guard score of the sequence (:mod:`d3prefine.guard`: each unit a doubling
-of its distance from the training data): a sequence twice as far from the training data as
-typical gets twice the radius. ``scale`` is then fitted on those widened ratios. The rule has no
-parameter of its own; it is chosen, not fitted on other-domain data.
+On data unlike the calibration data the errors grow and the spread does not follow them. Two
+rules (:class:`Widening`) widen the radius there:
+
+- :attr:`Widening.GUARD`: ``scale * spread * 2**max(0, score)``, ``score`` the guard score of
+  the sequence (:mod:`d3prefine.guard`: each unit a doubling of its distance from the training
+  data): a sequence twice as far from the training data as typical gets twice the radius.
+- :attr:`Widening.CORRECTION`: ``scale * (spread + correction_weight * |refined - input|)``
+  per joint and frame: a refinement that moves a joint far is less sure where the joint lands,
+  and on unlike data the network moves the joints further. ``correction_weight`` is chosen
+  from :data:`CORRECTION_WEIGHTS` on estimators the weights did not train on (the smallest
+  whose radius reaches ``level`` on each of them; ``python -m benchmarks.uncertainty
+  --select``), ``scale`` then fitted as above.
+
+``scale`` is always fitted on the widened ratios.
 
 The calibration is stored as JSON in the denoiser file's metadata under ``"calibration"``
 (``python -m benchmarks.uncertainty``), with the sampling settings it was fitted for.
@@ -37,13 +45,29 @@ class Widening(str, Enum):
 
     NONE = "none"  # scale * spread
     GUARD = "guard"  # scale * spread * 2 ** max(0, guard score)
+    CORRECTION = "correction"  # scale * (spread + correction_weight * |refined - input|)
 
 
-def widening_factor(widening: Widening, score: float | None) -> float:
-    """The radius multiplier of a sequence with guard ``score`` (``None``: no guard, 1)."""
-    if Widening(widening) is Widening.NONE or score is None:
+# The correction weights python -m benchmarks.uncertainty chooses from (dimensionless).
+CORRECTION_WEIGHTS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def widening_factor(widening: Widening, score: float | np.ndarray | None) -> float | np.ndarray:
+    """The radius multiplier of a sequence with guard ``score`` (``None``: no guard, 1; an array:
+    one score per element); 1 under every rule but :attr:`Widening.GUARD`."""
+    if Widening(widening) is not Widening.GUARD or score is None:
         return 1.0
-    return 2.0 ** max(0.0, score)
+    return np.exp2(np.maximum(0.0, score))
+
+
+def unscaled_radius(widening: Widening, spread: np.ndarray, correction: np.ndarray, score: float | np.ndarray | None,
+                    correction_weight: float = 0.0) -> np.ndarray:
+    """What the calibration's scale multiplies under rule ``widening`` (metres, the shape of ``spread``):
+    ``spread`` and ``correction`` (the length of refined minus input) per joint and frame, ``score``
+    the sequence's guard score (``None``: no guard)."""
+    if Widening(widening) is Widening.CORRECTION:
+        return spread + correction_weight * correction
+    return spread * widening_factor(widening, score)
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,8 @@ class UncertaintyCalibration:
         steps, samples, eta: the ``refine`` sampling settings of the calibration run.
         widening: how the radius grows on sequences unlike the training data (files written
             before it: :attr:`Widening.NONE`).
+        correction_weight: the weight of the correction length under :attr:`Widening.CORRECTION`
+            (dimensionless, >= 0; 0 under the other rules).
     """
 
     scale: float
@@ -64,10 +90,17 @@ class UncertaintyCalibration:
     samples: int
     eta: float
     widening: Widening = Widening.NONE
+    correction_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.scale) and self.scale > 0 and 0 < self.level < 1):
             raise ValueError(f"calibration needs scale > 0 and 0 < level < 1, got {self.scale}, {self.level}")
+        if not (math.isfinite(self.correction_weight) and self.correction_weight >= 0):
+            raise ValueError(f"calibration needs correction_weight >= 0, got {self.correction_weight}")
+
+    def radius(self, spread: np.ndarray, correction: np.ndarray, score: float | None) -> np.ndarray:
+        """The calibrated radius (metres) of :func:`unscaled_radius`'s arguments."""
+        return self.scale * unscaled_radius(self.widening, spread, correction, score, self.correction_weight)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "widening": self.widening.value})
@@ -78,7 +111,8 @@ class UncertaintyCalibration:
         try:
             data = json.loads(text)
             widening = Widening(data.get("widening", Widening.NONE.value))
-            return cls(float(data["scale"]), float(data["level"]), int(data["steps"]), int(data["samples"]), float(data["eta"]), widening)
+            return cls(float(data["scale"]), float(data["level"]), int(data["steps"]), int(data["samples"]), float(data["eta"]), widening,
+                       float(data.get("correction_weight", 0.0)))
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise ValueError(f"invalid uncertainty calibration ({type(err).__name__}: {err})") from None
 

@@ -26,7 +26,7 @@ import torch
 
 from d3prefine.baselines import savgol
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
-from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, Widening, widening_factor
+from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, Widening
 from d3prefine.checkpoint import NOISE_DIGEST_KEY, denoiser_metadata, load_denoiser, training_fps
 from d3prefine.config import (
     DEFAULT_BATCH_SIZE,
@@ -366,8 +366,9 @@ class Refiner:
     def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int, bones: BoneLengthMode) -> RefineResult:
         """Mean and spread of the ``(T, S, J, 3)`` root-relative samples, each filtered along time
         with a ``smooth``-frame window; the mean's bone lengths set by ``bones``, the guard
-        score of that mean; the spread scaled (and widened by that score) by the calibration,
-        if any; the input root trajectory is added back."""
+        score of that mean; the spread turned into the calibration's radius (widened by that
+        score or by the correction, :mod:`d3prefine.calibration`), if any; the input root
+        trajectory is added back."""
         if smooth:
             blended = savgol(blended, smooth, SMOOTH_POLYORDER)
         mean = blended.mean(axis=1)
@@ -375,8 +376,8 @@ class Refiner:
         mean = constrain_bones(mean, inputs.y, bones, self.layout)
         guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
         if spread is not None and self.calibration is not None:
-            widening = widening_factor(self.calibration.widening, None if guard is None else guard.score)
-            spread = spread * (self.calibration.scale * widening)
+            correction = np.linalg.norm(mean - inputs.y, axis=-1)  # (T, J) metres, root-relative
+            spread = self.calibration.radius(spread, correction, None if guard is None else guard.score)
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
 
 

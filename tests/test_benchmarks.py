@@ -14,7 +14,7 @@ import torch
 from benchmarks import accuracy, guard, h36m, h36m_probe, leave_one_out, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.bones import constrain_bones, median_bone_lengths, rechain
-from d3prefine.calibration import Widening
+from d3prefine.calibration import CORRECTION_WEIGHTS, Widening
 from d3prefine.checkpoint import save_denoiser
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
@@ -416,6 +416,30 @@ def test_uncertainty_benchmark_fits_and_stores_a_conformal_scale(files, tmp_path
     assert refiner.calibration.scale == scale and (refiner.calibration.steps, refiner.calibration.samples) == (2, 3)
     assert refiner.calibration.widening is Widening.NONE
     assert f"Scale **{scale:.2f}**" in out.with_suffix(".md").read_text()
+    assert document["correction_grid"] == {} and "Choosing the correction weight" not in out.with_suffix(".md").read_text()
+
+
+def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(files, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(files["weights"], weights)
+    out = tmp_path / "uncertainty"
+    argv = ["--val", files["val"], "--sequences", "1", "--steps", "2", "--samples", "3", "--weights", weights, "--threads", "1",
+            "--out", out, "--write-weights", "--widening", "correction"]
+    assert uncertainty.main([str(a) for a in argv]) == 2  # the weight is chosen on --select files
+    assert Refiner.from_pretrained(weights, device="cpu").calibration is None
+    assert uncertainty.main([str(a) for a in [*argv, "--select", files["val"]]]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    grid, calibration = document["correction_grid"], document["calibration"]
+    assert [float(w) for w in grid["weights"]] == list(CORRECTION_WEIGHTS) and grid["select"] == [f"{ESTIMATOR} ({files['val']}, selection)"]
+    reaching = [float(w) for w, row in grid["weights"].items() if row["coverage"][0] >= 0.9]
+    assert grid["chosen"] == (min(reaching) if reaching else max(CORRECTION_WEIGHTS)) == calibration["correction_weight"]
+    assert calibration["scale"] == document["scales"]["correction"] == grid["weights"][str(grid["chosen"])]["scale"]
+    selected = document["sets"][grid["select"][0]]
+    assert selected["coverage_by_widening"]["correction"] == grid["weights"][str(grid["chosen"])]["coverage"][0]
+    assert set(selected["coverage_by_widening"]) == {"none", "guard", "correction"}
+    refiner = Refiner.from_pretrained(weights, device="cpu")
+    assert refiner.calibration.widening is Widening.CORRECTION and refiner.calibration.correction_weight == grid["chosen"]
+    assert f"**{grid['chosen']:g}**" in out.with_suffix(".md").read_text()
 
 
 def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeypatch):

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, Widening, conformal_scale, coverage, widening_factor
+from d3prefine.calibration import (
+    CALIBRATION_METADATA_KEY,
+    UncertaintyCalibration,
+    Widening,
+    conformal_scale,
+    coverage,
+    unscaled_radius,
+    widening_factor,
+)
 from d3prefine.checkpoint import denoiser_metadata, save_denoiser, set_denoiser_metadata
 from d3prefine.errors import ExitCode, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference, guard_score
@@ -177,6 +185,34 @@ def test_widening_by_the_guard_score():
     assert UncertaintyCalibration.from_json(older).widening is Widening.NONE
     with pytest.raises(ValueError, match="invalid uncertainty calibration"):
         UncertaintyCalibration.from_json(older[:-1] + ', "widening": "wider"}')
+    assert UncertaintyCalibration.from_json(older).correction_weight == 0.0
+
+
+def test_widening_by_the_correction():
+    spread, correction = np.array([[0.01, 0.02]]), np.array([[0.1, 0.0]])
+    assert widening_factor(Widening.CORRECTION, 2.0) == 1.0
+    np.testing.assert_allclose(unscaled_radius(Widening.CORRECTION, spread, correction, 2.0, 0.5), [[0.06, 0.02]])
+    np.testing.assert_allclose(unscaled_radius(Widening.GUARD, spread, correction, 1.0, 0.5), [[0.02, 0.04]])  # the weight is ignored
+    np.testing.assert_allclose(unscaled_radius(Widening.NONE, spread, correction, 1.0), spread)
+    np.testing.assert_allclose(widening_factor(Widening.GUARD, np.array([-1.0, 0.0, 3.0])), [1.0, 1.0, 8.0])  # one score per element
+    calibration = UncertaintyCalibration(scale=3.0, level=0.9, steps=2, samples=3, eta=0.3, widening=Widening.CORRECTION, correction_weight=0.5)
+    assert UncertaintyCalibration.from_json(calibration.to_json()) == calibration
+    np.testing.assert_allclose(calibration.radius(spread, correction, None), [[0.18, 0.06]])
+    with pytest.raises(ValueError, match="correction_weight >= 0"):
+        dataclasses.replace(calibration, correction_weight=-0.1)
+
+
+def test_correction_widened_uncertainty_adds_the_correction_length(weights):
+    plain = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
+    widened = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
+    widened.calibration = dataclasses.replace(plain.calibration, widening=Widening.CORRECTION, correction_weight=0.5)
+    seq = build_sequence(30, seed=3)
+    args = {"image_size": seq.image_size, "steps": 2, "samples": 3, "seed": 1}
+    a, b = plain.refine(seq.poses_2d, seq.poses_3d, **args), widened.refine(seq.poses_2d, seq.poses_3d, **args)
+    np.testing.assert_array_equal(a.poses_3d, b.poses_3d)
+    moved = np.linalg.norm((a.poses_3d - a.poses_3d[:, :1]) - (seq.poses_3d - seq.poses_3d[:, :1]), axis=-1)  # root-relative, metres
+    assert moved[:, 1:].min() > 0 and np.all(moved[:, 0] == 0)
+    np.testing.assert_allclose(b.uncertainty, a.uncertainty + plain.calibration.scale * 0.5 * moved, rtol=1e-5, atol=1e-7)
 
 
 def test_guard_widened_uncertainty_grows_with_the_guard_score(weights):

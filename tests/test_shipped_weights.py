@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from d3prefine import Refiner
-from d3prefine.calibration import Widening, widening_factor
+from d3prefine.calibration import Widening
 from d3prefine.cli import app
 from d3prefine.io import load_poses
 from d3prefine.metrics import accel_error, mpjpe, p_mpjpe
@@ -101,10 +101,11 @@ def test_refine_output_of_the_shipped_weights_is_unchanged(refiner, options, err
     np.testing.assert_allclose(result.poses_3d[10, 3], joint, atol=1e-5)
     if spread is None:
         assert result.uncertainty is None
-    else:  # the golden number is the raw spread; the shipped calibration scales and widens it (d3prefine.calibration)
-        calibration = refiner.calibration
-        scale = 1.0 if calibration is None else calibration.scale * widening_factor(calibration.widening, result.guard.score)
-        assert float(result.uncertainty.mean()) / scale == pytest.approx(spread, rel=1e-4)
+    else:  # the golden number is the raw spread; the shipped calibration turns it into scale x (a x spread + b) (d3prefine.calibration)
+        moved = np.linalg.norm((result.poses_3d - result.poses_3d[:, :1]) - (seq.poses_3d - seq.poses_3d[:, :1]), axis=-1)
+        b = refiner.calibration.radius(np.zeros_like(moved), moved, result.guard.score)
+        a = refiner.calibration.radius(np.ones_like(moved), moved, result.guard.score) - b
+        assert float(((result.uncertainty - b) / a).mean()) == pytest.approx(spread, rel=1e-4)
 
 
 def test_the_pool_set_is_shipped_by_name_and_gains_more_on_the_examples(refiner, tmp_path):

@@ -247,7 +247,8 @@ def _uncertainty_meaning(refiner: Refiner, options: dict) -> dict:
     return {
         "kind": f"radius of the ball holding the true joint with probability {calibration.level:g} (conformal)",
         "scale": calibration.scale,
-        "widening": calibration.widening.value,  # guard: scale x spread x 2^max(0, the sequence's guard score)
+        "widening": calibration.widening.value,  # the rule of d3prefine.calibration.Widening
+        "correction_weight": calibration.correction_weight,  # correction: scale x (spread + weight x |refined - input|)
         "calibrated_with": fitted,
     }
 
