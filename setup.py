@@ -1,9 +1,11 @@
 """Build hook: the shipped weights become package data of the wheel.
 
 ``weights/`` stays at the top of the repository (recipes, benchmarks and docs name it there);
-building copies its ``denoiser.safetensors``, ``noise.safetensors`` and ``README.md``, and those
-of the other shipped sets (``weights/pool/``), into ``d3prefine/weights/`` of the build, so ``pip install .`` (not editable) gives a d3prefine whose
-``Refiner.from_pretrained()`` and ``d3prefine refine`` work from any directory.
+building copies its ``README.md`` and every ``denoiser.safetensors`` and ``noise.safetensors``
+below it (the default set and those of ``d3prefine.refine.SHIPPED_SETS``, e.g. ``weights/pool/``;
+``MANIFEST.in`` puts the same files in the sdist) into ``d3prefine/weights/`` of the build, so
+``pip install .`` (not editable) gives a d3prefine whose ``Refiner.from_pretrained()`` and
+``d3prefine refine`` work from any directory.
 """
 
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-WEIGHTS = ("denoiser.safetensors", "noise.safetensors", "README.md", "pool/denoiser.safetensors", "pool/noise.safetensors")
+SHIPPED_FILES = ("denoiser.safetensors", "noise.safetensors")  # of every set below weights/
 
 
 class BuildPyWithWeights(build_py):
@@ -20,9 +22,11 @@ class BuildPyWithWeights(build_py):
     def run(self) -> None:
         super().run()
         target = Path(self.build_lib) / "d3prefine" / "weights"
-        for name in WEIGHTS:
+        source = Path("weights")
+        for path in [source / "README.md", *(p for name in SHIPPED_FILES for p in source.rglob(name))]:
+            name = path.relative_to(source)
             self.mkpath(str((target / name).parent))
-            self.copy_file(str(Path("weights") / name), str(target / name))
+            self.copy_file(str(path), str(target / name))
 
 
 setup(cmdclass={"build_py": BuildPyWithWeights})
