@@ -46,6 +46,7 @@ from benchmarks.report import (
     weights_digest,
 )
 from d3prefine.baselines import Smoother, smooth, tune_smoother
+from d3prefine.blend import BLEND_NAME, BlendedRefiner
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, SequenceMetadata, load_poses
@@ -111,11 +112,12 @@ class Variant:
 
 
 #: Refine options a ``--setting`` row may set, with the type of their value (flags: bool).
-SETTING_OPTIONS: dict[str, type] = {"flip": bool, "overlap": int, "bone_lengths": BoneLengthMode}
+SETTING_OPTIONS: dict[str, type] = {"flip": bool, "overlap": int, "bone_lengths": BoneLengthMode, "weights": str}
 
 
 def parse_setting(text: str) -> dict:
-    """``--setting`` text (``flip``, ``overlap=18,flip``, ...) as refine options; an unknown name raises."""
+    """``--setting`` text (``flip``, ``overlap=18,flip``, ``weights=blend``, ...) as refine options
+    (``weights``: a shipped set by name, or ``blend``, instead of ``--weights``); an unknown name raises."""
     setting: dict = {}
     for item in text.split(","):
         key, equals, value = item.strip().partition("=")
@@ -231,8 +233,17 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, refiner: Refiner, variants: list[tuple[Variant, Refiner]], progress: Progress):
         self.args, self.refiner, self.variants, self.progress = args, refiner, variants, progress
+        self.named: dict[str, Refiner | BlendedRefiner] = {}  # the weights=NAME of --setting rows
 
-    def _refined(self, refiner: Refiner, sequences: list[PoseSequence], label: str, **options) -> list[np.ndarray]:
+    def refiner_for(self, name: str | None) -> Refiner | BlendedRefiner:
+        """The refiner of a row: ``--weights``, or a ``--setting`` row's shipped set (or ``blend``) by name."""
+        if name is None:
+            return self.refiner
+        if name not in self.named:
+            self.named[name] = BlendedRefiner.shipped(self.args.device) if name == BLEND_NAME else Refiner.from_pretrained(name, device=self.args.device)
+        return self.named[name]
+
+    def _refined(self, refiner: Refiner | BlendedRefiner, sequences: list[PoseSequence], label: str, **options) -> list[np.ndarray]:
         task = self.progress.add_task(label, total=sum(seq.num_frames for seq in sequences))
         results = refiner.refine_sequences(  # as refine does: at the weights' frame rate and back
             sequences, batch_size=self.args.batch_size, seed=self.args.seed, progress=lambda n: self.progress.advance(task, n), **options,
@@ -296,7 +307,8 @@ class Bench:
                 name += ", " + setting_flags(option)
             elif "bone_lengths" in option:
                 name += f", bone lengths {option['bone_lengths']}"
-            refined = partial(self._refined, self.refiner, sequences, name, **option)
+            refine_options = {key: value for key, value in option.items() if key != "weights"}
+            refined = partial(self._refined, self.refiner_for(option.get("weights")), sequences, name, **refine_options)
             rows.append(_score(name, RowKind.D3PREFINE, {"samples": 1, **option}, sequences, refined))
         return {
             "estimator": label, "val_file": val_path, "train_file": train_path, "sequences": len(sequences), "frames": frames,

@@ -81,11 +81,14 @@ class RefineResult:
             (:class:`~d3prefine.calibration.Widening`); without one, the root-mean-square spread of the samples around their mean.
         guard: the out-of-distribution score of the inputs (:mod:`d3prefine.guard`), ``None``
             when the weights carry no guard reference.
+        blend_weights: the weight of each set when several were blended
+            (:class:`~d3prefine.blend.BlendedRefiner`), else ``None``.
     """
 
     poses_3d: np.ndarray
     uncertainty: np.ndarray | None
     guard: GuardScore | None = None
+    blend_weights: tuple[float, ...] | None = None
 
 
 def _device(device: str | torch.device) -> torch.device:

@@ -195,6 +195,8 @@ def _write_file(
             seq.poses_3d_refined = result.poses_3d
             seq.uncertainty = result.uncertainty
             extra = {} if result.guard is None else {"guard": result.guard.to_dict()}
+            if result.blend_weights is not None:
+                extra["blend_weights"] = [round(w, 4) for w in result.blend_weights]  # one per entry of "weights"
             if rate is not None:
                 extra["resampled"] = {"from_fps": seq.fps, "to_fps": rate, "method": "cubic spline, and back"}
             seq.provenance = {**seq.provenance, "refine": {**provenance, "filled_values": loaded.filled, **extra}}
@@ -232,6 +234,13 @@ def _check_output(path: Path, output: Path, *, overwrite: bool, inputs: FileSet)
     if pose_format(path) is not None:
         check_output_suffix(output)
         check_output_path(output, overwrite=overwrite, inputs=inputs)
+
+
+def _weights_provenance(members: list[Refiner]) -> dict:
+    """The weights, noise statistics and their digest of the refiner (one) or of each blended set (lists)."""
+    fields = [{"weights": str(r.weights_path), "noise": str(r.noise_path), "noise_digest": r.noise_digest,
+               **({"noise_mismatch_ok": {"weights_trained_with": r.noise_trained_with}} if r.noise_mismatch else {})} for r in members]
+    return fields[0] if len(fields) == 1 else {key: [f[key] for f in fields] for key in ("weights", "noise", "noise_digest")}
 
 
 def _uncertainty_meaning(refiner: Refiner, options: dict) -> dict:
@@ -285,7 +294,11 @@ def command(
     output: OutputOption = None,
     out_dir: OutDirOption = None,
     weights: Annotated[
-        Optional[Path], typer.Option("--weights", help="Denoiser file or folder, or a shipped set by name: 'pool' (default: the shipped weights/).")
+        Optional[Path],
+        typer.Option(
+            "--weights",
+            help="Denoiser file or folder, or a shipped set by name: 'pool', or 'blend' (the default and pool sets, blended per sequence by their guard scores: twice the work) (default: the shipped weights/).",
+        ),
     ] = None,
     noise: Annotated[
         Optional[Path], typer.Option("--noise", help="Noise statistics (default: noise.safetensors next to the weights).")
@@ -387,18 +400,27 @@ def command(
     torch_device = device_option(device)
     import torch
 
+    from d3prefine.blend import BLEND_NAME, BlendedRefiner
     from d3prefine.refine import Refiner
 
     threads = threads or default_threads(shard)
     if threads is not None:
         torch.set_num_threads(threads)
-    refiner = Refiner.from_pretrained(weights, noise, device=torch_device, noise_mismatch_ok=noise_mismatch_ok)
-    if refiner.noise_mismatch:
-        log(f"warning: {refiner.noise_path} is not the noise statistics {refiner.weights_path} was trained with (--noise-mismatch-ok)")
-    if strict and refiner.guard is None:
-        raise usage_error(f"--strict: the weights {refiner.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
-    if steps > refiner.schedule.num_train_timesteps:
-        raise typer.BadParameter(f"{steps} exceeds the {refiner.schedule.num_train_timesteps} steps the weights were trained with", param_hint="'--steps'")
+    if str(weights) == BLEND_NAME and not Path(BLEND_NAME).exists():
+        if noise is not None or samples > 1:
+            raise usage_error("--weights blend uses each shipped set's own noise statistics and refines deterministically: no --noise, no --samples")
+        refiner = BlendedRefiner.shipped(torch_device)
+        members = refiner.refiners
+    else:
+        refiner = Refiner.from_pretrained(weights, noise, device=torch_device, noise_mismatch_ok=noise_mismatch_ok)
+        members = [refiner]
+    for member in members:
+        if member.noise_mismatch:
+            log(f"warning: {member.noise_path} is not the noise statistics {member.weights_path} was trained with (--noise-mismatch-ok)")
+        if strict and member.guard is None:
+            raise usage_error(f"--strict: the weights {member.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
+        if steps > member.schedule.num_train_timesteps:
+            raise typer.BadParameter(f"{steps} exceeds the {member.schedule.num_train_timesteps} steps the weights were trained with", param_hint="'--steps'")
     try:
         overlap = refiner.resolve_overlap(overlap)
     except ValueError as error:
@@ -408,10 +430,8 @@ def command(
     provenance = {
         "tool": f"d3prefine {__version__}",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "weights": str(refiner.weights_path),
-        "noise": str(refiner.noise_path),
-        "noise_digest": refiner.noise_digest,
-        **({"noise_mismatch_ok": {"weights_trained_with": refiner.noise_trained_with}} if refiner.noise_mismatch else {}),
+        **_weights_provenance(members),
+        **({"blend": {"rule": "weights 2^(-sharpness x guard score), normalized", "sharpness": refiner.sharpness}} if len(members) > 1 else {}),
         "device": torch_device,
         **options,
     }

@@ -1,0 +1,104 @@
+"""Blending the refinements of several weight sets by how familiar each finds the inputs.
+
+The shipped sets suit different data: the default ``weights/`` real detections, ``weights/pool/``
+clean 2D and the estimators of its pool (README, "Two sets"). A user does not know which their
+data resembles, but each set's guard (:mod:`d3prefine.guard`) scores how far a sequence lies
+from that set's training data, in the same units (0 typical, each unit a doubling). A
+:class:`BlendedRefiner` refines every sequence with each set and returns the weighted mean of
+the refined poses (metres, same frame as the input), set ``i`` weighted by
+``2**(-sharpness * score_i)`` normalized to sum 1: the set that knows the inputs best counts
+most, and where both know them about as well their mean averages out their errors. The bone
+lengths are set again after the mean (``bone_lengths``, as every refinement), and the result's
+guard score is that of the heaviest set. ``BLEND_SHARPNESS`` was chosen on the Bandai
+validation of both builds (README, "Blending the shipped sets"); nothing is fitted on the data
+refined.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
+from d3prefine.errors import WeightsError
+from d3prefine.refine import Refiner, RefineResult, SequenceInput
+
+BLEND_SHARPNESS = 4.0  # k of 2**(-k * guard score)
+BLEND_NAME = "blend"  # refine --weights blend: the shipped sets of BLEND_SETS
+BLEND_SETS: tuple[str | None, ...] = (None, "pool")  # Refiner.from_pretrained names: the default set and weights/pool
+
+
+def blend_weights(scores: Sequence[float], sharpness: float = BLEND_SHARPNESS) -> np.ndarray:
+    """Weights ``(S,)`` summing to 1 of sets whose guard scores of a sequence are ``scores``:
+    proportional to ``2**(-sharpness * score)``."""
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all():
+        raise ValueError(f"expected one finite guard score per set, got {scores}")
+    weights = np.exp2(-sharpness * (scores - scores.min()))
+    return weights / weights.sum()
+
+
+class BlendedRefiner:
+    """Several :class:`~d3prefine.refine.Refiner` whose refinements are blended by their guard
+    scores (module docstring); refines as one refiner does, deterministically (no ``samples``).
+
+    Raises:
+        WeightsError: fewer than two refiners, one without a guard reference, or refiners of
+            other joint layouts, frame rates or windows than the first.
+    """
+
+    def __init__(self, refiners: Sequence[Refiner], sharpness: float = BLEND_SHARPNESS) -> None:
+        if len(refiners) < 2:
+            raise WeightsError(f"blending needs at least two weight sets, got {len(refiners)}")
+        first = refiners[0]
+        for refiner in refiners:
+            if refiner.guard is None:
+                raise WeightsError(f"{refiner.weights_path}: holds no guard reference, which blending weighs the sets by")
+            if (refiner.layout.name, refiner.fps, refiner.window) != (first.layout.name, first.fps, first.window):
+                raise WeightsError(
+                    f"{refiner.weights_path}: layout {refiner.layout.name}, {refiner.fps} fps, window {refiner.window}; "
+                    f"{first.weights_path}: {first.layout.name}, {first.fps} fps, window {first.window}: cannot blend them"
+                )
+        self.refiners, self.sharpness = list(refiners), sharpness
+        self.layout, self.fps, self.window = first.layout, first.fps, first.window
+
+    @classmethod
+    def shipped(cls, device: str = "auto") -> BlendedRefiner:
+        """The shipped sets of :data:`BLEND_SETS` on ``device``."""
+        return cls([Refiner.from_pretrained(name, device=device) for name in BLEND_SETS])
+
+    def resolve_overlap(self, overlap: int | None) -> int:
+        """As :meth:`Refiner.resolve_overlap` (the sets share the window)."""
+        return self.refiners[0].resolve_overlap(overlap)
+
+    def blend(self, results: Sequence[RefineResult], poses_3d: np.ndarray, bone_lengths: BoneLengthMode | str) -> RefineResult:
+        """The blend of one sequence's ``results`` (one per set, same frames) whose input 3D was
+        ``poses_3d (T, J, 3)`` metres; ``blend_weights`` holds the sets' weights."""
+        weights = blend_weights([r.guard.score for r in results], self.sharpness)
+        mean = np.tensordot(weights, np.stack([r.poses_3d for r in results]), axes=1)
+        root = self.layout.root
+        relative = constrain_bones(mean - mean[:, root : root + 1], poses_3d - poses_3d[:, root : root + 1], bone_lengths, self.layout)
+        heaviest = results[int(np.argmax(weights))]
+        return replace(heaviest, poses_3d=(relative + mean[:, root : root + 1]).astype(np.float32), uncertainty=None,
+                       blend_weights=tuple(float(w) for w in weights))
+
+    def refine_stream(self, groups: Iterable[tuple[object, Sequence[SequenceInput]]], **options) -> Iterator[tuple[object, list[RefineResult]]]:
+        """As :meth:`Refiner.refine_stream` (``samples`` must be 1): every set refines every group,
+        and each sequence's results are blended."""
+        if options.get("samples", 1) != 1:
+            raise ValueError("blended weight sets refine deterministically: --samples must be 1")
+        bones = options.get("bone_lengths", DEFAULT_BONE_LENGTHS)
+        inputs, *copies = itertools.tee(groups, len(self.refiners) + 1)
+        streams = [refiner.refine_stream(copy, **options) for refiner, copy in zip(self.refiners, copies)]
+        for (key, sequences), outputs in zip(inputs, zip(*streams)):
+            per_sequence = zip(*(results for _, results in outputs))
+            yield key, [self.blend(results, p3d, bones) for (_, p3d, _), results in zip(sequences, per_sequence)]
+
+    def refine_sequences(self, sequences, **options) -> list[RefineResult]:
+        """As :meth:`Refiner.refine_sequences`: every set at its rate, blended at the input's frames."""
+        bones = options.get("bone_lengths", DEFAULT_BONE_LENGTHS)
+        per_set = [refiner.refine_sequences(sequences, **options) for refiner in self.refiners]
+        return [self.blend(results, seq.poses_3d, bones) for seq, results in zip(sequences, zip(*per_set))]

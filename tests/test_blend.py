@@ -1,0 +1,78 @@
+"""Blending the shipped sets by their guard scores (d3prefine.blend, refine --weights blend)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from d3prefine.blend import BlendedRefiner, blend_weights
+from d3prefine.bones import constrain_bones
+from d3prefine.errors import ExitCode, WeightsError
+from d3prefine.io import load_poses
+from d3prefine.metrics import mpjpe
+from d3prefine.refine import Refiner
+from tests.test_cli_method import invoke
+from tests.test_shipped_weights import ROOT
+
+WALK = ROOT / "examples" / "walk.npz"
+
+
+def test_blend_weights_golden_values():
+    np.testing.assert_allclose(blend_weights([0.0, 1.0], 4.0), [16 / 17, 1 / 17])
+    np.testing.assert_allclose(blend_weights([0.3, 0.3, 0.3]), [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(blend_weights([-2.0, -1.0], 1.0), [2 / 3, 1 / 3])  # only differences count
+    np.testing.assert_allclose(blend_weights([50.0, -50.0]), [0.0, 1.0], atol=1e-12)  # no overflow far apart
+    for bad in ([], [0.1, float("nan")], [[0.1, 0.2]]):
+        with pytest.raises(ValueError, match="one finite guard score per set"):
+            blend_weights(bad)
+
+
+@pytest.fixture(scope="module")
+def blended() -> BlendedRefiner:
+    return BlendedRefiner.shipped("cpu")
+
+
+def test_blend_of_the_shipped_sets_on_the_example(blended):
+    """walk.npz (the previous build's idealised detector): the pool set knows it better (lower
+    guard score) and weighs more; the blend is as good as the better set (README, "Blending")."""
+    (seq,) = load_poses(WALK)
+    default, pool = (r.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size) for r in blended.refiners)
+    (result,) = blended.refine_sequences([seq])
+    weights = blend_weights([default.guard.score, pool.guard.score])
+    assert weights[1] > 0.5 and result.blend_weights == pytest.approx(tuple(weights))
+    assert result.guard == pool.guard and result.uncertainty is None
+    mean = weights[0] * default.poses_3d + weights[1] * pool.poses_3d
+    rel = lambda a: a - a[:, :1]
+    expected = constrain_bones(rel(mean), rel(seq.poses_3d), "input", blended.layout) + mean[:, :1]
+    np.testing.assert_allclose(result.poses_3d, expected, atol=1e-6)
+    errors = [1000 * mpjpe(p, seq.gt_3d) for p in (result.poses_3d, default.poses_3d, pool.poses_3d)]
+    assert errors[0] == pytest.approx(20.98, abs=0.01) and errors[0] < min(errors[1:]) + 0.1 and errors[1] == pytest.approx(28.51, abs=0.01)
+
+
+def test_blending_refuses_what_it_cannot_weigh(blended, tmp_path):
+    default = blended.refiners[0]
+    with pytest.raises(WeightsError, match="at least two weight sets"):
+        BlendedRefiner([default])
+    unguarded = Refiner.from_pretrained(device="cpu")
+    unguarded.guard = None
+    with pytest.raises(WeightsError, match="holds no guard reference"):
+        BlendedRefiner([default, unguarded])
+    (seq,) = load_poses(WALK)
+    with pytest.raises(ValueError, match="--samples must be 1"):
+        list(blended.refine_stream([("walk", [(seq.poses_2d, seq.poses_3d, seq.image_size)])], samples=2, steps=2))
+
+
+def test_refine_weights_blend_cli(blended, tmp_path):
+    out = tmp_path / "walk.npz"
+    invoke("refine", WALK, "--weights", "blend", "-o", out)
+    (written,) = load_poses(out)
+    (result,) = blended.refine_sequences(load_poses(WALK))
+    np.testing.assert_allclose(written.poses_3d_refined, result.poses_3d, atol=1e-6)
+    refine = written.provenance["refine"]
+    assert refine["weights"] == [str(r.weights_path) for r in blended.refiners]
+    assert refine["noise_digest"] == [r.noise_digest for r in blended.refiners]
+    assert refine["blend"]["sharpness"] == blended.sharpness and refine["blend_weights"] == pytest.approx(result.blend_weights, abs=1e-4)
+    assert refine["guard"]["score"] == pytest.approx(result.guard.score, abs=1e-4)
+    for extra in (["--samples", "2", "--steps", "2"], ["--noise", str(ROOT / "weights" / "noise.safetensors")]):
+        refused = invoke("refine", WALK, "--weights", "blend", "-o", tmp_path / "no.npz", *extra, code=ExitCode.USAGE)
+        assert "--weights blend" in refused.stderr and not (tmp_path / "no.npz").exists()
