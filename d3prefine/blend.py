@@ -24,7 +24,7 @@ import numpy as np
 
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.errors import WeightsError
-from d3prefine.refine import Refiner, RefineResult, SequenceInput
+from d3prefine.refine import Refiner, RefineResult, SequenceInput, StreamRefiner
 
 BLEND_SHARPNESS = 4.0  # k of 2**(-k * guard score)
 BLEND_NAME = "blend"  # refine --weights blend: the shipped sets of BLEND_SETS
@@ -41,7 +41,7 @@ def blend_weights(scores: Sequence[float], sharpness: float = BLEND_SHARPNESS) -
     return weights / weights.sum()
 
 
-class BlendedRefiner:
+class BlendedRefiner(StreamRefiner):
     """Several :class:`~d3prefine.refine.Refiner` whose refinements are blended by their guard
     scores (module docstring); refines as one refiner does, deterministically (no ``samples``).
 
@@ -96,9 +96,3 @@ class BlendedRefiner:
         for (key, sequences), outputs in zip(inputs, zip(*streams)):
             per_sequence = zip(*(results for _, results in outputs))
             yield key, [self.blend(results, p3d, bones) for (_, p3d, _), results in zip(sequences, per_sequence)]
-
-    def refine_sequences(self, sequences, **options) -> list[RefineResult]:
-        """As :meth:`Refiner.refine_sequences`: every set at its rate, blended at the input's frames."""
-        bones = options.get("bone_lengths", DEFAULT_BONE_LENGTHS)
-        per_set = [refiner.refine_sequences(sequences, **options) for refiner in self.refiners]
-        return [self.blend(results, seq.poses_3d, bones) for seq, results in zip(sequences, zip(*per_set))]

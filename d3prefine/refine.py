@@ -15,6 +15,7 @@ batches and hands back each group as soon as its last window is refined.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ DEFAULT_WEIGHTS_DIR = (
 #: Weight sets shipped beside the default, by name (``--weights NAME``): folders of the shipped weights.
 SHIPPED_SETS = ("pool",)
 __all__ = ["DENOISER_FILE", "SHIPPED_SETS", "NOISE_FILE", "DEFAULT_BATCH_SIZE", "DEFAULT_ETA", "DEFAULT_SMOOTH", "DEFAULT_STEPS", "MAX_STEPS", "SMOOTH_POLYORDER",
-           "RefineResult", "Refiner", "check_smooth"]  # the defaults live in d3prefine.config (no torch)
+           "RefineResult", "Refiner", "StreamRefiner", "check_smooth"]  # the defaults live in d3prefine.config (no torch)
 
 K = TypeVar("K")
 #: ``(poses_2d (T, J, 2), poses_3d (T, J, 3) metres, image_size or None)`` of one sequence.
@@ -97,7 +98,41 @@ def _device(device: str | torch.device) -> torch.device:
     return device if isinstance(device, torch.device) else torch.device(resolve_device(device))
 
 
-class Refiner:
+class StreamRefiner(ABC):
+    """What every refiner builds on its ``refine_stream`` (:class:`Refiner`, and
+    :class:`~d3prefine.blend.BlendedRefiner`): several sequences at once, and pose sequences at
+    the weights' frame rate ``fps`` (``None``: any)."""
+
+    fps: float | None
+
+    @abstractmethod
+    def refine_stream(self, groups: Iterable[tuple[K, Sequence[SequenceInput]]], **options) -> Iterator[tuple[K, list[RefineResult]]]:
+        """Refine groups of ``(poses_2d, poses_3d, image_size)`` sequences; yields ``(key, results)`` per group, in order."""
+
+    def refine_many(self, sequences: Sequence[SequenceInput], **options) -> list[RefineResult]:
+        """Refine several ``(poses_2d, poses_3d, image_size)`` sequences, sharing batches.
+        Options as in :meth:`refine_stream`; the sampling noise of a window depends on the
+        sequence's index in ``sequences``."""
+        return next(self.refine_stream([(None, sequences)], **options))[1]
+
+    def refine_sequences(
+        self, sequences: Sequence[PoseSequence], *, fps_policy: FpsPolicy | str = FpsPolicy.RESAMPLE, **options
+    ) -> list[RefineResult]:
+        """Refine pose sequences as ``d3prefine refine`` does: a sequence whose ``fps`` differs from
+        the weights' (:attr:`fps`) is resampled to their rate, refined there and resampled back to
+        its own frames (``fps_policy``, :class:`~d3prefine.resample.FpsPolicy`; the guard score is
+        the resampled input's). Options as in :meth:`refine_stream`.
+
+        Raises:
+            InputError: ``fps_policy`` is ``refuse`` and a sequence's rate differs from the weights'.
+        """
+        rates = [refine_rate(seq.fps, self.fps, fps_policy, f"sequence {seq.name!r}") for seq in sequences]
+        inputs = [(*at_rate(seq.poses_2d, seq.poses_3d, seq.fps, rate), seq.image_size) for seq, rate in zip(sequences, rates)]
+        results = self.refine_many(inputs, **options)
+        return [at_input_rate(result, rate, seq) for result, rate, seq in zip(results, rates, sequences)]
+
+
+class Refiner(StreamRefiner):
     """A trained PoseDenoiser with its noise model and schedule, on one device."""
 
     def __init__(
@@ -209,28 +244,6 @@ class Refiner:
         """Refine one sequence: ``poses_2d (T, J, 2)`` (pixels with ``image_size``, else
         normalized), ``poses_3d (T, J, 3)`` metres camera frame. Options as in :meth:`refine_many`."""
         return self.refine_many([(poses_2d, poses_3d, image_size)], **options)[0]
-
-    def refine_many(self, sequences: Sequence[SequenceInput], **options) -> list[RefineResult]:
-        """Refine several ``(poses_2d, poses_3d, image_size)`` sequences, sharing batches.
-        Options as in :meth:`refine_stream`; the sampling noise of a window depends on the
-        sequence's index in ``sequences``."""
-        return next(self.refine_stream([(None, sequences)], **options))[1]
-
-    def refine_sequences(
-        self, sequences: Sequence[PoseSequence], *, fps_policy: FpsPolicy | str = FpsPolicy.RESAMPLE, **options
-    ) -> list[RefineResult]:
-        """Refine pose sequences as ``d3prefine refine`` does: a sequence whose ``fps`` differs from
-        the weights' (:attr:`fps`) is resampled to their rate, refined there and resampled back to
-        its own frames (``fps_policy``, :class:`~d3prefine.resample.FpsPolicy`; the guard score is
-        the resampled input's). Options as in :meth:`refine_stream`.
-
-        Raises:
-            InputError: ``fps_policy`` is ``refuse`` and a sequence's rate differs from the weights'.
-        """
-        rates = [refine_rate(seq.fps, self.fps, fps_policy, f"sequence {seq.name!r}") for seq in sequences]
-        inputs = [(*at_rate(seq.poses_2d, seq.poses_3d, seq.fps, rate), seq.image_size) for seq, rate in zip(sequences, rates)]
-        results = self.refine_many(inputs, **options)
-        return [at_input_rate(result, rate, seq) for result, rate, seq in zip(results, rates, sequences)]
 
     def refine_stream(
         self,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from d3prefine.blend import BlendedRefiner, blend_weights
 from d3prefine.bones import constrain_bones
 from d3prefine.errors import ExitCode, WeightsError
-from d3prefine.io import load_poses
+from d3prefine.io import load_poses, save_poses
 from d3prefine.metrics import mpjpe
 from d3prefine.refine import Refiner
 from tests.test_cli_method import invoke
@@ -76,3 +78,15 @@ def test_refine_weights_blend_cli(blended, tmp_path):
     for extra in (["--samples", "2", "--steps", "2"], ["--noise", str(ROOT / "weights" / "noise.safetensors")]):
         refused = invoke("refine", WALK, "--weights", "blend", "-o", tmp_path / "no.npz", *extra, code=ExitCode.USAGE)
         assert "--weights blend" in refused.stderr and not (tmp_path / "no.npz").exists()
+
+
+def test_refine_weights_blend_blends_at_the_weights_rate(blended, tmp_path):
+    """A 50 fps file is resampled to the weights' 30 fps, blended there and resampled back, by
+    the CLI and the library alike."""
+    source = [dataclasses.replace(s, fps=50.0, name=f"s{i}") for i, s in enumerate([*load_poses(WALK), *load_poses(ROOT / "examples" / "wave.npz")])]
+    save_poses(tmp_path / "in.h5", source)
+    invoke("refine", tmp_path / "in.h5", "--weights", "blend", "-o", tmp_path / "out.h5")
+    written = load_poses(tmp_path / "out.h5")
+    for seq, result in zip(written, blended.refine_sequences(source)):
+        assert seq.provenance["refine"]["resampled"]["to_fps"] == 30.0 and len(seq.provenance["refine"]["blend_weights"]) == 2
+        np.testing.assert_allclose(seq.poses_3d_refined, result.poses_3d, atol=1e-5)
