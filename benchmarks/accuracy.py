@@ -46,7 +46,7 @@ from benchmarks.report import (
     weights_digest,
 )
 from d3prefine.baselines import Smoother, smooth, tune_smoother
-from d3prefine.blend import BLEND_NAME, BlendedRefiner
+from d3prefine.blend import BlendedRefiner, load_refiner
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence, SequenceMetadata, load_poses
@@ -240,7 +240,7 @@ class Bench:
         if name is None:
             return self.refiner
         if name not in self.named:
-            self.named[name] = BlendedRefiner.shipped(self.args.device) if name == BLEND_NAME else Refiner.from_pretrained(name, device=self.args.device)
+            self.named[name] = load_refiner(name, device=self.args.device)
         return self.named[name]
 
     def _refined(self, refiner: Refiner | BlendedRefiner, sequences: list[PoseSequence], label: str, **options) -> list[np.ndarray]:

@@ -88,16 +88,16 @@ def radius_parts(refiner: Refiner, sequences: list[PoseSequence], args: argparse
     return Parts(*(np.concatenate(bucket) for bucket in pieces))
 
 
-def choose_correction_weight(fit: Parts, select: list[Parts], level: float) -> tuple[float, dict[float, list[float]]]:
+def choose_correction_weight(fit: Parts, select: list[Parts], level: float) -> tuple[float, dict[float, dict]]:
     """The smallest :data:`CORRECTION_WEIGHTS` entry whose radius, scaled on ``fit``, covers at least
     ``level`` of the errors of every ``select`` set (none does: the largest); and every weight's
-    coverage of each set."""
-    covered = {}
+    ``{"scale", "coverage": [share per select set]}``."""
+    grid = {}
     for rule in CORRECTION_RULES:
         scale = conformal_scale(fit.error / fit.unscaled(rule), level)
-        covered[rule[1]] = [coverage(parts.error, scale * parts.unscaled(rule)) for parts in select]
-    reaching = [weight for weight, shares in covered.items() if min(shares) >= level]
-    return (min(reaching) if reaching else max(covered)), covered
+        grid[rule[1]] = {"scale": scale, "coverage": [coverage(parts.error, scale * parts.unscaled(rule)) for parts in select]}
+    reaching = [weight for weight, row in grid.items() if min(row["coverage"]) >= level]
+    return (min(reaching) if reaching else max(grid)), grid
 
 
 def describe(parts: Parts, rules: dict[str, Rule], scales: dict[str, float], chosen: str, sequences: list[PoseSequence]) -> dict:
@@ -188,15 +188,13 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
         for path in paths:
             sequences = _cut(load_scored(path, args.sequences, args.seed), args.max_frames)
             other[f"{estimator_label(sequences, path)} ({path}, {kind})"] = sequences, radius_parts(refiner, sequences, args)
-    rules = dict(zip((rule.value for rule, _ in FIXED_RULES), FIXED_RULES))
+    rules = {rule.value: (rule, weight) for rule, weight in FIXED_RULES}
     grid = {}
     if args.select:
         select = list(other)[: len(args.select)]
-        weight, covered = choose_correction_weight(fit_parts, [other[label][1] for label in select], args.level)
+        weight, rows = choose_correction_weight(fit_parts, [other[label][1] for label in select], args.level)
         rules[Widening.CORRECTION.value] = (Widening.CORRECTION, weight)
-        grid = {"select": select, "chosen": weight,
-                "weights": {str(w): {"scale": conformal_scale(fit_parts.error / fit_parts.unscaled(rule), args.level), "coverage": covered[w]}
-                            for rule in CORRECTION_RULES for w in [rule[1]]}}
+        grid = {"select": select, "chosen": weight, "weights": {str(w): row for w, row in rows.items()}}
     scales = {name: conformal_scale(fit_parts.error / fit_parts.unscaled(rule), args.level) for name, rule in rules.items()}
     chosen = args.widening.value
     calibration = UncertaintyCalibration(scale=scales[chosen], level=args.level, steps=args.steps, samples=args.samples, eta=args.eta,

@@ -19,11 +19,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
-from d3prefine.errors import WeightsError
+from d3prefine.errors import UsageError, WeightsError
 from d3prefine.refine import Refiner, RefineResult, SequenceInput, StreamRefiner
 
 BLEND_SHARPNESS = 4.0  # k of 2**(-k * guard score)
@@ -39,6 +40,23 @@ def blend_weights(scores: Sequence[float], sharpness: float = BLEND_SHARPNESS) -
         raise ValueError(f"expected one finite guard score per set, got {scores}")
     weights = np.exp2(-sharpness * (scores - scores.min()))
     return weights / weights.sum()
+
+
+def load_refiner(
+    weights: str | Path | None, noise: str | Path | None = None, *, device: str = "auto", noise_mismatch_ok: bool = False
+) -> Refiner | BlendedRefiner:
+    """The refiner ``--weights`` names: the shipped sets blended for :data:`BLEND_NAME` (unless a
+    path of that name exists, as for :data:`~d3prefine.refine.SHIPPED_SETS`), else
+    :meth:`Refiner.from_pretrained` of ``weights`` and ``noise``.
+
+    Raises:
+        UsageError: ``noise`` given with :data:`BLEND_NAME` (each set uses its own statistics).
+    """
+    if str(weights) == BLEND_NAME and not Path(BLEND_NAME).exists():
+        if noise is not None:
+            raise UsageError("--weights blend uses each shipped set's own noise statistics: no --noise")
+        return BlendedRefiner.shipped(device)
+    return Refiner.from_pretrained(weights, noise, device=device, noise_mismatch_ok=noise_mismatch_ok)
 
 
 class BlendedRefiner(StreamRefiner):

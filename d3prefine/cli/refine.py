@@ -400,20 +400,15 @@ def command(
     torch_device = device_option(device)
     import torch
 
-    from d3prefine.blend import BLEND_NAME, BlendedRefiner
-    from d3prefine.refine import Refiner
+    from d3prefine.blend import BlendedRefiner, load_refiner
 
     threads = threads or default_threads(shard)
     if threads is not None:
         torch.set_num_threads(threads)
-    if str(weights) == BLEND_NAME and not Path(BLEND_NAME).exists():
-        if noise is not None or samples > 1:
-            raise usage_error("--weights blend uses each shipped set's own noise statistics and refines deterministically: no --noise, no --samples")
-        refiner = BlendedRefiner.shipped(torch_device)
-        members = refiner.refiners
-    else:
-        refiner = Refiner.from_pretrained(weights, noise, device=torch_device, noise_mismatch_ok=noise_mismatch_ok)
-        members = [refiner]
+    refiner = load_refiner(weights, noise, device=torch_device, noise_mismatch_ok=noise_mismatch_ok)
+    members = refiner.refiners if isinstance(refiner, BlendedRefiner) else [refiner]
+    if len(members) > 1 and samples > 1:
+        raise usage_error("--weights blend refines deterministically: no --samples")
     for member in members:
         if member.noise_mismatch:
             log(f"warning: {member.noise_path} is not the noise statistics {member.weights_path} was trained with (--noise-mismatch-ok)")
