@@ -112,12 +112,13 @@ class Variant:
 
 
 #: Refine options a ``--setting`` row may set, with the type of their value (flags: bool).
-SETTING_OPTIONS: dict[str, type] = {"flip": bool, "overlap": int, "bone_lengths": BoneLengthMode, "weights": str}
+SETTING_OPTIONS: dict[str, type] = {"flip": bool, "overlap": int, "bone_lengths": BoneLengthMode, "weights": str, "no_fallback": bool}
 
 
 def parse_setting(text: str) -> dict:
-    """``--setting`` text (``flip``, ``overlap=18,flip``, ``weights=blend``, ...) as refine options
-    (``weights``: a shipped set by name, or ``blend``, instead of ``--weights``); an unknown name raises."""
+    """``--setting`` text (``flip``, ``overlap=18,flip``, ``weights=blend``, ``no_fallback``, ...)
+    as refine options (``weights``: a shipped set by name, or ``blend``, instead of ``--weights``;
+    ``no_fallback``: ``fallback=False``, see :func:`refine_options`); an unknown name raises."""
     setting: dict = {}
     for item in text.split(","):
         key, equals, value = item.strip().partition("=")
@@ -134,6 +135,13 @@ def setting_flags(option: dict) -> str:
     """The refine flags of a ``--setting`` row, e.g. ``--overlap 18 --flip``."""
     flag = lambda key: "--" + key.replace("_", "-")
     return " ".join(flag(key) if value is True else f"{flag(key)} {value}" for key, value in option.items() if key in SETTING_OPTIONS)
+
+
+def refine_options(option: dict) -> dict:
+    """The ``refine_sequences`` options of a row's ``option`` (its ``weights`` chooses the refiner;
+    ``no_fallback`` turns ``fallback`` off)."""
+    refine = {key: value for key, value in option.items() if key not in ("weights", "no_fallback")}
+    return refine | ({"fallback": False} if option.get("no_fallback") else {})
 
 
 @dataclass(eq=False)  # rows compare (and hash) by identity
@@ -307,8 +315,7 @@ class Bench:
                 name += ", " + setting_flags(option)
             elif "bone_lengths" in option:
                 name += f", bone lengths {option['bone_lengths']}"
-            refine_options = {key: value for key, value in option.items() if key != "weights"}
-            refined = partial(self._refined, self.refiner_for(option.get("weights")), sequences, name, **refine_options)
+            refined = partial(self._refined, self.refiner_for(option.get("weights")), sequences, name, **refine_options(option))
             rows.append(_score(name, RowKind.D3PREFINE, {"samples": 1, **option}, sequences, refined))
         return {
             "estimator": label, "val_file": val_path, "train_file": train_path, "sequences": len(sequences), "frames": frames,

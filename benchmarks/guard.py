@@ -105,8 +105,8 @@ def score_sequences(refiner: Refiner, sequences: list[PoseSequence]) -> list[dic
 
 
 def reference_of(refiner: Refiner, sequences: list[PoseSequence]) -> GuardReference:
-    """:func:`fit_reference` on ``sequences`` refined with K = 1 (threshold not yet chosen)."""
-    results = refiner.refine_sequences(sequences)
+    """:func:`fit_reference` on ``sequences`` refined with K = 1 and no fallback (threshold not yet chosen)."""
+    results = refiner.refine_sequences(sequences, fallback=False)
     root = refiner.layout.root
     triples = []
     for seq, result in zip(sequences, results):

@@ -6,12 +6,14 @@ data resembles, but each set's guard (:mod:`d3prefine.guard`) scores how far a s
 from that set's training data, in the same units (0 typical, each unit a doubling). A
 :class:`BlendedRefiner` refines every sequence with each set and returns the weighted mean of
 the refined poses (metres, same frame as the input), set ``i`` weighted by
-``2**(-sharpness * score_i)`` normalized to sum 1: the set that knows the inputs best counts
-most, and where both know them about as well their mean averages out their errors. The bone
-lengths are set again after the mean (``bone_lengths``, as every refinement), and the result's
-guard score is that of the heaviest set. ``BLEND_SHARPNESS`` was chosen on the Bandai
-validation of both builds (README, "Blending the shipped sets"); nothing is fitted on the data
-refined.
+``2**(-sharpness * (score_i - threshold_i))`` normalized to sum 1
+(:func:`~d3prefine.guard.familiar_mean`): the set that knows the inputs best counts most, and
+where both know them about as well their mean averages out their errors. With ``fallback`` (the
+default) the input, filtered as the refinements are, is one more member at excess 0, so that it
+takes over where every set flags the sequence. The bone lengths are set again after the mean
+(``bone_lengths``, as every refinement), and the result's guard score is that of the heaviest
+set. The sharpness (:data:`~d3prefine.guard.SHARPNESS`) was chosen on the Bandai validation of
+both builds (README, "Blending the shipped sets"); nothing is fitted on the data refined.
 """
 
 from __future__ import annotations
@@ -24,22 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
+from d3prefine.config import DEFAULT_SMOOTH
 from d3prefine.errors import UsageError, WeightsError
-from d3prefine.refine import Refiner, RefineResult, SequenceInput, StreamRefiner
+from d3prefine.guard import SHARPNESS, familiar_mean
+from d3prefine.refine import Refiner, RefineResult, SequenceInput, StreamRefiner, smoothed
 
-BLEND_SHARPNESS = 4.0  # k of 2**(-k * guard score)
 BLEND_NAME = "blend"  # refine --weights blend: the shipped sets of BLEND_SETS
 BLEND_SETS: tuple[str | None, ...] = (None, "pool")  # Refiner.from_pretrained names: the default set and weights/pool
-
-
-def blend_weights(scores: Sequence[float], sharpness: float = BLEND_SHARPNESS) -> np.ndarray:
-    """Weights ``(S,)`` summing to 1 of sets whose guard scores of a sequence are ``scores``:
-    proportional to ``2**(-sharpness * score)``."""
-    scores = np.asarray(scores, np.float64)
-    if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all():
-        raise ValueError(f"expected one finite guard score per set, got {scores}")
-    weights = np.exp2(-sharpness * (scores - scores.min()))
-    return weights / weights.sum()
 
 
 def load_refiner(
@@ -68,7 +61,7 @@ class BlendedRefiner(StreamRefiner):
             other joint layouts, frame rates or windows than the first.
     """
 
-    def __init__(self, refiners: Sequence[Refiner], sharpness: float = BLEND_SHARPNESS) -> None:
+    def __init__(self, refiners: Sequence[Refiner], sharpness: float = SHARPNESS) -> None:
         if len(refiners) < 2:
             raise WeightsError(f"blending needs at least two weight sets, got {len(refiners)}")
         first = refiners[0]
@@ -92,25 +85,32 @@ class BlendedRefiner(StreamRefiner):
         """As :meth:`Refiner.resolve_overlap` (the sets share the window)."""
         return self.refiners[0].resolve_overlap(overlap)
 
-    def blend(self, results: Sequence[RefineResult], poses_3d: np.ndarray, bone_lengths: BoneLengthMode | str) -> RefineResult:
-        """The blend of one sequence's ``results`` (one per set, same frames) whose input 3D was
-        ``poses_3d (T, J, 3)`` metres; ``blend_weights`` holds the sets' weights."""
-        weights = blend_weights([r.guard.score for r in results], self.sharpness)
-        mean = np.tensordot(weights, np.stack([r.poses_3d for r in results]), axes=1)
+    def blend(
+        self, results: Sequence[RefineResult], poses_3d: np.ndarray, bone_lengths: BoneLengthMode | str, smooth: int, fallback: bool
+    ) -> RefineResult:
+        """The blend of one sequence's ``results`` (one per set, same frames, refined without
+        fallback) whose input 3D was ``poses_3d (T, J, 3)`` metres; with ``fallback`` the input
+        filtered with ``smooth`` is one more member. ``blend_weights`` holds the sets' weights,
+        ``input_weight`` the input's."""
         root = self.layout.root
-        relative = constrain_bones(mean - mean[:, root : root + 1], poses_3d - poses_3d[:, root : root + 1], bone_lengths, self.layout)
-        heaviest = results[int(np.argmax(weights))]
-        return replace(heaviest, poses_3d=(relative + mean[:, root : root + 1]).astype(np.float32), uncertainty=None,
-                       blend_weights=tuple(float(w) for w in weights))
+        relative = [pose - pose[:, root : root + 1] for pose in (poses_3d, *(r.poses_3d for r in results))]
+        given, refined = relative[0], relative[1:]
+        mean, weights = familiar_mean(refined, [r.guard.excess for r in results], smoothed(given, smooth) if fallback else None, self.sharpness)
+        mean = constrain_bones(mean, given, bone_lengths, self.layout)
+        sets = weights[: len(results)]
+        heaviest = results[int(np.argmax(sets))]
+        return replace(heaviest, poses_3d=(mean + poses_3d[:, root : root + 1]).astype(np.float32), uncertainty=None,
+                       blend_weights=tuple(float(w) for w in sets), input_weight=float(weights[-1]) if fallback else None)
 
     def refine_stream(self, groups: Iterable[tuple[object, Sequence[SequenceInput]]], **options) -> Iterator[tuple[object, list[RefineResult]]]:
         """As :meth:`Refiner.refine_stream` (``samples`` must be 1): every set refines every group,
         and each sequence's results are blended."""
         if options.get("samples", 1) != 1:
             raise ValueError("blended weight sets refine deterministically: --samples must be 1")
-        bones = options.get("bone_lengths", DEFAULT_BONE_LENGTHS)
+        bones, smooth = options.get("bone_lengths", DEFAULT_BONE_LENGTHS), options.get("smooth", DEFAULT_SMOOTH)
+        fallback = options.pop("fallback", True)
         inputs, *copies = itertools.tee(groups, len(self.refiners) + 1)
-        streams = [refiner.refine_stream(copy, **options) for refiner, copy in zip(self.refiners, copies)]
+        streams = [refiner.refine_stream(copy, fallback=False, **options) for refiner, copy in zip(self.refiners, copies)]
         for (key, sequences), outputs in zip(inputs, zip(*streams)):
             per_sequence = zip(*(results for _, results in outputs))
-            yield key, [self.blend(results, p3d, bones) for (_, p3d, _), results in zip(sequences, per_sequence)]
+            yield key, [self.blend(results, p3d, bones, smooth, fallback) for (_, p3d, _), results in zip(sequences, per_sequence)]

@@ -19,6 +19,13 @@ The guard **score** is the larger of their base-2 logarithms, ``max(log2 conditi
 log2 correction)``: 0 is typical of the training data, each unit a doubling. A sequence whose
 score exceeds the reference's ``threshold`` is flagged.
 
+**Weighing by familiarity** (:func:`familiar_mean`): candidate poses of one sequence (the
+refinements of several weight sets, and the input itself as the fallback) are averaged with
+weights ``2**(-SHARPNESS * excess)`` normalized to sum 1, ``excess`` being a candidate's score
+minus its threshold; the input's excess is 0 (it counts as a refinement scored at the
+threshold). A refinement scored typical (0, one unit below the threshold 1) outweighs the input
+16 to 1; at the threshold they weigh the same, and the input takes over above it.
+
 The reference (:class:`GuardReference`) is stored as JSON in the denoiser file's metadata under
 ``"guard"`` and made by ``python -m benchmarks.guard`` (see ``weights/README.md``).
 """
@@ -27,12 +34,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 GUARD_METADATA_KEY = "guard"
+#: k of ``2**(-k * excess)`` in :func:`score_weights`; chosen on the Bandai validation of both
+#: builds (README, "Blending the shipped sets"), nothing fitted on Human3.6M.
+SHARPNESS = 4.0
 RELATIVE_RIDGE = 0.1  # share of a joint's mean condition variance added to its covariance's diagonal
 _RIDGE = 1e-6  # added to the condition covariance's diagonal (units^2) so that it stays invertible
 
@@ -49,6 +59,11 @@ class GuardScore:
     @property
     def flagged(self) -> bool:
         return self.score > self.threshold
+
+    @property
+    def excess(self) -> float:
+        """``score - threshold``: above 0 for a flagged sequence."""
+        return self.score - self.threshold
 
     def to_dict(self) -> dict[str, float | bool]:
         """JSON-ready, rounded to 4 decimals (for provenance)."""
@@ -157,3 +172,24 @@ def guard_score(p: np.ndarray, y: np.ndarray, refined: np.ndarray, reference: Gu
     correction = correction_length(y, refined, moving) / reference.correction_m
     score = max(math.log2(max(condition, 1e-12)), math.log2(max(correction, 1e-12)))
     return GuardScore(score=score, condition=condition, correction=correction, threshold=reference.threshold)
+
+
+def score_weights(excess: Sequence[float], sharpness: float = SHARPNESS) -> np.ndarray:
+    """Weights ``(S,)`` summing to 1 of candidates whose scores exceed their thresholds by
+    ``excess``: proportional to ``2**(-sharpness * excess)`` (only differences count)."""
+    excess = np.asarray(excess, np.float64)
+    if excess.ndim != 1 or len(excess) == 0 or not np.isfinite(excess).all():
+        raise ValueError(f"expected one finite guard score per candidate, got {excess}")
+    weights = np.exp2(-sharpness * (excess - excess.min()))
+    return weights / weights.sum()
+
+
+def familiar_mean(
+    candidates: Sequence[np.ndarray], excess: Sequence[float], fallback: np.ndarray | None = None, sharpness: float = SHARPNESS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted mean of ``candidates`` (poses of one shape, e.g. ``(T, J, 3)`` metres) whose
+    scores exceed their thresholds by ``excess``, and of ``fallback`` (the input, excess 0) if
+    given; returns the mean and the weights (:func:`score_weights`), the fallback's last."""
+    members = [*candidates, *([] if fallback is None else [fallback])]
+    weights = score_weights([*excess, *([] if fallback is None else [0.0])], sharpness)
+    return np.tensordot(weights, np.stack(members), axes=1), weights

@@ -6,7 +6,10 @@
 Each sequence is made root-relative (the root trajectory of the input is kept and added back),
 cut into overlapping windows, each window is refined by K reverse diffusion steps starting from
 the estimator output, the windows are blended back (see :mod:`d3prefine.windows`) and a short
-Savitzky-Golay filter removes the frame-to-frame jitter the network leaves (``smooth``).
+Savitzky-Golay filter removes the frame-to-frame jitter the network leaves (``smooth``). With
+``fallback`` (the default) the result leans on the input as far as the guard finds the sequence
+unlike the training data (:func:`~d3prefine.guard.familiar_mean`): the input, filtered the same
+way, weighs as much as the refinement at the guard's threshold and takes over above it.
 Windows of many sequences share batches, and only one batch of windows exists at a time;
 :meth:`Refiner.refine_stream` streams the sequences of many groups (e.g. files) through the same
 batches and hands back each group as soon as its last window is refined.
@@ -42,7 +45,7 @@ from d3prefine.config import (
 )
 from d3prefine.error_model import ErrorModel
 from d3prefine.errors import InputError, UsageError, WeightsError
-from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, guard_score
+from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, familiar_mean, guard_score
 from d3prefine.io import PoseSequence
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
@@ -84,12 +87,15 @@ class RefineResult:
             when the weights carry no guard reference.
         blend_weights: the weight of each set when several were blended
             (:class:`~d3prefine.blend.BlendedRefiner`), else ``None``.
+        input_weight: the input's share in ``poses_3d`` (``fallback``, module docstring), ``None``
+            without the fallback or a guard reference; the weights sum to 1 with ``blend_weights``.
     """
 
     poses_3d: np.ndarray
     uncertainty: np.ndarray | None
     guard: GuardScore | None = None
     blend_weights: tuple[float, ...] | None = None
+    input_weight: float | None = None
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -258,6 +264,7 @@ class Refiner(StreamRefiner):
         smooth: int = DEFAULT_SMOOTH,
         bone_lengths: BoneLengthMode | str = DEFAULT_BONE_LENGTHS,
         flip: bool = False,
+        fallback: bool = True,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[K, list[RefineResult]]]:
         """Refine the sequences of many ``(key, sequences)`` groups (e.g. the files of a batch job)
@@ -295,6 +302,11 @@ class Refiner(StreamRefiner):
                 image (:meth:`~d3prefine.skeleton.JointLayout.mirror`) is refined too and mirrored
                 back; the deterministic refinement is the mean of the two, sampled refinements
                 (S >= 2) gain the S mirrored samples (their noise mirrored too).
+            fallback: lean on the input as far as the guard flags the sequence (module
+                docstring): the result is the familiarity-weighted mean of the refinement and the
+                input filtered with ``smooth``, its bone lengths set again by ``bone_lengths``, and
+                the spread shrinks with the refinement's weight. Needs a guard reference (without
+                one, nothing changes).
             progress: called with the number of frames finished after each batch.
         """
         if samples < 1:
@@ -324,7 +336,7 @@ class Refiner(StreamRefiner):
             if progress is not None:
                 progress(batch.frames)
             batch.clear()
-            yield from self._finished(pending, smooth, bones)
+            yield from self._finished(pending, smooth, bones, fallback)
 
         for key, sequences in groups:
             group = _Group(key, [self._inputs(p2d, p3d, size) for p2d, p3d, size in sequences])
@@ -340,15 +352,17 @@ class Refiner(StreamRefiner):
                     if len(batch.origin) == batch_size:
                         yield from run_batch()
             group.queued = True
-            yield from self._finished(pending, smooth, bones)
+            yield from self._finished(pending, smooth, bones, fallback)
         if batch.origin:
             yield from run_batch()
 
-    def _finished(self, pending: deque[_Group], smooth: int, bones: BoneLengthMode) -> Iterator[tuple[object, list[RefineResult]]]:
+    def _finished(
+        self, pending: deque[_Group], smooth: int, bones: BoneLengthMode, fallback: bool
+    ) -> Iterator[tuple[object, list[RefineResult]]]:
         """Pop and yield the groups at the front of ``pending`` whose windows are all refined."""
         while pending and pending[0].queued and pending[0].todo == 0:
             group = pending.popleft()
-            yield group.key, [self._result(x, b.result(), smooth, bones) for x, b in zip(group.inputs, group.blends)]
+            yield group.key, [self._result(x, b.result(), smooth, bones, fallback) for x, b in zip(group.inputs, group.blends)]
 
     def _inputs(self, poses_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int] | None) -> ModelInputs:
         j = self.layout.num_joints
@@ -379,22 +393,34 @@ class Refiner(StreamRefiner):
             raise WeightsError(f"{self.weights_path or 'the denoiser'}: produced NaN or inf poses (damaged weights or noise statistics)")
         return refined
 
-    def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int, bones: BoneLengthMode) -> RefineResult:
+    def _result(self, inputs: ModelInputs, blended: np.ndarray, smooth: int, bones: BoneLengthMode, fallback: bool) -> RefineResult:
         """Mean and spread of the ``(T, S, J, 3)`` root-relative samples, each filtered along time
         with a ``smooth``-frame window; the mean's bone lengths set by ``bones``, the guard
-        score of that mean; the spread turned into the calibration's radius (widened by that
-        score or by the correction, :mod:`d3prefine.calibration`), if any; the input root
-        trajectory is added back."""
-        if smooth:
-            blended = savgol(blended, smooth, SMOOTH_POLYORDER)
+        score of that mean; with ``fallback``, that mean leant on the filtered input by the
+        score (:meth:`refine_stream`); the spread turned into the calibration's radius (widened
+        by that score or by the final correction, :mod:`d3prefine.calibration`), if any; the
+        input root trajectory is added back."""
+        blended = smoothed(blended, smooth)
         mean = blended.mean(axis=1)
         spread = np.sqrt(((blended - mean[:, None]) ** 2).sum(-1).mean(1)) if blended.shape[1] > 1 else None
         mean = constrain_bones(mean, inputs.y, bones, self.layout)
         guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
+        input_weight = None
+        if fallback and guard is not None:
+            mean, weights = familiar_mean([mean], [guard.excess], smoothed(inputs.y, smooth))
+            mean, input_weight = constrain_bones(mean, inputs.y, bones, self.layout), float(weights[-1])
+            spread = None if spread is None else spread * weights[0]
         if spread is not None and self.calibration is not None:
             correction = np.linalg.norm(mean - inputs.y, axis=-1)  # (T, J) metres, root-relative
             spread = self.calibration.radius(spread, correction, None if guard is None else guard.score)
-        return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard)
+        return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard,
+                            input_weight=input_weight)
+
+
+def smoothed(poses: np.ndarray, smooth: int) -> np.ndarray:
+    """``poses (T, ...)`` filtered along time as refinements are (``smooth``-frame Savitzky-Golay
+    window of order :data:`SMOOTH_POLYORDER`; 0: unchanged)."""
+    return savgol(poses, smooth, SMOOTH_POLYORDER) if smooth else poses
 
 
 def denoiser_path(weights: str | Path | None) -> Path:

@@ -555,13 +555,15 @@ def test_h36m_probe_changes_one_cause_at_a_time(files, tmp_path):
 def test_accuracy_setting_rows_may_use_shipped_sets_and_their_blend(files, tmp_path):
     out = tmp_path / "blend"
     argv = ["--val", files["val"], "--train", files["train"], "--weights", files["weights"], "--steps", "1", "--samples", "0",
-            "--setting", "weights=blend", "--setting", "weights=pool,flip", "--max-sequences", "2", "--device", "cpu", "--threads", "1", "--out", out]
+            "--setting", "weights=blend", "--setting", "weights=pool,flip", "--setting", "weights=blend,no_fallback", "--max-sequences", "2", "--device", "cpu", "--threads", "1", "--out", out]
     assert accuracy.main([str(a) for a in argv]) == 0
     (section,) = json.loads(out.with_suffix(".json").read_text())["estimators"]
     rows = {row["label"]: row for row in section["rows"]}
     assert rows["d3prefine K=1, --weights blend"]["params"] == {"samples": 1, "steps": 1, "weights": "blend"}
     val = [s for s in load_poses(files["val"]) if s.name in section["sequence_names"]]
-    for label, refiner, options in (("d3prefine K=1, --weights blend", BlendedRefiner.shipped("cpu"), {}),
+    blended = BlendedRefiner.shipped("cpu")
+    for label, refiner, options in (("d3prefine K=1, --weights blend", blended, {}),
+                                    ("d3prefine K=1, --weights blend --no-fallback", blended, {"fallback": False}),
                                     ("d3prefine K=1, --weights pool --flip", Refiner.from_pretrained("pool", device="cpu"), {"flip": True})):
         expected = pool_reports([evaluate_poses(r.poses_3d, s.gt_3d) for r, s in zip(refiner.refine_sequences(val, **options), val)]).summary
         assert rows[label]["metrics"] == pytest.approx(expected, rel=1e-4)
@@ -571,6 +573,10 @@ def test_accuracy_setting_rows_may_use_shipped_sets_and_their_blend(files, tmp_p
 def test_setting_rows_parse_refine_options_and_refuse_unknown_ones():
     assert accuracy.parse_setting("overlap=18, flip,bone_lengths=constant") == {"overlap": 18, "flip": True, "bone_lengths": "constant"}
     assert accuracy.parse_setting("weights=blend,flip") == {"weights": "blend", "flip": True}
+    assert accuracy.parse_setting("no_fallback") == {"no_fallback": True}
+    assert accuracy.setting_flags({"steps": 1, "weights": "blend", "no_fallback": True}) == "--weights blend --no-fallback"
+    assert accuracy.refine_options({"steps": 1, "weights": "blend", "no_fallback": True}) == {"steps": 1, "fallback": False}
+    assert accuracy.refine_options({"steps": 1, "flip": True}) == {"steps": 1, "flip": True}
     assert accuracy.setting_flags({"steps": 1, "weights": "pool", "flip": True}) == "--weights pool --flip"
     assert accuracy.setting_flags({"steps": 1, "overlap": 18, "flip": True, "bone_lengths": "constant"}) == \
         "--overlap 18 --flip --bone-lengths constant"

@@ -7,26 +7,17 @@ import dataclasses
 import numpy as np
 import pytest
 
-from d3prefine.blend import BlendedRefiner, blend_weights
+from d3prefine.blend import BlendedRefiner
 from d3prefine.bones import constrain_bones
 from d3prefine.errors import ExitCode, WeightsError
+from d3prefine.guard import score_weights
 from d3prefine.io import load_poses, save_poses
 from d3prefine.metrics import mpjpe
-from d3prefine.refine import Refiner
+from d3prefine.refine import Refiner, smoothed
 from tests.test_cli_method import invoke
 from tests.test_shipped_weights import ROOT
 
 WALK = ROOT / "examples" / "walk.npz"
-
-
-def test_blend_weights_golden_values():
-    np.testing.assert_allclose(blend_weights([0.0, 1.0], 4.0), [16 / 17, 1 / 17])
-    np.testing.assert_allclose(blend_weights([0.3, 0.3, 0.3]), [1 / 3, 1 / 3, 1 / 3])
-    np.testing.assert_allclose(blend_weights([-2.0, -1.0], 1.0), [2 / 3, 1 / 3])  # only differences count
-    np.testing.assert_allclose(blend_weights([50.0, -50.0]), [0.0, 1.0], atol=1e-12)  # no overflow far apart
-    for bad in ([], [0.1, float("nan")], [[0.1, 0.2]]):
-        with pytest.raises(ValueError, match="one finite guard score per set"):
-            blend_weights(bad)
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +27,24 @@ def blended() -> BlendedRefiner:
 
 def test_blend_of_the_shipped_sets_on_the_example(blended):
     """walk.npz (the previous build's idealised detector): the pool set knows it better (lower
-    guard score) and weighs more; the blend is as good as the better set (README, "Blending")."""
+    guard score) and weighs more; the blend is as good as the better set (README, "Blending").
+    Both sets find it familiar, so the fallback's input weighs under 1 %."""
     (seq,) = load_poses(WALK)
-    default, pool = (r.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size) for r in blended.refiners)
-    (result,) = blended.refine_sequences([seq])
-    weights = blend_weights([default.guard.score, pool.guard.score])
-    assert weights[1] > 0.5 and result.blend_weights == pytest.approx(tuple(weights))
-    assert result.guard == pool.guard and result.uncertainty is None
-    mean = weights[0] * default.poses_3d + weights[1] * pool.poses_3d
+    default, pool = (r.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, fallback=False) for r in blended.refiners)
     rel = lambda a: a - a[:, :1]
-    expected = constrain_bones(rel(mean), rel(seq.poses_3d), "input", blended.layout) + mean[:, :1]
-    np.testing.assert_allclose(result.poses_3d, expected, atol=1e-6)
-    errors = [1000 * mpjpe(p, seq.gt_3d) for p in (result.poses_3d, default.poses_3d, pool.poses_3d)]
-    assert errors[0] == pytest.approx(20.98, abs=0.01) and errors[0] < min(errors[1:]) + 0.1 and errors[1] == pytest.approx(28.51, abs=0.01)
+    excess = [default.guard.excess, pool.guard.excess]
+    for fallback in (False, True):
+        (result,) = blended.refine_sequences([seq], fallback=fallback)
+        weights = score_weights(excess + [0.0] * fallback)
+        assert weights[1] > 0.5 and result.blend_weights == pytest.approx(tuple(weights[:2]))
+        assert result.guard == pool.guard and result.uncertainty is None
+        assert result.input_weight == (pytest.approx(weights[2]) if fallback else None)
+        mean = weights[0] * rel(default.poses_3d) + weights[1] * rel(pool.poses_3d) + (weights[2] * smoothed(rel(seq.poses_3d), 9) if fallback else 0)
+        expected = constrain_bones(mean, rel(seq.poses_3d), "input", blended.layout) + seq.poses_3d[:, :1]
+        np.testing.assert_allclose(result.poses_3d, expected, atol=1e-6)
+        errors = [1000 * mpjpe(p, seq.gt_3d) for p in (result.poses_3d, default.poses_3d, pool.poses_3d)]
+        assert errors[0] == pytest.approx(20.98, abs=0.01) and errors[0] < min(errors[1:]) + 0.1 and errors[1] == pytest.approx(28.51, abs=0.01)
+    assert 0.001 < result.input_weight < 0.01
 
 
 def test_blending_refuses_what_it_cannot_weigh(blended, tmp_path):

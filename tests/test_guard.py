@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from d3prefine.bones import constrain_bones
 from d3prefine.calibration import (
     CALIBRATION_METADATA_KEY,
     UncertaintyCalibration,
@@ -21,12 +22,12 @@ from d3prefine.calibration import (
 )
 from d3prefine.checkpoint import denoiser_metadata, save_denoiser, set_denoiser_metadata
 from d3prefine.errors import ExitCode, WeightsError
-from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference, guard_score
+from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, familiar_mean, fit_reference, guard_score, score_weights
 from d3prefine.io import load_poses, save_poses
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
-from d3prefine.refine import Refiner
+from d3prefine.refine import Refiner, smoothed
 from tests.conftest import build_sequence
 from tests.test_cli_method import invoke
 
@@ -56,6 +57,29 @@ def test_score_of_hand_built_inputs():
     assert not guard_score(p, y, refined, _unit_reference(threshold=2.0)).flagged
     quiet = guard_score(p, np.zeros((4, J, 3)), np.zeros((4, J, 3)) + [0.01, 0, 0], _unit_reference())
     assert quiet.condition == pytest.approx(0.0) and quiet.correction == pytest.approx(1.0) and quiet.score == pytest.approx(0.0)
+
+
+def test_score_weights_golden_values():
+    np.testing.assert_allclose(score_weights([0.0, 1.0], 4.0), [16 / 17, 1 / 17])
+    np.testing.assert_allclose(score_weights([0.3, 0.3, 0.3]), [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(score_weights([-2.0, -1.0], 1.0), [2 / 3, 1 / 3])  # only differences count
+    np.testing.assert_allclose(score_weights([50.0, -50.0]), [0.0, 1.0], atol=1e-12)  # no overflow far apart
+    for bad in ([], [0.1, float("nan")], [[0.1, 0.2]]):
+        with pytest.raises(ValueError, match="one finite guard score per candidate"):
+            score_weights(bad)
+
+
+def test_familiar_mean_weighs_the_input_as_a_candidate_at_the_threshold():
+    a, b, given = np.full((2, 3), 1.0), np.full((2, 3), 3.0), np.zeros((2, 3))
+    mean, weights = familiar_mean([a], [-1.0], given)  # a typical refinement (score 0, threshold 1) outweighs the input 16:1
+    np.testing.assert_allclose(weights, [16 / 17, 1 / 17])
+    np.testing.assert_allclose(mean, 16 / 17)
+    mean, weights = familiar_mean([a, b], [0.0, 0.0], given)  # at the threshold every member counts the same
+    np.testing.assert_allclose(mean, 4 / 3) and np.testing.assert_allclose(weights, [1 / 3] * 3)
+    mean, weights = familiar_mean([a, b], [0.25, 0.5], None, sharpness=4.0)  # no fallback: the sets alone
+    np.testing.assert_allclose(weights, [2 / 3, 1 / 3]) and np.testing.assert_allclose(mean, 5 / 3)
+    mean, _ = familiar_mean([a], [3.0], given)  # far above the threshold the input takes over
+    np.testing.assert_allclose(mean, 2.0**-12 / (1 + 2.0**-12))
 
 
 def test_fit_reference_recovers_the_moments_and_flags_other_bodies():
@@ -152,9 +176,15 @@ def test_cli_warns_records_and_strict_refuses(weights, tmp_path):
     loud = invoke("refine", *common, "--weights", weights / "low.safetensors", "-o", tmp_path / "loud.npz")
     warning = [line for line in loud.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "in 2 of 2 sequences" in warning[0] and "> -5.00" in warning[0]
+    assert "the output leans on the input (up to 100% of it, --fallback)" in warning[0]
     for seq in load_poses(tmp_path / "loud.npz"):
         guard = seq.provenance["refine"]["guard"]
         assert guard["flagged"] and guard["threshold"] == -5.0 and guard["score"] > -5.0
+        assert seq.provenance["refine"]["fallback"] and seq.provenance["refine"]["input_weight"] > 0.999
+    plain = invoke("refine", *common, "--weights", weights / "low.safetensors", "-o", tmp_path / "plain.npz", "--no-fallback", "--json")
+    assert "refinement may make these poses worse (--no-fallback)" in plain.stderr
+    assert json.loads(plain.stdout)["files"][0]["guard"]["max_input_weight"] is None
+    assert all("input_weight" not in seq.provenance["refine"] for seq in load_poses(tmp_path / "plain.npz"))
     refused = invoke("refine", *common, "--weights", weights / "low.safetensors", "-o", tmp_path / "no.npz", "--strict",
                      code=ExitCode.OUT_OF_DISTRIBUTION)
     assert "--strict: not written" in refused.stderr and not (tmp_path / "no.npz").exists()
@@ -162,6 +192,28 @@ def test_cli_warns_records_and_strict_refuses(weights, tmp_path):
                      "--weights", weights / "low.safetensors", "--noise", weights / "noise.safetensors", code=ExitCode.FAILED)
     assert "absent.npz" in missing.stderr  # a bad input outranks a refusal
     invoke("refine", *common, "--weights", weights / "plain.safetensors", "-o", tmp_path / "x.npz", "--strict", code=ExitCode.USAGE)
+
+
+def test_fallback_leans_on_the_input_where_the_guard_flags(weights):
+    """Threshold -5: every score lies far above it, so the output is the input, filtered as the
+    refinement is and with its bones set again; threshold 50: the refinement, untouched."""
+    seq = build_sequence(30, seed=3)
+    rel = lambda a: a - a[:, :1]
+    for name in ("low", "high"):
+        refiner = Refiner.from_pretrained(weights / f"{name}.safetensors", weights / "noise.safetensors", device="cpu")
+        leaning, plain = (refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, fallback=f) for f in (True, False))
+        assert leaning.guard == plain.guard and plain.input_weight is None
+        assert leaning.input_weight == pytest.approx(score_weights([leaning.guard.excess, 0.0])[1], abs=1e-12)
+        np.testing.assert_allclose(leaning.poses_3d[:, 0], seq.poses_3d[:, 0], atol=1e-6)  # the root trajectory is the input's
+        if name == "low":
+            assert leaning.input_weight > 1 - 1e-6
+            given = rel(seq.poses_3d).astype(np.float64)
+            expected = constrain_bones(smoothed(given, 9), given, "input", refiner.layout)
+            np.testing.assert_allclose(rel(leaning.poses_3d), expected, atol=1e-5)
+            assert np.abs(rel(plain.poses_3d) - expected).max() > 0.01  # without the fallback, the refinement
+        else:
+            assert leaning.input_weight < 1e-50
+            np.testing.assert_allclose(leaning.poses_3d, plain.poses_3d, atol=1e-6)
 
 
 def test_cli_records_what_the_uncertainty_is(weights, tmp_path):
