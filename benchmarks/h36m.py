@@ -12,7 +12,8 @@ Every option and row of :mod:`benchmarks.accuracy` (whose machinery this runs), 
 every ``--shipped [NAME=]DIR`` (its ``denoiser.safetensors`` with its own ``noise.safetensors``,
 refined with K=1, also with each ``--bone-lengths`` mode) and, for every row, the metrics per Human3.6M action (``provenance["action_group"]``
 of the sequences, the action without its take number; frame-weighted within an action) and
-their mean over actions, the Human3.6M convention. Writes ``<out>.json`` and ``<out>.md``.
+their mean over actions, the Human3.6M convention, and per subject (``provenance["subject"]``,
+frame-weighted; the Markdown table only when a file holds several). Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -44,24 +45,37 @@ def shipped_weights(text: str) -> accuracy.Variant:
     return accuracy.Variant(label, Path(folder) / "denoiser.safetensors", Path(folder) / "noise.safetensors", accuracy.RowKind.SHIPPED)
 
 
-def action_groups(path: Path) -> dict[str, str]:
-    """Sequence name -> ``provenance["action_group"]`` for every sequence of ``path``."""
-    groups = {}
+#: The provenance keys the rows are grouped by: per action (its averages) and per subject.
+GROUP_KEYS = ("action_group", "subject")
+
+
+def provenance_groups(path: Path) -> dict[str, dict[str, str]]:
+    """``{key: {sequence name: provenance[key]}}`` of every :data:`GROUP_KEYS` key over the sequences of ``path``."""
+    groups: dict[str, dict[str, str]] = {key: {} for key in GROUP_KEYS}
     for seq in load_poses(path):
-        group = seq.provenance.get("action_group")
-        if not isinstance(group, str) or not group:
-            raise InputError(f"{path}: sequence {seq.name!r}: provenance has no 'action_group', the per-action averages need it")
-        groups[seq.name] = group
+        for key in GROUP_KEYS:
+            group = seq.provenance.get(key)
+            if not isinstance(group, str) or not group:
+                raise InputError(f"{path}: sequence {seq.name!r}: provenance has no {key!r}, the per-action and per-subject tables need it")
+            groups[key][seq.name] = group
     return groups
+
+
+def pooled_by_group(row: accuracy.Row, groups: list[str]) -> dict[str, dict[str, float]]:
+    """``{group: {metric: mm}}`` of one row, each group pooled frame-weighted over its sequences
+    (``groups``: one name per sequence of the row)."""
+    return {
+        g: {m: value for m, value in pool_reports([r for r, own in zip(row.sequence_reports, groups) if own == g]).summary.items() if m in ACTION_METRICS}
+        for g in sorted(set(groups))
+    }
 
 
 def per_action(row: accuracy.Row, groups: list[str]) -> dict:
     """``{"per_action": {action: {metric: mm}}, "mean_over_actions": {metric: mm}}`` of one row
     (each action pooled frame-weighted over its sequences, then the plain mean over actions)."""
-    actions = sorted(set(groups))
-    pooled = {a: pool_reports([r for r, g in zip(row.sequence_reports, groups) if g == a]).summary for a in actions}
-    means = {m: float(np.nanmean([pooled[a][m] for a in actions])) for m in ACTION_METRICS}
-    return {"per_action": {a: {m: pooled[a][m] for m in ACTION_METRICS} for a in actions}, "mean_over_actions": means}
+    pooled = pooled_by_group(row, groups)
+    means = {m: float(np.nanmean([metrics[m] for metrics in pooled.values()])) for m in ACTION_METRICS}
+    return {"per_action": pooled, "mean_over_actions": means}
 
 
 def actions_markdown(section: dict) -> str:
@@ -83,7 +97,26 @@ def actions_markdown(section: dict) -> str:
         markdown_table(header, cells), "",
         f"### {section['estimator']}: MPJPE (mm) per action", "",
         markdown_table(["method", *names], per_action_cells), "",
+        *subjects_markdown(section),
     ])
+
+
+def subjects_markdown(section: dict) -> list[str]:
+    """The per-subject MPJPE table's lines (none for a file of one subject)."""
+    rows, subjects = section["rows"], section["subjects"]
+    names = sorted(subjects[rows[0].label])
+    if len(names) < 2:
+        return []
+    base = subjects[rows[0].label]
+    cells = [[row.label, *(f"{fmt(subjects[row.label][s]['mpjpe'], 1)} "
+                           f"({fmt(change_pct(subjects[row.label][s]['mpjpe'], base[s]['mpjpe']), 1, '%', signed=True)})" for s in names)]
+             for row in rows]
+    counts = ", ".join(f"{s} {section['subject_sequences'][s]}" for s in names)
+    return [
+        f"### {section['estimator']}: MPJPE (mm) per subject", "",
+        f"Each subject pooled frame-weighted over its sequences ({counts}); in parentheses the change versus the base estimator.", "",
+        markdown_table(["method", *names], cells), "",
+    ]
 
 
 def markdown(document: dict) -> str:
@@ -101,12 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     shipped = args.shipped
 
     def build() -> tuple[dict, str]:
-        groups_by_file = {path: action_groups(path) for path in args.val}  # checked before the long work
+        groups_by_file = {path: provenance_groups(path) for path in args.val}  # checked before the long work
         document = accuracy.run(args, argv, "benchmarks.h36m", shipped)
         document["benchmark"], document["title"] = "h36m", "d3prefine Human3.6M benchmark (real detections)"
         for section in document["estimators"]:
-            groups = [groups_by_file[section["val_file"]][name] for name in section["sequence_names"]]
-            section["actions"] = {row.label: per_action(row, groups) for row in section["rows"]}
+            actions, subjects = ([groups_by_file[section["val_file"]][key][name] for name in section["sequence_names"]] for key in GROUP_KEYS)
+            section["actions"] = {row.label: per_action(row, actions) for row in section["rows"]}
+            section["subjects"] = {row.label: pooled_by_group(row, subjects) for row in section["rows"]}
+            section["subject_sequences"] = {s: subjects.count(s) for s in sorted(set(subjects))}
         document["metrics"]["action_metrics"] = list(ACTION_METRICS)
         return accuracy.to_json(document), markdown(document)
 

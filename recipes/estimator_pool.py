@@ -1,6 +1,6 @@
 """More base estimators for a dataset build: a pool of lifters of other kinds and strengths.
 
-    python -m recipes.estimator_pool --build data/varied --member weak --member temporal9
+    python -m recipes.estimator_pool --build data/varied --member weak --member temporal9 [--skip-existing]
 
 A build (:mod:`recipes.build_dataset`) trains two lifters of about the same strength
 (:data:`recipes.estimators.LIFTERS`). The refiner's shipped weights must also help estimators
@@ -51,10 +51,15 @@ POOL = {
 }
 
 
+def member_files(build: Path, member: str) -> dict[str, Path]:
+    """The pose files ``{split: path}`` a member writes into ``build``."""
+    return {split: build / f"{split}_{member}.h5" for split in ("train", "val")}
+
+
 def add_member(build: Path, member: str, overwrite: bool, seed: int = 0) -> dict:
     """Cross-fit ``POOL[member]`` on ``build`` and write its ``{train,val}_<member>.h5`` and summary."""
     spec = POOL[member]
-    outputs = {split: build / f"{split}_{member}.h5" for split in ("train", "val")}
+    outputs = member_files(build, member)
     existing = [p for p in outputs.values() if p.exists()]
     if existing and not overwrite:
         raise D3PrefineError(f"{existing[0]}: exists, pass --overwrite to replace it")
@@ -107,12 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build", type=Path, required=True, help="a dataset build directory (holds {train,val}_temporal.h5)")
     parser.add_argument("--member", action="append", choices=sorted(POOL), required=True, help="pool member to add (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--overwrite", action="store_true", help="replace the member's files")
+    written = parser.add_mutually_exclusive_group()
+    written.add_argument("--overwrite", action="store_true", help="replace the member's files")
+    written.add_argument("--skip-existing", action="store_true", help="leave out the members whose files exist (a recipe's rerun)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     def run() -> None:
         for member in args.member:
+            if args.skip_existing and all(path.exists() for path in member_files(args.build, member).values()):
+                log(f"{member}: {args.build} holds its files already (--skip-existing)")
+                continue
             add_member(args.build, member, args.overwrite)
 
     return run_reporting(run)

@@ -24,10 +24,8 @@ mkdir -p "$OUT"
 
 TRAIN=() VAL=()
 for build in $BUILDS; do
-    for member in temporal9 weak; do
-        [ -f "$build/val_$member.h5" ] || python -m recipes.estimator_pool --build "$build" --member "$member" \
-            --threads "$THREADS" >> "$OUT/pool_$(basename "$build").log" 2>&1
-    done
+    python -m recipes.estimator_pool --build "$build" --member temporal9 --member weak --skip-existing \
+        --threads "$THREADS" >> "$OUT/pool_$(basename "$build").log" 2>&1
     for kind in $KINDS; do TRAIN+=("$build/train_$kind.h5"); done
 done
 for build in $BUILDS; do VAL+=(--val "$build/val_temporal.h5" --val "$build/val_frame.h5"); done

@@ -485,10 +485,10 @@ def test_refine_sequences_refines_other_frame_rates_as_the_cli_does(files):
         refiner.refine_sequences([seq], fps_policy="refuse")
 
 
-def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):
+def test_h36m_rows_shipped_weights_and_per_action_and_subject_means(files, tmp_path):
     val = _sequences(3, 40, 20, "S8_")
-    for seq, action in zip(val, ("Walking", "Eating", "Walking")):
-        seq.provenance["action_group"] = action
+    for seq, action, subject in zip(val, ("Walking", "Eating", "Walking"), ("S8", "S8", "S9")):
+        seq.provenance["action_group"], seq.provenance["subject"] = action, subject
     save_poses(tmp_path / "val.h5", val)
     out = tmp_path / "h36m"
     argv = ["--val", tmp_path / "val.h5", "--train", files["train"], "--weights", files["weights"] / "denoiser.safetensors",
@@ -511,17 +511,28 @@ def test_h36m_rows_shipped_weights_and_per_action_means(files, tmp_path):
     assert base["per_action"]["Walking"]["mpjpe"] == pytest.approx(walking["mpjpe"])
     assert base["mean_over_actions"]["p_mpjpe"] == pytest.approx((walking["p_mpjpe"] + eating["p_mpjpe"]) / 2)
     assert base["mean_over_actions"]["mpjpe"] != pytest.approx(section["rows"][0]["metrics"]["mpjpe"])  # not frame-pooled
+    s8 = pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in val[:2]]).summary
+    subjects = section["subjects"]["base estimator"]
+    assert subjects["S8"]["mpjpe"] == pytest.approx(s8["mpjpe"]) and subjects["S9"]["mpjpe"] == pytest.approx(evaluate_poses(val[2].poses_3d, val[2].gt_3d).summary["mpjpe"])
+    assert section["subject_sequences"] == {"S8": 2, "S9": 1} and set(subjects["S8"]) == set(h36m.ACTION_METRICS)
     text = out.with_suffix(".md").read_text()
     assert text.startswith("# d3prefine Human3.6M benchmark") and "mean over actions (Human3.6M convention)" in text
     assert "| method | Eating | Walking |" in text
+    assert "MPJPE (mm) per subject" in text and "(S8 2, S9 1)" in text and f"| base estimator | {s8['mpjpe']:.1f} (+0.0%) |" in text
 
 
-def test_h36m_needs_action_groups(files, tmp_path, capsys):
+def test_h36m_needs_action_groups_and_subjects(files, tmp_path, capsys):
     save_poses(tmp_path / "val.h5", _sequences(2, 30, 30, "v"))
     argv = ["--val", tmp_path / "val.h5", "--train", files["train"], "--weights", files["weights"], "--steps", "1", "--samples", "0",
             "--device", "cpu", "--threads", "1", "--out", tmp_path / "h"]
     assert h36m.main([str(a) for a in argv]) == 1
     assert "provenance has no 'action_group'" in capsys.readouterr().err
+    grouped = _sequences(2, 30, 30, "v")
+    for seq in grouped:
+        seq.provenance["action_group"] = "Walking"
+    save_poses(tmp_path / "val.h5", grouped, overwrite=True)
+    assert h36m.main([str(a) for a in argv]) == 1
+    assert "provenance has no 'subject'" in capsys.readouterr().err
 
 
 def test_h36m_probe_changes_one_cause_at_a_time(files, tmp_path):

@@ -181,6 +181,10 @@ def test_estimator_pool_adds_a_cross_fitted_member(tmp_path, tiny_pool, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train_tiny.h5: exists, pass --overwrite" in " ".join(err.split())
     assert (build / "train_tiny.h5").read_bytes() == before
+    assert estimator_pool.main(["--build", str(build), "--member", "tiny", "--skip-existing"]) == 0  # a recipe's rerun
+    assert "tiny: " in capsys.readouterr().err and (build / "train_tiny.h5").read_bytes() == before
+    with pytest.raises(SystemExit):
+        estimator_pool.main(["--build", str(build), "--member", "tiny", "--skip-existing", "--overwrite"])
 
 
 def test_estimator_pool_needs_folds_and_a_build(tmp_path, tiny_pool, capsys):
