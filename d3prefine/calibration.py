@@ -82,6 +82,8 @@ class UncertaintyCalibration:
             before it: :attr:`Widening.NONE`).
         correction_weight: the weight of the correction length under :attr:`Widening.CORRECTION`
             (dimensionless, >= 0; 0 under the other rules).
+        fallback: whether the calibration run leaned on the input where the guard flags
+            (``refine --fallback``; files written before it: ``False``).
     """
 
     scale: float
@@ -91,6 +93,7 @@ class UncertaintyCalibration:
     eta: float
     widening: Widening = Widening.NONE
     correction_weight: float = 0.0
+    fallback: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.scale) and self.scale > 0 and 0 < self.level < 1):
@@ -111,8 +114,11 @@ class UncertaintyCalibration:
         try:
             data = json.loads(text)
             widening = Widening(data.get("widening", Widening.NONE.value))
+            fallback = data.get("fallback", False)
+            if not isinstance(fallback, bool):
+                raise TypeError(f"fallback must be true or false, got {fallback!r}")
             return cls(float(data["scale"]), float(data["level"]), int(data["steps"]), int(data["samples"]), float(data["eta"]), widening,
-                       float(data.get("correction_weight", 0.0)))
+                       float(data.get("correction_weight", 0.0)), fallback)
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise ValueError(f"invalid uncertainty calibration ({type(err).__name__}: {err})") from None
 

@@ -142,7 +142,7 @@ def weights(tmp_path_factory):
         refined = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
         samples.append((p, y, refined - refined[:, :1]))
     reference = fit_reference(samples, root=0, threshold=1.0)
-    calibration = UncertaintyCalibration(scale=4.0, level=0.9, steps=2, samples=3, eta=0.3)
+    calibration = UncertaintyCalibration(scale=4.0, level=0.9, steps=2, samples=3, eta=0.3, fallback=True)
     for name, threshold in (("low", -5.0), ("high", 50.0)):
         set_denoiser_metadata(
             folder / "plain.safetensors", folder / f"{name}.safetensors",
@@ -224,7 +224,11 @@ def test_cli_records_what_the_uncertainty_is(weights, tmp_path):
     assert meaning["scale"] == 4.0 and "probability 0.9" in meaning["kind"] and meaning["widening"] == "none"
     other = invoke("refine", weights / "in.npz", "--weights", weights / "high.safetensors", "--noise", weights / "noise.safetensors",
                    "-o", tmp_path / "t.npz", "--steps", "3", "--samples", "3")
-    assert "fitted with --steps 2 --samples 3 --eta 0.3" in other.stderr
+    assert "fitted with --steps 2 --samples 3 --eta 0.3 --fallback without --flip" in other.stderr
+    plain = invoke("refine", weights / "in.npz", "--weights", weights / "high.safetensors", "--noise", weights / "noise.safetensors",
+                   "-o", tmp_path / "u.npz", "--steps", "2", "--samples", "3", "--no-fallback")
+    assert "note: the uncertainty calibration was fitted with" in plain.stderr  # fitted with the fallback, run without it
+    assert load_poses(tmp_path / "u.npz")[0].provenance["refine"]["uncertainty"]["calibrated_with"]["fallback"] is True
 
 
 def test_widening_by_the_guard_score():
@@ -237,7 +241,9 @@ def test_widening_by_the_guard_score():
     assert UncertaintyCalibration.from_json(older).widening is Widening.NONE
     with pytest.raises(ValueError, match="invalid uncertainty calibration"):
         UncertaintyCalibration.from_json(older[:-1] + ', "widening": "wider"}')
-    assert UncertaintyCalibration.from_json(older).correction_weight == 0.0
+    assert UncertaintyCalibration.from_json(older).correction_weight == 0.0 and UncertaintyCalibration.from_json(older).fallback is False
+    with pytest.raises(ValueError, match="fallback must be true or false"):
+        UncertaintyCalibration.from_json(older[:-1] + ', "fallback": "yes"}')
 
 
 def test_widening_by_the_correction():

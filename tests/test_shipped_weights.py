@@ -31,6 +31,7 @@ def test_weights_describe_their_training(refiner):
     # the uncertainty radius grows with the correction; its weight was chosen on unseen lifters (README, "Guard and uncertainty")
     assert refiner.calibration.widening is Widening.CORRECTION and refiner.calibration.correction_weight == 2.0  # stop 19: fitted with the fallback
     assert refiner.calibration.scale == pytest.approx(1.9268, abs=1e-4) and refiner.guard is not None
+    assert refiner.calibration.fallback  # fitted on refinements with the default --fallback
     assert refiner.weights_path == ROOT / "weights" / "denoiser.safetensors"
     assert refiner.noise.info["frames"] > 1_000_000
     # the denoiser records the digest of the noise statistics it was trained with, the shipped ones
@@ -119,7 +120,7 @@ def test_the_pool_set_is_shipped_by_name_and_gains_more_on_the_examples(refiner,
     previous build's idealised detector) it gains 28 % where the default gains 3 %."""
     pool = Refiner.from_pretrained("pool", device="cpu")
     assert pool.weights_path == ROOT / "weights" / "pool" / "denoiser.safetensors" and not pool.noise_mismatch
-    assert pool.guard.threshold == 1.0 and pool.calibration.widening is Widening.GUARD
+    assert pool.guard.threshold == 1.0 and pool.calibration.widening is Widening.GUARD and not pool.calibration.fallback  # stop 16
     (seq,) = load_poses(ROOT / "examples" / "walk.npz")
     ours = pool.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
     default = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d

@@ -251,10 +251,11 @@ def _uncertainty_meaning(refiner: Refiner, options: dict) -> dict:
     calibration = refiner.calibration
     if calibration is None:
         return {"kind": "sample spread (uncalibrated RMS distance of the samples from their mean)"}
-    fitted = {"steps": calibration.steps, "samples": calibration.samples, "eta": calibration.eta}
+    fitted = {"steps": calibration.steps, "samples": calibration.samples, "eta": calibration.eta, "fallback": calibration.fallback}
     if options["flip"] or any(options[key] != value for key, value in fitted.items()):
         log(f"note: the uncertainty calibration was fitted with --steps {calibration.steps} --samples {calibration.samples} "
-            f"--eta {calibration.eta:g} without --flip; with other settings its {calibration.level:.0%} coverage is not measured")
+            f"--eta {calibration.eta:g} --{'' if calibration.fallback else 'no-'}fallback without --flip; "
+            f"with other settings its {calibration.level:.0%} coverage is not measured")
     return {
         "kind": f"radius of the ball holding the true joint with probability {calibration.level:g} (conformal)",
         "scale": calibration.scale,
