@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from d3prefine.calibration import (
     unscaled_radius,
 )
 from d3prefine.checkpoint import set_denoiser_metadata
+from d3prefine.config import DEFAULT_FALLBACK
 from d3prefine.errors import UsageError, WeightsError
 from d3prefine.io import PoseSequence
 from d3prefine.refine import Refiner
@@ -66,8 +68,6 @@ class Parts:
         return unscaled_radius(rule[0], self.spread, self.correction, self.score, rule[1])
 
 
-#: The calibration runs refine as ``refine`` does by default: leaning on the input where the guard flags.
-FALLBACK = True
 Rule = tuple[Widening, float]  # a widening rule and its correction weight (0 unless Widening.CORRECTION)
 FIXED_RULES: tuple[Rule, ...] = ((Widening.NONE, 0.0), (Widening.GUARD, 0.0))
 CORRECTION_RULES: tuple[Rule, ...] = tuple((Widening.CORRECTION, w) for w in CORRECTION_WEIGHTS)
@@ -76,7 +76,7 @@ CORRECTION_RULES: tuple[Rule, ...] = tuple((Widening.CORRECTION, w) for w in COR
 def radius_parts(refiner: Refiner, sequences: list[PoseSequence], args: argparse.Namespace) -> Parts:
     """Refine ``sequences`` with the sampling settings of ``args`` (uncalibrated) and collect :class:`Parts`."""
     refiner.calibration = None
-    results = refiner.refine_sequences(sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed, fallback=FALLBACK)
+    results = refiner.refine_sequences(sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed, fallback=DEFAULT_FALLBACK)
     root = refiner.layout.root
     moving = np.arange(refiner.layout.num_joints) != root
     pieces: list[list[np.ndarray]] = [[], [], [], []]
@@ -200,7 +200,8 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     scales = {name: conformal_scale(fit_parts.error / fit_parts.unscaled(rule), args.level) for name, rule in rules.items()}
     chosen = args.widening.value
     calibration = UncertaintyCalibration(scale=scales[chosen], level=args.level, steps=args.steps, samples=args.samples, eta=args.eta,
-                                         widening=args.widening, correction_weight=rules[chosen][1], fallback=FALLBACK)
+                                         widening=args.widening, correction_weight=rules[chosen][1],
+                                         fallback=DEFAULT_FALLBACK)  # refined as refine does by default
     log(f"scales {', '.join(f'{rule} {scale:.3f}' for rule, scale in scales.items())} from {len(fit_parts.error):,} joint-frames")
     sets = {"validation, calibration half (fitted on)": describe(fit_parts, rules, scales, chosen, fit),
             "validation, other half (held out)": describe(radius_parts(refiner, check, args), rules, scales, chosen, check)}
@@ -212,8 +213,7 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
         set_denoiser_metadata(refiner.weights_path, refiner.weights_path, {CALIBRATION_METADATA_KEY: calibration.to_json()})
         log(f"stored the calibration in {refiner.weights_path}")
     return {"settings": {"sequences": args.sequences, "seed": args.seed, "max_frames": args.max_frames},
-            "calibration": {"scale": scales[chosen], "level": args.level, "steps": args.steps, "samples": args.samples, "eta": args.eta,
-                            "widening": chosen, "correction_weight": calibration.correction_weight},
+            "calibration": json.loads(calibration.to_json()),
             "scales": scales, "correction_grid": grid,
             "fit": {"sequences": len(fit), "joint_frames": int(len(fit_parts.error))}, "sets": sets}
 

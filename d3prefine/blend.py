@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
-from d3prefine.config import DEFAULT_SMOOTH
+from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode
+from d3prefine.config import DEFAULT_FALLBACK, DEFAULT_SMOOTH
 from d3prefine.errors import UsageError, WeightsError
-from d3prefine.guard import SHARPNESS, familiar_mean
-from d3prefine.refine import Refiner, RefineResult, SequenceInput, StreamRefiner, smoothed
+from d3prefine.guard import SHARPNESS
+from d3prefine.refine import Refiner, RefineResult, SequenceInput, StreamRefiner, lean_on_input
 
 BLEND_NAME = "blend"  # refine --weights blend: the shipped sets of BLEND_SETS
 BLEND_SETS: tuple[str | None, ...] = (None, "pool")  # Refiner.from_pretrained names: the default set and weights/pool
@@ -95,8 +95,8 @@ class BlendedRefiner(StreamRefiner):
         root = self.layout.root
         relative = [pose - pose[:, root : root + 1] for pose in (poses_3d, *(r.poses_3d for r in results))]
         given, refined = relative[0], relative[1:]
-        mean, weights = familiar_mean(refined, [r.guard.excess for r in results], smoothed(given, smooth) if fallback else None, self.sharpness)
-        mean = constrain_bones(mean, given, bone_lengths, self.layout)
+        mean, weights = lean_on_input(refined, [r.guard.excess for r in results], given, smooth, bone_lengths, self.layout,
+                                      fallback=fallback, sharpness=self.sharpness)
         sets = weights[: len(results)]
         heaviest = results[int(np.argmax(sets))]
         return replace(heaviest, poses_3d=(mean + poses_3d[:, root : root + 1]).astype(np.float32), uncertainty=None,
@@ -108,7 +108,7 @@ class BlendedRefiner(StreamRefiner):
         if options.get("samples", 1) != 1:
             raise ValueError("blended weight sets refine deterministically: --samples must be 1")
         bones, smooth = options.get("bone_lengths", DEFAULT_BONE_LENGTHS), options.get("smooth", DEFAULT_SMOOTH)
-        fallback = options.pop("fallback", True)
+        fallback = options.pop("fallback", DEFAULT_FALLBACK)
         inputs, *copies = itertools.tee(groups, len(self.refiners) + 1)
         streams = [refiner.refine_stream(copy, fallback=False, **options) for refiner, copy in zip(self.refiners, copies)]
         for (key, sequences), outputs in zip(inputs, zip(*streams)):

@@ -23,6 +23,9 @@ DEFAULT_ETA = 0.3  # stochasticity of --samples; eta = 1 was worse than the inpu
 # the acceleration error of the network output by 44-61 % (`python -m benchmarks.smoothing`).
 SMOOTH_POLYORDER = 3
 DEFAULT_SMOOTH = 9
+# Lean the output on the input where the guard flags the sequence (refine --fallback; README,
+# "Leaning on the input where the guard flags").
+DEFAULT_FALLBACK = True
 
 
 def check_smooth(smooth: int) -> None:

@@ -35,6 +35,7 @@ from d3prefine.checkpoint import NOISE_DIGEST_KEY, denoiser_metadata, load_denoi
 from d3prefine.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ETA,
+    DEFAULT_FALLBACK,
     DEFAULT_SMOOTH,
     DEFAULT_STEPS,
     DENOISER_FILE,
@@ -45,7 +46,7 @@ from d3prefine.config import (
 )
 from d3prefine.error_model import ErrorModel
 from d3prefine.errors import InputError, UsageError, WeightsError
-from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, familiar_mean, guard_score
+from d3prefine.guard import GUARD_METADATA_KEY, SHARPNESS, GuardReference, GuardScore, familiar_mean, guard_score
 from d3prefine.io import PoseSequence
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
@@ -53,7 +54,7 @@ from d3prefine.preprocess import ModelInputs, model_inputs
 from d3prefine.resample import FpsPolicy, at_rate, back_from_rate, refine_rate
 from d3prefine.runtime import derived_seed, resolve_device
 from d3prefine.schedule import ErrorSchedule
-from d3prefine.skeleton import get_layout
+from d3prefine.skeleton import JointLayout, get_layout
 from d3prefine.windows import OverlapAdd, frame_indices, window_starts
 
 # The shipped weights: package data in an installed wheel (setup.py copies them there), else the
@@ -264,7 +265,7 @@ class Refiner(StreamRefiner):
         smooth: int = DEFAULT_SMOOTH,
         bone_lengths: BoneLengthMode | str = DEFAULT_BONE_LENGTHS,
         flip: bool = False,
-        fallback: bool = True,
+        fallback: bool = DEFAULT_FALLBACK,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[K, list[RefineResult]]]:
         """Refine the sequences of many ``(key, sequences)`` groups (e.g. the files of a batch job)
@@ -407,8 +408,8 @@ class Refiner(StreamRefiner):
         guard = None if self.guard is None else guard_score(inputs.p, inputs.y, mean, self.guard)
         input_weight = None
         if fallback and guard is not None:
-            mean, weights = familiar_mean([mean], [guard.excess], smoothed(inputs.y, smooth))
-            mean, input_weight = constrain_bones(mean, inputs.y, bones, self.layout), float(weights[-1])
+            mean, weights = lean_on_input([mean], [guard.excess], inputs.y, smooth, bones, self.layout)
+            input_weight = float(weights[-1])
             spread = None if spread is None else spread * weights[0]
         if spread is not None and self.calibration is not None:
             correction = np.linalg.norm(mean - inputs.y, axis=-1)  # (T, J) metres, root-relative
@@ -421,6 +422,18 @@ def smoothed(poses: np.ndarray, smooth: int) -> np.ndarray:
     """``poses (T, ...)`` filtered along time as refinements are (``smooth``-frame Savitzky-Golay
     window of order :data:`SMOOTH_POLYORDER`; 0: unchanged)."""
     return savgol(poses, smooth, SMOOTH_POLYORDER) if smooth else poses
+
+
+def lean_on_input(
+    refined: Sequence[np.ndarray], excess: Sequence[float], given: np.ndarray, smooth: int, bones: BoneLengthMode | str,
+    layout: JointLayout, *, fallback: bool = True, sharpness: float = SHARPNESS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The familiarity-weighted mean (:func:`~d3prefine.guard.familiar_mean`) of root-relative
+    refinements ``(T, J, 3)`` metres whose guard scores exceed their thresholds by ``excess`` and,
+    with ``fallback``, of the root-relative input ``given`` filtered with ``smooth``; its bone
+    lengths set by ``bones`` against ``given``. Returns the pose and the weights (the input's last)."""
+    mean, weights = familiar_mean(refined, excess, smoothed(given, smooth) if fallback else None, sharpness)
+    return constrain_bones(mean, given, bones, layout), weights
 
 
 def denoiser_path(weights: str | Path | None) -> Path:
