@@ -21,11 +21,15 @@ root-relative in mm, pooled frame-weighted; the training runs' own validation MP
 A ``--sequences`` at least the files' size trains on all of them: the same comparison with
 plentiful pairs at the same number of steps. ``--models`` trains only some of them.
 
-With ``--init WEIGHTS`` (e.g. ``weights/``) two rows more: those weights as they are, and the
+With ``--init WEIGHTS`` (e.g. ``weights/``) three rows more: those weights as they are, the
 diffusion model fine-tuned from them (``train --init``) on the same pairs with the same steps and
-settings, using the weights' own noise statistics (so that step 0 is exactly those weights);
-the question a user with a few pairs of their own estimator asks: fine-tune, train from
-scratch, or use the shipped model as it is? Budgets run side by side, one process each:
+settings, using the weights' own noise statistics (so that step 0 is exactly those weights), and
+the same fine-tuning as a user would run it (:data:`SELECTED`): every ``--select-every``-th pair
+held out, trained on the others and written with ``--keep best``, the weights of its best
+validation on the held-out pairs, step 0 (the weights as they are) included. The question a user
+with a few pairs of their own estimator asks: fine-tune, train from scratch, or use the shipped
+model as it is? Every other model writes its last weights (``--keep last``): its validation
+windows are cut from the sequences it is scored on. Budgets run side by side, one process each:
 
     python -m benchmarks.scarce_data --train data/train_temporal.h5 --train data/train_frame.h5 \\
         --val data/val_temporal.h5 --val data/val_frame.h5 --sequences 20 --threads 1 \\
@@ -43,6 +47,8 @@ import torch
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, report_head, run_and_write, run_info
+from d3prefine.config import KeptWeights
+from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, MetricReport
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -62,6 +68,7 @@ MODELS = {
 # How each model refines: (model, K reverse steps).
 SCORED = (("regression", 1), ("diffusion", 1), ("diffusion", 2), ("diffusion, mixed errors", 1))
 SHIPPED, TUNED = "init weights as they are", "diffusion fine-tuned from the init weights"  # the --init rows
+SELECTED = "diffusion fine-tuned, best on held-out pairs"  # the third --init row (train --keep best)
 
 
 def fit_noise(sequences: list[PoseSequence]) -> NoiseModel:
@@ -73,17 +80,19 @@ def fit_noise(sequences: list[PoseSequence]) -> NoiseModel:
 
 def train(
     name: str, noise: NoiseModel, data: WindowSampler, val: WindowSampler, args: argparse.Namespace, init: PoseDenoiser | None = None,
-    lr: float | None = None,
+    lr: float | None = None, keep: KeptWeights = KeptWeights.LAST,
 ) -> tuple[PoseDenoiser, list[dict]]:
     """The default network (or ``init``'s, starting from its weights) trained as ``MODELS[name]``
-    on ``data`` (peak learning rate ``lr``, default the train default); its EMA weights and validation history."""
+    on ``data`` (peak learning rate ``lr``, default the train default); the EMA weights it keeps
+    (``keep``, validated on ``val``) and its validation history."""
     config = init.config if init is not None else DenoiserConfig(num_joints=noise.num_joints, layout=noise.layout)
-    train_config = TrainConfig(steps=args.steps, eval_every=args.eval_every, seed=args.seed, **MODELS[name], **({} if lr is None else {"lr": lr}))
+    train_config = TrainConfig(steps=args.steps, eval_every=args.eval_every, seed=args.seed, keep=keep, **MODELS[name],
+                               **({} if lr is None else {"lr": lr}))
     trainer = Trainer(config, train_config, noise, data, val, torch.device("cpu"), init=None if init is None else init.state_dict())
     with tempfile.TemporaryDirectory() as folder:  # fit() writes the weights; the probe keeps them in memory
         history = trainer.fit(Path(folder) / "denoiser.safetensors")
-    log(f"  {name}: " + ", ".join(f"step {r['step']} {r['val_mpjpe']:.2f}" for r in history) + " mm (val windows, K=1)")
-    return trainer.state.ema, history
+    log(f"  {name}: " + ", ".join(f"step {r['step']} {r['val_mpjpe']:.2f}" for r in history) + f" mm (val windows, K=1); kept step {trainer.kept_step}")
+    return trainer.kept_model(), history
 
 
 def _summary(report: MetricReport) -> dict[str, float]:
@@ -114,7 +123,15 @@ def measure(args: argparse.Namespace) -> dict:
         windows = (WindowSampler(sequences, shipped.window, root), WindowSampler(val_sequences, shipped.window, root))
         model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, init=shipped.model, lr=args.init_lr)
         refiners[SHIPPED], refiners[TUNED] = shipped, Refiner(model, shipped.noise, "cpu")
-        scored_rows += [(SHIPPED, 1), (TUNED, 1)]
+        held_out = [seq for k, seq in enumerate(sequences) if k % args.select_every == args.select_every - 1]
+        kept = [seq for k, seq in enumerate(sequences) if k % args.select_every != args.select_every - 1]
+        if not held_out:
+            raise InputError(f"--select-every {args.select_every}: {len(sequences)} training sequences leave none held out")
+        log(f"{SELECTED}: {len(kept)} training sequences, {len(held_out)} held out")
+        split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
+        model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, init=shipped.model, lr=args.init_lr, keep=KeptWeights.BEST)
+        refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
+        scored_rows += [(SHIPPED, 1), (TUNED, 1), (SELECTED, 1)]
     files = []
     for label, path, scored in val:
         inputs = [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in scored]
@@ -148,10 +165,13 @@ def markdown(document: dict) -> str:
                  for r in f["rows"]]
         lines += [f"## {f['estimator']}", "", f"{f['sequences']} sequences, {f['frames']:,} frames of `{f['val_file']}`.", "",
                   markdown_table(["method", *(METRICS[m].title for m in REPORTED)], table), ""]
-    steps = [r["step"] for r in next(iter(document["curves"].values()))]
-    curves = [[name, *(fmt(r["val_mpjpe"], 2) for r in history)] for name, history in document["curves"].items()]
+    steps = sorted({r["step"] for history in document["curves"].values() for r in history})
+    curves = [[f"{name} (on its held-out pairs)" if name == SELECTED else name,
+               *(fmt(next((r["val_mpjpe"] for r in history if r["step"] == s), None), 2) for s in steps)]
+              for name, history in document["curves"].items()]
     lines += ["## Learning curves", "",
-              f"Validation MPJPE (mm) on the training runs' {document['val_windows']:,} fixed validation windows (K = 1, no smoothing).", "",
+              f"Validation MPJPE (mm) on the training runs' up to {document['val_windows']:,} fixed validation windows (K = 1, no smoothing); "
+              "fine-tuning runs are validated at step 0 too.", "",
               markdown_table(["model", *(f"step {s}" for s in steps)], curves), ""]
     return "\n".join(lines)
 
@@ -161,7 +181,9 @@ def _init_note(settings: dict) -> str:
         return ""
     lr = "" if settings.get("init_lr") is None else f" (but a peak learning rate of {settings['init_lr']:g})"
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
-            f"settings{lr} and pairs, using its own noise statistics ('{TUNED}').")
+            f"settings{lr} and pairs, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
+            f"{settings['select_every']}th pair held out and the weights of the best validation on them kept, step 0 included "
+            f"(`train --keep best`; '{SELECTED}').")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -177,10 +199,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="the models trained from scratch")
     parser.add_argument("--init", type=Path, default=None, help="weights (file or folder) to score as they are and to fine-tune")
     parser.add_argument("--init-lr", type=float, default=None, help="peak learning rate of the fine-tuning (default: the train default)")
+    parser.add_argument("--select-every", type=int, default=5, help=f"'{SELECTED}': every N-th training pair held out to choose the weights")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
-    if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1:
-        parser.error("--sequences, --val-sequences, --steps and --eval-every must be >= 1")
+    if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1 or args.select_every < 2:
+        parser.error("--sequences, --val-sequences, --steps and --eval-every must be >= 1, --select-every >= 2")
     return args
 
 
@@ -193,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         provenance = run_info("benchmarks.scarce_data", argv, ["cpu"])
         settings = {"sequences": args.sequences, "steps": args.steps, "eval_every": args.eval_every, "seed": args.seed,
                     "val_sequences": args.val_sequences, "threads": args.threads, "models": {m: MODELS[m] for m in args.models}, "scored": SCORED,
-                    "init": None if args.init is None else str(args.init), "init_lr": args.init_lr}
+                    "init": None if args.init is None else str(args.init), "init_lr": args.init_lr,
+                    "select_every": args.select_every}
         document = {"benchmark": "scarce_data", "run": provenance, "settings": settings, **measure(args)}
         return document, markdown(document)
 

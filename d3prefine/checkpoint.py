@@ -7,9 +7,10 @@ statistics it was trained with, checked by ``Refiner.from_pretrained``), plus op
 fitted after training on held-out data without changing the tensors: ``guard`` (the
 out-of-distribution reference, :mod:`d3prefine.guard`) and ``calibration`` (the uncertainty
 scale, :mod:`d3prefine.calibration`).
-A training checkpoint additionally holds the EMA weights, the AdamW state and the random
-state of every process's batch sampler (``generator.<rank>``; one per ``torchrun`` process), so
-``train --resume`` continues exactly where it stopped.
+A training checkpoint additionally holds the EMA weights, the AdamW state, the random
+state of every process's batch sampler (``generator.<rank>``; one per ``torchrun`` process) and,
+with ``train --keep best``, the EMA weights of the best validation so far (``best.*``, metadata
+``best_step``), so ``train --resume`` continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class TrainingProgress:
     history: list
     generator_states: list[torch.Tensor]  # the sampler's random state of each rank (uint8, ``Generator.get_state()``)
     noise_digest: str | None = None  # NoiseModel.digest() of the noise statistics trained with (None: not recorded)
+    best_step: int | None = None  # the step of the best validation so far (train --keep best; None: none kept)
+    best: dict[str, torch.Tensor] | None = None  # the EMA weights at best_step
 
 
 def save_checkpoint(
@@ -117,6 +120,8 @@ def save_checkpoint(
     for i, s in optimizer.state_dict()["state"].items():
         tensors |= {f"optim.{i}.{k}": torch.as_tensor(v) for k, v in s.items()}
     tensors |= {f"generator.{rank}": state for rank, state in enumerate(progress.generator_states)}
+    if progress.best is not None:
+        tensors |= {f"best.{k}": v for k, v in progress.best.items()}
     meta = {
         "format": CHECKPOINT_FORMAT,
         "config": model.config.to_json(),
@@ -127,6 +132,8 @@ def save_checkpoint(
     }
     if progress.noise_digest is not None:
         meta[NOISE_DIGEST_KEY] = progress.noise_digest
+    if progress.best_step is not None:
+        meta["best_step"] = str(progress.best_step)
     write_tensors(path, tensors, meta)
 
 
@@ -161,6 +168,8 @@ def load_checkpoint(
             tensors["generator.0"] = tensors.pop("generator")
         world = int(meta.get("world_size", "1"))
         states = [tensors[f"generator.{rank}"] for rank in range(world)]
-        return TrainingProgress(int(meta["step"]), json.loads(meta["history"]), states, recorded)
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None  # absent: keep=last or an older version
+        best_step = int(meta["best_step"]) if best is not None else None
+        return TrainingProgress(int(meta["step"]), json.loads(meta["history"]), states, recorded, best_step, best)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a damaged or foreign checkpoint
         raise WeightsError(f"{path}: not a complete checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None

@@ -129,6 +129,15 @@ class IntermediateStates(str, Enum):
     SAMPLER = "sampler"
 
 
+class KeptWeights(str, Enum):
+    """Which EMA weights ``train`` writes: ``best``, those of the validation with the lowest MPJPE
+    (a fine-tuning run is also validated at step 0, so it never writes weights its validation
+    scores worse than the ones it started from), or ``last``, those of the final step."""
+
+    BEST = "best"
+    LAST = "last"
+
+
 #: Warm-up and EMA span: an eighth of the run, at most 500 steps. At the shipped recipe's 4,000
 #: steps (and beyond) that is the warm-up of 500 steps and the EMA decay 0.998 (a 500-step
 #: average) used before; a short run warms up and averages over its own first and last eighth.
@@ -159,6 +168,7 @@ class TrainConfig:
     eval_every: int = 1000  # steps between validations (an "epoch")
     val_windows: int = 1024  # fixed validation windows
     seed: int = 0
+    keep: KeptWeights = KeptWeights.BEST  # the weights written at the end (KeptWeights)
 
     def __post_init__(self) -> None:
         if self.warmup is None:
@@ -170,6 +180,7 @@ class TrainConfig:
         object.__setattr__(self, "objective", Objective(self.objective))  # unknown names raise ValueError
         object.__setattr__(self, "forward_errors", ForwardErrors(self.forward_errors))
         object.__setattr__(self, "intermediate_states", IntermediateStates(self.intermediate_states))
+        object.__setattr__(self, "keep", KeptWeights(self.keep))
         if not 0.0 <= self.final_step_share <= 1.0:
             raise ValueError(f"final_step_share must be in [0, 1], got {self.final_step_share}")
         if min(self.steps, self.batch_size, self.eval_every, self.val_windows) < 1:

@@ -40,7 +40,7 @@ import torch.distributed as dist
 
 from d3prefine.architectures import build_denoiser
 from d3prefine.checkpoint import TrainingProgress, load_checkpoint, save_checkpoint, save_denoiser
-from d3prefine.config import DenoiserConfig, ForwardErrors, IntermediateStates, Objective, TrainConfig
+from d3prefine.config import DenoiserConfig, ForwardErrors, IntermediateStates, KeptWeights, Objective, TrainConfig
 from d3prefine.error_model import ErrorModel
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import mpjpe
@@ -121,6 +121,8 @@ class TrainState:
     generator: torch.Generator
     step: int = 0
     history: list | None = None
+    best_step: int | None = None  # the validation with the lowest MPJPE so far (rank 0; keep=best)
+    best: dict[str, torch.Tensor] | None = None  # the EMA weights at best_step
 
 
 class Trainer:
@@ -160,6 +162,7 @@ class Trainer:
             else model
         )
         self.val_index = val_data.fixed(train_config.val_windows, seed=train_config.seed)
+        self.fine_tuning = init is not None
 
     def error_model(self, network: torch.nn.Module) -> ErrorModel:
         """``network`` (the trained model, its parallel wrapper or the EMA copy) with this run's noise statistics and schedule."""
@@ -257,6 +260,8 @@ class Trainer:
         ``eval_every`` steps; write the EMA weights to ``out``. Returns the validation history."""
         st, cfg = self.state, self.config
         start, losses = time.monotonic(), []
+        if self.fine_tuning and st.step == 0 and self.rank == 0:
+            self._record({"step": 0, **self.validate()}, on_eval)  # the weights it starts from
         while st.step < cfg.steps:
             losses.append(self.train_step())
             if on_step is not None:
@@ -265,11 +270,8 @@ class Trainer:
             timed_out = max_minutes is not None and self._agreed(time.monotonic() - start > 60.0 * max_minutes)
             if st.step % cfg.eval_every == 0 or st.step == cfg.steps or timed_out:
                 if self.rank == 0:
-                    record = {"step": st.step, "train_loss_mm": 1000.0 * float(np.mean(losses)), **self.validate()}
-                    st.history.append(record)
+                    self._record({"step": st.step, "train_loss_mm": 1000.0 * float(np.mean(losses)), **self.validate()}, on_eval)
                     losses = []
-                    if on_eval is not None:
-                        on_eval(record)
                 if checkpoint is not None:
                     self.save_checkpoint(checkpoint)  # every rank: their random states are gathered
                 if self.world > 1:
@@ -277,9 +279,38 @@ class Trainer:
             if timed_out:
                 break
         if self.rank == 0:
-            info = {**(info or {}), "train_config": asdict(cfg), "steps_done": st.step, "history": st.history}
-            save_denoiser(out, st.ema, info, fps=self.train_data.fps, noise_digest=self.noise.digest())
+            kept = self.kept_model()
+            info = {**(info or {}), "train_config": asdict(cfg), "steps_done": st.step, "kept_step": self.kept_step, "history": st.history}
+            save_denoiser(out, kept, info, fps=self.train_data.fps, noise_digest=self.noise.digest())
         return st.history
+
+    def _record(self, record: dict, on_eval: Callable[[dict], None] | None) -> None:
+        """Append a validation ``record`` to the history; with ``keep=best`` remember the EMA weights
+        when its MPJPE is the lowest so far."""
+        st = self.state
+        if self.config.keep is KeptWeights.BEST:
+            best = next((r["val_mpjpe"] for r in st.history if r["step"] == st.best_step), float("inf"))
+            if st.best is None or record["val_mpjpe"] < best:
+                st.best_step, st.best = record["step"], {k: v.detach().clone() for k, v in st.ema.state_dict().items()}
+        st.history.append(record)
+        if on_eval is not None:
+            on_eval(record)
+
+    @property
+    def kept_step(self) -> int:
+        """The step whose EMA weights :meth:`kept_model` returns."""
+        st = self.state
+        return st.step if self.config.keep is KeptWeights.LAST or st.best is None else st.best_step
+
+    def kept_model(self) -> PoseDenoiser:
+        """The network :meth:`fit` writes: the EMA weights of the best validation so far
+        (``keep=best``; rank 0 validates) or of the last step (``keep=last``, or before any validation)."""
+        st = self.state
+        if self.kept_step == st.step:
+            return st.ema
+        kept = copy.deepcopy(st.ema)
+        kept.load_state_dict(st.best)
+        return kept
 
     # ------------------------------------------------------------------ checkpoints
     def _generator_states(self) -> list[torch.Tensor]:
@@ -296,7 +327,7 @@ class Trainer:
         """Model, EMA, AdamW moments and every rank's sampler state, atomically. Under ``torchrun``
         every rank must call it (the random states are gathered); rank 0 writes the file."""
         st = self.state
-        progress = TrainingProgress(st.step, st.history, self._generator_states(), self.noise.digest())
+        progress = TrainingProgress(st.step, st.history, self._generator_states(), self.noise.digest(), st.best_step, st.best)
         if self.rank == 0:
             save_checkpoint(path, model=st.model, ema=st.ema, optimizer=st.optimizer, progress=progress, train_config=asdict(self.config))
 
@@ -311,7 +342,7 @@ class Trainer:
             st.generator.set_state(progress.generator_states[self.rank])
         else:
             st.generator.manual_seed(derived_seed(self.config.seed, self.rank, progress.step))
-        st.step, st.history = progress.step, progress.history
+        st.step, st.history, st.best_step, st.best = progress.step, progress.history, progress.best_step, progress.best
 
 
 def init_distributed(device: str) -> tuple[torch.device, bool]:

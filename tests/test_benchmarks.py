@@ -447,25 +447,31 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     monkeypatch.setitem(scarce_data.MODELS, "diffusion", {"warmup": 1, "ema_decay": 0.0})
     out = tmp_path / "scarce_init"
     argv = ["--train", files["train"], "--val", files["val"], "--sequences", "2", "--val-sequences", "2", "--steps", "2",
-            "--eval-every", "2", "--threads", "1", "--models", "diffusion", "--init", files["weights"], "--out", out]
+            "--eval-every", "2", "--threads", "1", "--models", "diffusion", "--init", files["weights"], "--select-every", "2", "--out", out]
     assert scarce_data.main([str(a) for a in argv]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
     (scored,) = document["files"]
     rows = {r["method"]: r["metrics"]["mpjpe"] for r in scored["rows"]}
-    assert list(rows) == ["base estimator", "diffusion K=1", "diffusion K=2", f"{scarce_data.SHIPPED} K=1", f"{scarce_data.TUNED} K=1"]
+    assert list(rows) == ["base estimator", "diffusion K=1", "diffusion K=2", f"{scarce_data.SHIPPED} K=1", f"{scarce_data.TUNED} K=1",
+                          f"{scarce_data.SELECTED} K=1"]
     val = accuracy.load_scored(files["val"], 2, 0)
     shipped = Refiner.from_pretrained(files["weights"], device="cpu").refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in val])
     assert rows[f"{scarce_data.SHIPPED} K=1"] == pytest.approx(pool_reports(
         [evaluate_poses(r.poses_3d, s.gt_3d, s.layout) for r, s in zip(shipped, val)]).summary["mpjpe"], rel=1e-6)
     assert rows[f"{scarce_data.TUNED} K=1"] != rows[f"{scarce_data.SHIPPED} K=1"]  # two steps at the full rate moved it
-    assert set(document["curves"]) == {"diffusion", scarce_data.TUNED}
+    curves = {name: [r["step"] for r in curve] for name, curve in document["curves"].items()}
+    assert curves == {"diffusion": [2], scarce_data.TUNED: [0, 2], scarce_data.SELECTED: [0, 2]}  # fine-tuning validates its start
     assert "fine-tuned from it" in out.with_suffix(".md").read_text()
+    assert "| diffusion | — | " in out.with_suffix(".md").read_text()  # no step 0 for a run from scratch
     # --init-lr sets the fine-tuning's learning rate: at 0 the fine-tuned weights are the init weights
     assert scarce_data.main([str(a) for a in [*argv[:-1], out.with_name("frozen"), "--init-lr", "0"]]) == 0
     frozen = json.loads(out.with_name("frozen.json").read_text())
     (scored,) = frozen["files"]
     rows = {r["method"]: r["metrics"]["mpjpe"] for r in scored["rows"]}
     assert rows[f"{scarce_data.TUNED} K=1"] == pytest.approx(rows[f"{scarce_data.SHIPPED} K=1"], rel=1e-6)
+    assert rows[f"{scarce_data.SELECTED} K=1"] == pytest.approx(rows[f"{scarce_data.SHIPPED} K=1"], rel=1e-6)  # no step beat step 0
+    one = [*argv[:argv.index("--sequences") + 1], "1", *argv[argv.index("--sequences") + 2:-1], out.with_name("one")]
+    assert scarce_data.main([str(a) for a in one]) == 1  # one training pair: none left to hold out
     assert frozen["settings"]["init_lr"] == 0.0 and "peak learning rate of 0" in out.with_name("frozen.md").read_text()
 
 

@@ -279,7 +279,9 @@ def test_refine_unwritable_output_fails_cleanly(trained, tmp_path):
 def test_train_init_starts_from_given_weights(trained, tmp_path):
     data = ["--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"], "--device", "cpu",
             "--steps", "2", "--batch-size", "2", "--eval-every", "2", "--lr", "0"]
-    invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors")  # architecture from the file
+    document = json.loads(invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors", "--json").stdout)
+    assert [h["step"] for h in document["history"]] == [0, 2]  # fine-tuning is validated at its start too
+    assert document["kept_step"] == 0  # lr 0: step 2 is no better than step 0 (--keep best)
     invoke("train", *data, *TINY, "-o", tmp_path / "scratch.safetensors")
     start = read_tensors(trained["model"], "d3prefine-denoiser")[0]
     tuned = read_tensors(tmp_path / "tuned.safetensors", "d3prefine-denoiser")[0]

@@ -1,5 +1,7 @@
 """Training: the loss goes down, checkpoints resume exactly, configs reject unknown modes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,12 +16,12 @@ from tests.conftest import build_sequence
 TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)
 
 
-def _setup(config: TrainConfig, sequences):
+def _setup(config: TrainConfig, sequences, init: dict[str, torch.Tensor] | None = None):
     noise = NoiseModel.fit(
         [error_triple(s.poses_2d, s.poses_3d, s.gt_3d, s.image_size, 0) for s in sequences], layout="h36m17"
     )
     data = WindowSampler(sequences, TINY.window, root=0)
-    return Trainer(TINY, config, noise, data, data, torch.device("cpu"))
+    return Trainer(TINY, config, noise, data, data, torch.device("cpu"), init=init)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_short_sequences_are_padded_to_one_window():
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, biased):
-    config = TrainConfig(steps=12, batch_size=4, warmup=2, eval_every=6, val_windows=4, forward_errors="mixed")
+    config = TrainConfig(steps=12, batch_size=4, warmup=2, eval_every=6, val_windows=4, forward_errors="mixed", keep="last")
     straight = _setup(config, biased)
     straight.fit(tmp_path / "a.safetensors")
     first = _setup(config, biased)
@@ -78,6 +80,42 @@ def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, biased):
         torch.testing.assert_close(pa, pb, msg=name)
 
 
+class _Crash(Exception):
+    """Stands in for a job killed after a checkpoint."""
+
+
+def _crash_at_4(step: int, loss: float) -> None:
+    if step == 4:
+        raise _Crash
+
+
+def test_keep_best_writes_the_weights_of_the_lowest_validation_even_after_a_resume(tmp_path, biased):
+    """Fine-tuning is validated at step 0: when training only makes the validation worse (a
+    learning rate of 5 wrecks the network), ``keep=best`` writes the weights it started from, also
+    when the run was resumed from a checkpoint (which holds them), and ``keep=last`` the final ones."""
+    start = _setup(TrainConfig(steps=1, batch_size=4, warmup=1), biased).state.model.state_dict()
+    config = TrainConfig(steps=6, batch_size=4, lr=5.0, warmup=1, eval_every=3, val_windows=8)
+    best = _setup(config, biased, init=start)
+    history = best.fit(tmp_path / "best.safetensors")
+    assert [r["step"] for r in history] == [0, 3, 6] and "train_loss_mm" not in history[0]
+    assert min(r["val_mpjpe"] for r in history[1:]) > history[0]["val_mpjpe"]  # the premise: training only hurt
+    assert best.kept_step == 0
+    crashed = _setup(config, biased, init=start)
+    with pytest.raises(_Crash):
+        crashed.fit(tmp_path / "never.safetensors", checkpoint=tmp_path / "ckpt.safetensors", on_step=_crash_at_4)
+    resumed = _setup(config, biased, init=start)
+    resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
+    assert resumed.state.best_step == 0
+    resumed.fit(tmp_path / "resumed.safetensors")
+    last = _setup(replace(config, keep="last"), biased, init=start)
+    last.fit(tmp_path / "last.safetensors")
+    assert last.kept_step == 6
+    for name, value in start.items():
+        assert torch.equal(load_denoiser(tmp_path / "best.safetensors").state_dict()[name], value), name
+        assert torch.equal(load_denoiser(tmp_path / "resumed.safetensors").state_dict()[name], value), name
+    assert not all(torch.equal(load_denoiser(tmp_path / "last.safetensors").state_dict()[k], v) for k, v in start.items())
+
+
 def test_unknown_modes_raise():
     with pytest.raises(ValueError):
         TrainConfig(objective="gan")
@@ -85,6 +123,8 @@ def test_unknown_modes_raise():
         TrainConfig(forward_errors="uniform")
     with pytest.raises(ValueError):
         TrainConfig(intermediate_states="backward")
+    with pytest.raises(ValueError):
+        TrainConfig(keep="first")
 
 
 def test_sampler_states_replace_the_real_error_by_the_networks_estimate_below_T(biased):

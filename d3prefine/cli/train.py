@@ -34,6 +34,7 @@ from d3prefine.config import (
     DenoiserConfig,
     ForwardErrors,
     IntermediateStates,
+    KeptWeights,
     Objective,
     TrainConfig,
 )
@@ -105,6 +106,10 @@ def command(
         ),
     ] = None,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations and checkpoints.")] = TrainConfig.eval_every,
+    keep: Annotated[
+        KeptWeights,
+        typer.Option(help="Weights to write: those of the best validation (with --init, step 0 included: never worse than the start on --val) or of the last step."),
+    ] = TrainConfig.keep,
     window: Annotated[int, typer.Option(min=1, help="Frames per window.")] = DenoiserConfig.window,
     dim: Annotated[int, typer.Option(min=2, help="Channels per token.")] = DenoiserConfig.dim,
     depth: Annotated[int, typer.Option(min=1, help="STC blocks.")] = DenoiserConfig.depth,
@@ -132,7 +137,7 @@ def command(
         train_config = TrainConfig(
             steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
             velocity_weight=velocity_weight, eval_every=eval_every, seed=seed, final_step_share=final_step_share,
-            intermediate_states=intermediate_states, warmup=warmup, ema_decay=ema_decay,
+            intermediate_states=intermediate_states, warmup=warmup, ema_decay=ema_decay, keep=keep,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
@@ -205,7 +210,7 @@ def command(
             max_minutes=max_minutes,
             on_step=lambda step, loss: progress.update(task, completed=step, loss=1000.0 * loss),
             on_eval=lambda r: progress.console.print(
-                f"step {r['step']}: train loss {r['train_loss_mm']:.2f} mm | val MPJPE input {r['val_input_mpjpe']:.2f}, "
+                f"step {r['step']}: train loss {r.get('train_loss_mm', float('nan')):.2f} mm | val MPJPE input {r['val_input_mpjpe']:.2f}, "
                 f"gaussian mean {r['val_gaussian_mean_mpjpe']:.2f}, refined (K=1) {r['val_mpjpe']:.2f} mm",
                 highlight=False,
             ),
@@ -214,6 +219,7 @@ def command(
     if distributed:
         torch.distributed.destroy_process_group()
     if trainer.rank == 0:
-        log(f"wrote {output} after {trainer.state.step} steps ({time.perf_counter() - started:.0f} s)")
+        log(f"wrote {output} after {trainer.state.step} steps, the EMA weights of step {trainer.kept_step} "
+            f"(--keep {keep.value}; {time.perf_counter() - started:.0f} s)")
         if json_output:
-            emit_json({"output": output, "steps": trainer.state.step, "history": history})
+            emit_json({"output": output, "steps": trainer.state.step, "kept_step": trainer.kept_step, "history": history})
