@@ -12,8 +12,9 @@ Every option and row of :mod:`benchmarks.accuracy` (whose machinery this runs), 
 every ``--shipped [NAME=]DIR`` (its ``denoiser.safetensors`` with its own ``noise.safetensors``,
 refined with K=1, also with each ``--bone-lengths`` mode) and, for every row, the metrics per Human3.6M action (``provenance["action_group"]``
 of the sequences, the action without its take number; frame-weighted within an action) and
-their mean over actions, the Human3.6M convention, and per subject (``provenance["subject"]``,
-frame-weighted; the Markdown table only when a file holds several). Writes ``<out>.json`` and ``<out>.md``.
+their mean over actions, the Human3.6M convention, per subject (``provenance["subject"]``,
+frame-weighted; the Markdown table only when a file holds several) and per joint (MPJPE pooled
+over every frame: where refinement gains and where it loses). Writes ``<out>.json`` and ``<out>.md``.
 """
 
 from __future__ import annotations
@@ -49,16 +50,18 @@ def shipped_weights(text: str) -> accuracy.Variant:
 GROUP_KEYS = ("action_group", "subject")
 
 
-def provenance_groups(path: Path) -> dict[str, dict[str, str]]:
-    """``{key: {sequence name: provenance[key]}}`` of every :data:`GROUP_KEYS` key over the sequences of ``path``."""
+def provenance_groups(path: Path) -> tuple[dict[str, dict[str, str]], tuple[str, ...]]:
+    """``{key: {sequence name: provenance[key]}}`` of every :data:`GROUP_KEYS` key over the
+    sequences of ``path``, and the joint names of their layout."""
     groups: dict[str, dict[str, str]] = {key: {} for key in GROUP_KEYS}
-    for seq in load_poses(path):
+    sequences = load_poses(path)
+    for seq in sequences:
         for key in GROUP_KEYS:
             group = seq.provenance.get(key)
             if not isinstance(group, str) or not group:
                 raise InputError(f"{path}: sequence {seq.name!r}: provenance has no {key!r}, the per-action and per-subject tables need it")
             groups[key][seq.name] = group
-    return groups
+    return groups, sequences[0].layout.joint_names
 
 
 def pooled_by_group(row: accuracy.Row, groups: list[str]) -> dict[str, dict[str, float]]:
@@ -98,6 +101,7 @@ def actions_markdown(section: dict) -> str:
         f"### {section['estimator']}: MPJPE (mm) per action", "",
         markdown_table(["method", *names], per_action_cells), "",
         *subjects_markdown(section),
+        *joints_markdown(section),
     ])
 
 
@@ -119,6 +123,18 @@ def subjects_markdown(section: dict) -> list[str]:
     ]
 
 
+def joints_markdown(section: dict) -> list[str]:
+    """The per-joint MPJPE table's lines (the root, at 0 by the root-relative protocol, left out)."""
+    names, joints = section["joint_names"], section["joints"]
+    shown = [j for j, values in enumerate(next(iter(joints.values()))) if values > 0]
+    cells = [[label, *(fmt(values[j], 1) for j in shown)] for label, values in joints.items()]
+    return [
+        f"### {section['estimator']}: MPJPE (mm) per joint", "",
+        "Root-relative, pooled over every frame of every sequence.", "",
+        markdown_table(["method", *(names[j] for j in shown)], cells), "",
+    ]
+
+
 def markdown(document: dict) -> str:
     sections = "\n".join(actions_markdown(section) for section in document["estimators"])
     return accuracy.markdown(document) + "\n\n## Per-action averages\n\n" + sections
@@ -135,13 +151,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def build() -> tuple[dict, str]:
         groups_by_file = {path: provenance_groups(path) for path in args.val}  # checked before the long work
+        joint_names = {path: names for path, (_, names) in groups_by_file.items()}
         document = accuracy.run(args, argv, "benchmarks.h36m", shipped)
         document["benchmark"], document["title"] = "h36m", "d3prefine Human3.6M benchmark (real detections)"
         for section in document["estimators"]:
-            actions, subjects = ([groups_by_file[section["val_file"]][key][name] for name in section["sequence_names"]] for key in GROUP_KEYS)
+            actions, subjects = ([groups_by_file[section["val_file"]][0][key][name] for name in section["sequence_names"]] for key in GROUP_KEYS)
             section["actions"] = {row.label: per_action(row, actions) for row in section["rows"]}
             section["subjects"] = {row.label: pooled_by_group(row, subjects) for row in section["rows"]}
             section["subject_sequences"] = {s: subjects.count(s) for s in sorted(set(subjects))}
+            section["joint_names"] = list(joint_names[section["val_file"]])
+            section["joints"] = {row.label: row.report.per_joint["mpjpe"].tolist() for row in section["rows"]}
         document["metrics"]["action_metrics"] = list(ACTION_METRICS)
         return accuracy.to_json(document), markdown(document)
 
