@@ -44,7 +44,7 @@ def _worker(rank: int, folder: str) -> None:
     torch.set_num_threads(1)
     out = Path(folder)
     dist.init_process_group("gloo", init_method=f"file://{out / 'rendezvous'}", rank=rank, world_size=2,
-                            timeout=timedelta(seconds=60))  # a rank left waiting in a collective fails instead of hanging
+                            timeout=timedelta(seconds=180))  # a rank left waiting fails, not hangs (180 s: slow spawns when busy)
     try:
         _trainer().fit(out / "straight.safetensors", checkpoint=out / "straight.ckpt.safetensors")
         try:
