@@ -142,6 +142,8 @@ def markdown(document: dict) -> str:
             for name, s in document["sets"].items()]
     lines += [markdown_table(header, rows), "", "Target: 85-95 % coverage on data the weights did not train on."]
     grid = document["correction_grid"]
+    if not grid and Widening.CORRECTION.value in document["scales"]:
+        lines += ["", f"The correction weight {c['correction_weight']:g} was given (`--correction-weight`), not chosen on selection files."]
     if grid:
         lines += ["", "## Choosing the correction weight",
                   "",
@@ -158,6 +160,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="held-out file with gt_3d (repeatable)")
     parser.add_argument("--select", type=Path, action="append", default=[],
                         help="file with gt_3d of an estimator the weights did not train on, to choose the correction weight (repeatable)")
+    parser.add_argument("--correction-weight", type=float, default=None,
+                        help="the correction widening's weight, given instead of chosen on --select files (weights that trained on "
+                             "every estimator at hand: the weight chosen for another set)")
     parser.add_argument("--test", type=Path, action="append", default=[], help="other-domain file with gt_3d (repeatable)")
     parser.add_argument("--sequences", type=int, default=100, help="seeded subsample per --val file and half, and per --select and --test file")
     parser.add_argument("--max-frames", type=int, default=300, help="--select and --test sequences are cut to their first N frames")
@@ -167,7 +172,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--level", type=float, default=0.9, help="nominal coverage of the radius")
     parser.add_argument("--widening", type=Widening, choices=list(Widening), default=Widening.GUARD,
                         help="the rule written with --write-weights and shown as the calibrated coverage (all are measured; "
-                             "correction needs --select)")
+                             "correction needs --select or --correction-weight)")
     parser.add_argument("--write-weights", action="store_true", help="store the calibration in the denoiser file")
 
 
@@ -179,8 +184,11 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     if args.widening is Widening.GUARD and refiner.guard is None:
         raise WeightsError(f"{refiner.weights_path}: --widening guard needs the guard reference in the file "
                            "(python -m benchmarks.guard --write-weights first), or pass --widening none")
-    if args.widening is Widening.CORRECTION and not args.select:
-        raise UsageError("--widening correction chooses its weight on --select files (estimators the weights did not train on)")
+    if args.select and args.correction_weight is not None:
+        raise UsageError("--select chooses the correction weight, --correction-weight gives it: pass one of them")
+    if args.widening is Widening.CORRECTION and not args.select and args.correction_weight is None:
+        raise UsageError("--widening correction chooses its weight on --select files (estimators the weights did not train on) "
+                         "or takes --correction-weight")
     loaded = {path: load_scored(path, 2 * args.sequences, args.seed) for path in args.val}
     fit = [seq for seqs in loaded.values() for seq in seqs[0::2]]
     check = [seq for seqs in loaded.values() for seq in seqs[1::2]]
@@ -197,6 +205,8 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
         weight, rows = choose_correction_weight(fit_parts, [other[label][1] for label in select], args.level)
         rules[Widening.CORRECTION.value] = (Widening.CORRECTION, weight)
         grid = {"select": select, "chosen": weight, "weights": {str(w): row for w, row in rows.items()}}
+    elif args.correction_weight is not None:
+        rules[Widening.CORRECTION.value] = (Widening.CORRECTION, args.correction_weight)
     scales = {name: conformal_scale(fit_parts.error / fit_parts.unscaled(rule), args.level) for name, rule in rules.items()}
     chosen = args.widening.value
     calibration = UncertaintyCalibration(scale=scales[chosen], level=args.level, steps=args.steps, samples=args.samples, eta=args.eta,

@@ -441,6 +441,15 @@ def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(fil
     refiner = Refiner.from_pretrained(weights, device="cpu")
     assert refiner.calibration.widening is Widening.CORRECTION and refiner.calibration.correction_weight == grid["chosen"]
     assert f"**{grid['chosen']:g}**" in out.with_suffix(".md").read_text()
+    # a set that trained on every estimator at hand takes the weight chosen for another set instead
+    given = [*argv, "--correction-weight", "0.5"]
+    assert uncertainty.main([str(a) for a in [*given, "--select", files["val"]]]) == 2  # one or the other
+    assert uncertainty.main([str(a) for a in given]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["calibration"]["correction_weight"] == 0.5 and document["correction_grid"] == {}
+    assert set(document["sets"]["validation, other half (held out)"]["coverage_by_widening"]) == {"none", "guard", "correction"}
+    assert "The correction weight 0.5 was given" in out.with_suffix(".md").read_text()
+    assert Refiner.from_pretrained(weights, device="cpu").calibration.correction_weight == 0.5
 
 
 def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeypatch):
