@@ -2,7 +2,7 @@
 
 ``weights/`` stays at the top of the repository (recipes, benchmarks and docs name it there);
 building copies its ``README.md`` and every ``denoiser.safetensors`` and ``noise.safetensors``
-below it (the default set and those of ``d3prefine.refine.SHIPPED_SETS``, e.g. ``weights/pool/``;
+below it (the default set and those of ``d3prefine.refine.SHIPPED_SETS``, e.g. ``weights/varied/``;
 ``MANIFEST.in`` puts the same files in the sdist) into ``d3prefine/weights/`` of the build, so
 ``pip install .`` (not editable) gives a d3prefine whose ``Refiner.from_pretrained()`` and
 ``d3prefine refine`` work from any directory.

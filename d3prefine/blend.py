@@ -1,7 +1,8 @@
 """Blending the refinements of several weight sets by how familiar each finds the inputs.
 
-The shipped sets suit different data: the default ``weights/`` real detections, ``weights/pool/``
-clean 2D and the estimators of its pool (README, "Two sets"). A user does not know which their
+The shipped sets suit different data: the default ``weights/`` (trained on a pool of lifters of
+both Bandai builds) clean 2D and stronger estimators, ``weights/varied/`` (the real-detector
+build's two lifters) real detections (README, "Two sets"). A user does not know which their
 data resembles, but each set's guard (:mod:`d3prefine.guard`) scores how far a sequence lies
 from that set's training data, in the same units (0 typical, each unit a doubling). A
 :class:`BlendedRefiner` refines every sequence with each set and returns the weighted mean of
@@ -32,7 +33,7 @@ from d3prefine.guard import SHARPNESS
 from d3prefine.refine import Refiner, RefineResult, SequenceInput, StreamRefiner, lean_on_input
 
 BLEND_NAME = "blend"  # refine --weights blend: the shipped sets of BLEND_SETS
-BLEND_SETS: tuple[str | None, ...] = (None, "pool")  # Refiner.from_pretrained names: the default set and weights/pool
+BLEND_SETS: tuple[str | None, ...] = (None, "varied")  # Refiner.from_pretrained names: the default set and weights/varied
 
 
 def load_refiner(

@@ -64,7 +64,9 @@ DEFAULT_WEIGHTS_DIR = (
     _PACKAGED_WEIGHTS if (_PACKAGED_WEIGHTS / DENOISER_FILE).is_file() else Path(__file__).resolve().parent.parent / "weights"
 )
 #: Weight sets shipped beside the default, by name (``--weights NAME``): folders of the shipped weights.
-SHIPPED_SETS = ("pool",)
+SHIPPED_SETS = ("varied",)
+#: Names of earlier shipped sets and where their weights went (a one-line usage error says so).
+RENAMED_SETS = {"pool": "is the default weights/ since stop 20: leave --weights out (the former default is --weights varied)"}
 __all__ = ["DENOISER_FILE", "SHIPPED_SETS", "NOISE_FILE", "DEFAULT_BATCH_SIZE", "DEFAULT_ETA", "DEFAULT_SMOOTH", "DEFAULT_STEPS", "MAX_STEPS", "SMOOTH_POLYORDER",
            "RefineResult", "Refiner", "StreamRefiner", "check_smooth"]  # the defaults live in d3prefine.config (no torch)
 
@@ -191,7 +193,7 @@ class Refiner(StreamRefiner):
         """Load a denoiser file (or a directory holding ``denoiser.safetensors``) and noise statistics.
 
         ``weights=None`` uses the weights shipped in ``weights/``, the name of a set in
-        :data:`SHIPPED_SETS` (e.g. ``"pool"``) the shipped ``weights/<name>/``; ``noise=None`` uses
+        :data:`SHIPPED_SETS` (e.g. ``"varied"``) the shipped ``weights/<name>/``; ``noise=None`` uses
         ``noise.safetensors`` next to the denoiser file. The guard reference and the uncertainty
         calibration come from the denoiser file's metadata when it holds them, and so does the
         frame rate of the training data (``Refiner.fps``, ``None`` if the file does not say).
@@ -439,7 +441,13 @@ def lean_on_input(
 def denoiser_path(weights: str | Path | None) -> Path:
     """The denoiser file of ``weights``: ``None`` the default shipped set, the name of a set in
     :data:`SHIPPED_SETS` (unless a path of that name exists), a folder holding
-    ``denoiser.safetensors``, or the file itself."""
+    ``denoiser.safetensors``, or the file itself.
+
+    Raises:
+        UsageError: the name of an earlier shipped set (:data:`RENAMED_SETS`) that is no path here.
+    """
+    if str(weights) in RENAMED_SETS and not Path(weights).exists():
+        raise UsageError(f"--weights {weights}: the shipped set '{weights}' {RENAMED_SETS[str(weights)]}")
     if weights is None:
         path = DEFAULT_WEIGHTS_DIR
     elif str(weights) in SHIPPED_SETS and not Path(weights).exists():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shipped weights/ (issue 15: weights for estimators and detectors they never saw), from the
+# The shipped weights/varied/ (the default of stops 15-19; issue 15: weights for estimators and detectors they never saw), from the
 # Bandai-Namco motion capture only (CC BY-NC 4.0). Run from the repository root:
 #
 #   bash recipes/new_weights.sh        # OUT=runs/varied THREADS=1 MINUTES=58 by default
@@ -12,7 +12,7 @@
 # 3. the guard reference and the uncertainty calibration, fitted on the same Bandai files (the
 #    calibration's correction weight chosen on two more lifters of the build, which the weights
 #    never saw) and written into the denoiser's metadata. Human3.6M is never read here.
-# Copy $OUT/denoiser.safetensors and $OUT/noise.safetensors to weights/ to ship them.
+# Copy $OUT/denoiser.safetensors and $OUT/noise.safetensors to weights/varied/ to ship them.
 set -euo pipefail
 DATA=${DATA:-data/varied}
 OUT=${OUT:-runs/varied}

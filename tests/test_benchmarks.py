@@ -585,7 +585,7 @@ def test_h36m_probe_changes_one_cause_at_a_time(files, tmp_path):
 def test_accuracy_setting_rows_may_use_shipped_sets_and_their_blend(files, tmp_path):
     out = tmp_path / "blend"
     argv = ["--val", files["val"], "--train", files["train"], "--weights", files["weights"], "--steps", "1", "--samples", "0",
-            "--setting", "weights=blend", "--setting", "weights=pool,flip", "--setting", "weights=blend,no_fallback", "--max-sequences", "2", "--device", "cpu", "--threads", "1", "--out", out]
+            "--setting", "weights=blend", "--setting", "weights=varied,flip", "--setting", "weights=blend,no_fallback", "--max-sequences", "2", "--device", "cpu", "--threads", "1", "--out", out]
     assert accuracy.main([str(a) for a in argv]) == 0
     (section,) = json.loads(out.with_suffix(".json").read_text())["estimators"]
     rows = {row["label"]: row for row in section["rows"]}
@@ -594,7 +594,7 @@ def test_accuracy_setting_rows_may_use_shipped_sets_and_their_blend(files, tmp_p
     blended = BlendedRefiner.shipped("cpu")
     for label, refiner, options in (("d3prefine K=1, --weights blend", blended, {}),
                                     ("d3prefine K=1, --weights blend --no-fallback", blended, {"fallback": False}),
-                                    ("d3prefine K=1, --weights pool --flip", Refiner.from_pretrained("pool", device="cpu"), {"flip": True})):
+                                    ("d3prefine K=1, --weights varied --flip", Refiner.from_pretrained("varied", device="cpu"), {"flip": True})):
         expected = pool_reports([evaluate_poses(r.poses_3d, s.gt_3d) for r, s in zip(refiner.refine_sequences(val, **options), val)]).summary
         assert rows[label]["metrics"] == pytest.approx(expected, rel=1e-4)
     assert rows["d3prefine K=1, --weights blend"]["metrics"]["mpjpe"] != pytest.approx(rows["d3prefine K=1"]["metrics"]["mpjpe"], abs=1e-2)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from d3prefine.baselines import savgol
-from d3prefine.errors import InputError, WeightsError
+from d3prefine.errors import InputError, UsageError, WeightsError
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple, model_inputs
@@ -139,10 +139,14 @@ def test_mismatched_noise_statistics_are_refused():
 
 
 def test_denoiser_path_resolves_shipped_sets_by_name(tmp_path, monkeypatch):
-    assert SHIPPED_SETS == ("pool",)
+    assert SHIPPED_SETS == ("varied",)
     assert denoiser_path(None) == DEFAULT_WEIGHTS_DIR / DENOISER_FILE
-    assert denoiser_path("pool") == DEFAULT_WEIGHTS_DIR / "pool" / DENOISER_FILE
+    assert denoiser_path("varied") == DEFAULT_WEIGHTS_DIR / "varied" / DENOISER_FILE
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "pool").mkdir()  # a folder of that name here wins over the shipped set
+    (tmp_path / "varied").mkdir()  # a folder of that name here wins over the shipped set
+    assert denoiser_path("varied") == Path("varied") / DENOISER_FILE
+    with pytest.raises(UsageError, match=r"^--weights pool: the shipped set 'pool' is the default weights/ since stop 20"):
+        denoiser_path("pool")  # stop 16-19's name: the set moved
+    (tmp_path / "pool").mkdir()
     assert denoiser_path("pool") == Path("pool") / DENOISER_FILE
     assert denoiser_path(tmp_path / "x.safetensors") == tmp_path / "x.safetensors"

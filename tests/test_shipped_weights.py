@@ -19,6 +19,7 @@ from d3prefine.noise import NoiseModel
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.npz"))
 runner = CliRunner()
+SCALE = 1.8119  # the default set's uncertainty scale (stop 20, `benchmarks/results/uncertainty_pool_fallback.md`)
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +29,10 @@ def refiner():
 
 def test_weights_describe_their_training(refiner):
     assert refiner.model.config.layout == "h36m17" and refiner.noise.layout == "h36m17"
-    # the uncertainty radius grows with the correction; its weight was chosen on unseen lifters (README, "Guard and uncertainty")
-    assert refiner.calibration.widening is Widening.CORRECTION and refiner.calibration.correction_weight == 2.0  # stop 19: fitted with the fallback
-    assert refiner.calibration.scale == pytest.approx(1.9268, abs=1e-4) and refiner.guard is not None
+    # the uncertainty radius grows with the correction, by the weight chosen for weights/varied on lifters it never saw (stop 19;
+    # this set trained on all of them); the scale was fitted on its own validation files (stop 20, README, "Guard and uncertainty")
+    assert refiner.calibration.widening is Widening.CORRECTION and refiner.calibration.correction_weight == 2.0
+    assert refiner.calibration.scale == pytest.approx(SCALE, abs=1e-4) and refiner.guard is not None
     assert refiner.calibration.fallback  # fitted on refinements with the default --fallback
     assert refiner.weights_path == ROOT / "weights" / "denoiser.safetensors"
     assert refiner.noise.info["frames"] > 1_000_000
@@ -43,9 +45,9 @@ def test_weights_describe_their_training(refiner):
 def test_refinement_lowers_mpjpe_and_p_mpjpe_of_every_example(refiner, path):
     (seq,) = load_poses(path)
     refined = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
-    # the examples come from the previous build (an idealised detector): a domain the shipped
-    # weights were not trained on, where they gain 3-14 % (README, "Results")
-    assert mpjpe(refined, seq.gt_3d) < 0.98 * mpjpe(seq.poses_3d, seq.gt_3d)
+    # the examples come from the previous build (an idealised detector), one of the builds the
+    # default set trained on (other actors): it gains 16-28 % there (README, "Results")
+    assert mpjpe(refined, seq.gt_3d) < 0.85 * mpjpe(seq.poses_3d, seq.gt_3d)
     assert p_mpjpe(refined, seq.gt_3d) < p_mpjpe(seq.poses_3d, seq.gt_3d)
     assert accel_error(refined, seq.gt_3d) < accel_error(seq.poses_3d, seq.gt_3d)
 
@@ -75,27 +77,27 @@ def test_readme_main_job_refine_then_evaluate(tmp_path):
         refined = runner.invoke(app, ["refine", str(ROOT / "examples" / "walk.npz"), "-o", str(out), "--overwrite"])
         assert refined.exit_code == 0, refined.output
     table = runner.invoke(app, ["evaluate", str(out)])
-    assert table.exit_code == 0 and "baseline poses_3d" in table.stdout and "-3.2%" in table.stdout, table.output
+    assert table.exit_code == 0 and "baseline poses_3d" in table.stdout and "-28.3%" in table.stdout, table.output
     (score,) = json.loads(runner.invoke(app, ["evaluate", str(out), "--json"]).stdout)["sequences"]
     assert score["key"] == "poses_3d_refined"
-    # the numbers the README quotes for this command: MPJPE 29.31 -> 28.38 mm
+    # the numbers the README quotes for this command: MPJPE 29.31 -> 21.02 mm
     assert score["baseline"]["mpjpe"] == pytest.approx(29.31, abs=0.005)
-    assert score["metrics"]["mpjpe"] == pytest.approx(28.38, abs=0.05)
+    assert score["metrics"]["mpjpe"] == pytest.approx(21.02, abs=0.05)
 
 
-# Golden numbers of the shipped weights (stop 15) on examples/walk.npz, default options
-# (--bone-lengths input): MPJPE (m), sum of |refined| (m), joint 3 of frame 10 (m), mean raw spread (m).
-# Without the fallback: the network's refinement; with it (the default, stop 19) the input's
-# weight is 1.1 % (guard score -0.61), and the spread shrinks with the refinement's weight.
+# Golden numbers of the shipped default (stop 20: the former weights/pool/ of stop 16) on examples/walk.npz,
+# default options (--bone-lengths input): MPJPE (m), sum of |refined| (m), joint 3 of frame 10 (m), mean raw
+# spread (m). Without the fallback: the network's refinement; with it (the default) the input's weight is
+# 0.8 % (guard score -0.75), and the spread shrinks with the refinement's weight.
 GOLDEN = [
-    ({"fallback": False}, 0.028510720908797686, 842.0353797961579, [-0.01928136870265007, 0.7597185969352722, 0.03796856477856636], None),
-    ({"fallback": False, "steps": 2}, 0.029246070068863112, 843.8549977567179, [-0.0171117652207613, 0.756994903087616, 0.03330929949879646], None),
-    ({"fallback": False, "steps": 5, "samples": 4, "seed": 3}, 0.030329105177178992, 844.9089809276848,
-     [-0.012451209127902985, 0.749951958656311, 0.034877076745033264], 0.004144686832138695),
-    ({"fallback": False, "smooth": 0}, 0.028638179267503543, 842.1010039808225, [-0.016471123322844505, 0.761928915977478, 0.03982838988304138], None),
-    ({}, 0.028377519969162355, 842.1015299061237, [-0.0196647010743618, 0.7598161101341248, 0.03817985579371452], None),
-    ({"steps": 5, "samples": 4, "seed": 3}, 0.030066163887945356, 845.0153371640845,
-     [-0.013167275115847588, 0.750300407409668, 0.03526247292757034], 0.0040722893677528),
+    ({"fallback": False}, 0.021029939861455436, 834.4221570309019, [-0.023789867758750916, 0.7554828524589539, 0.021738536655902863], None),
+    ({"fallback": False, "steps": 2}, 0.02152918211848766, 833.5463703270652, [-0.0182304996997118, 0.7568044662475586, 0.012755736708641052], None),
+    ({"fallback": False, "steps": 5, "samples": 4, "seed": 3}, 0.023154514447472855, 832.2443811107951,
+     [-0.01267886534333229, 0.7544555068016052, 0.005149633623659611], 0.003560649827927426),
+    ({"fallback": False, "smooth": 0}, 0.02104704323551277, 834.4559412601666, [-0.019944731146097183, 0.7573463320732117, 0.021707938984036446], None),
+    ({}, 0.021016374882521095, 834.5044163534913, [-0.024012917652726173, 0.7555881142616272, 0.02201184630393982], None),
+    ({"steps": 5, "samples": 4, "seed": 3}, 0.023107010621264513, 832.3442027871351,
+     [-0.012983147986233234, 0.7545800805091858, 0.005539972800761461], 0.003533331386578386),
 ]
 
 
@@ -115,20 +117,22 @@ def test_refine_output_of_the_shipped_weights_is_unchanged(refiner, options, err
         assert float(((result.uncertainty - b) / a).mean()) == pytest.approx(spread, rel=1e-4)
 
 
-def test_the_pool_set_is_shipped_by_name_and_gains_more_on_the_examples(refiner, tmp_path):
-    """weights/pool (README, "Results"): four estimators on both Bandai builds; on the examples (the
-    previous build's idealised detector) it gains 28 % where the default gains 3 %."""
-    pool = Refiner.from_pretrained("pool", device="cpu")
-    assert pool.weights_path == ROOT / "weights" / "pool" / "denoiser.safetensors" and not pool.noise_mismatch
-    assert pool.guard.threshold == 1.0 and pool.calibration.widening is Widening.GUARD and not pool.calibration.fallback  # stop 16
+def test_the_varied_set_is_shipped_by_name_and_gains_less_on_the_examples(refiner, tmp_path):
+    """weights/varied (README, "Results"; the default of stops 15-19): the real-detector build's two
+    lifters only; on the examples (the previous build's idealised detector) it gains 3 % where the
+    default gains 28 %."""
+    varied = Refiner.from_pretrained("varied", device="cpu")
+    assert varied.weights_path == ROOT / "weights" / "varied" / "denoiser.safetensors" and not varied.noise_mismatch
+    assert varied.guard.threshold == 1.0 and varied.calibration.widening is Widening.CORRECTION and varied.calibration.fallback  # stop 19
+    assert varied.calibration.scale == pytest.approx(1.9268, abs=1e-4)
     (seq,) = load_poses(ROOT / "examples" / "walk.npz")
-    ours = pool.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
+    ours = varied.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
     default = refiner.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size).poses_3d
-    assert 1000 * mpjpe(ours, seq.gt_3d) == pytest.approx(21.02, abs=0.01)  # 21.03 without the fallback
-    assert mpjpe(ours, seq.gt_3d) < 0.8 * mpjpe(default, seq.gt_3d)
-    out = tmp_path / "walk.pool.npz"
-    result = runner.invoke(app, ["refine", str(ROOT / "examples" / "walk.npz"), "--weights", "pool", "-o", str(out)])
+    assert 1000 * mpjpe(ours, seq.gt_3d) == pytest.approx(28.38, abs=0.01)  # 28.51 without the fallback
+    assert mpjpe(default, seq.gt_3d) < 0.8 * mpjpe(ours, seq.gt_3d)
+    out = tmp_path / "walk.varied.npz"
+    result = runner.invoke(app, ["refine", str(ROOT / "examples" / "walk.npz"), "--weights", "varied", "-o", str(out)])
     assert result.exit_code == 0, result.output
     (refined,) = load_poses(out)
-    assert refined.provenance["refine"]["weights"] == str(pool.weights_path)
+    assert refined.provenance["refine"]["weights"] == str(varied.weights_path)
     np.testing.assert_allclose(refined.poses_3d_refined, ours, atol=1e-6)

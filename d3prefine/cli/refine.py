@@ -305,7 +305,7 @@ def command(
         Optional[Path],
         typer.Option(
             "--weights",
-            help="Denoiser file or folder, or a shipped set by name: 'pool', or 'blend' (the default and pool sets, blended per sequence by their guard scores: twice the work) (default: the shipped weights/).",
+            help="Denoiser file or folder, or a shipped set by name: 'varied', or 'blend' (the default and varied sets, blended per sequence by their guard scores: twice the work) (default: the shipped weights/).",
         ),
     ] = None,
     noise: Annotated[

@@ -124,7 +124,7 @@ def command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint file.")] = False,
     init: Annotated[
         Optional[Path],
-        typer.Option("--init", help="Fine-tune: start from these denoiser weights (file, folder or shipped set, e.g. weights/ or pool); the architecture is theirs."),
+        typer.Option("--init", help="Fine-tune: start from these denoiser weights (file, folder or shipped set, e.g. weights/ or varied); the architecture is theirs."),
     ] = None,
     max_minutes: Annotated[Optional[float], typer.Option(min=0.0, help="Stop (and save) after this wall time.")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")] = None,
