@@ -282,6 +282,8 @@ def test_train_init_starts_from_given_weights(trained, tmp_path):
     document = json.loads(invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors", "--json").stdout)
     assert [h["step"] for h in document["history"]] == [0, 2]  # fine-tuning is validated at its start too
     assert document["kept_step"] == 0  # lr 0: step 2 is no better than step 0 (--keep best)
+    tuned = invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors", "--overwrite")
+    assert "step 0: the --init weights | val MPJPE" in tuned.stderr and "the EMA weights of step 0 (--keep best" in tuned.stderr
     invoke("train", *data, *TINY, "-o", tmp_path / "scratch.safetensors")
     start = read_tensors(trained["model"], "d3prefine-denoiser")[0]
     tuned = read_tensors(tmp_path / "tuned.safetensors", "d3prefine-denoiser")[0]

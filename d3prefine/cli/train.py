@@ -210,8 +210,9 @@ def command(
             max_minutes=max_minutes,
             on_step=lambda step, loss: progress.update(task, completed=step, loss=1000.0 * loss),
             on_eval=lambda r: progress.console.print(
-                f"step {r['step']}: train loss {r.get('train_loss_mm', float('nan')):.2f} mm | val MPJPE input {r['val_input_mpjpe']:.2f}, "
-                f"gaussian mean {r['val_gaussian_mean_mpjpe']:.2f}, refined (K=1) {r['val_mpjpe']:.2f} mm",
+                f"step {r['step']}: " + (f"train loss {r['train_loss_mm']:.2f} mm" if "train_loss_mm" in r else "the --init weights")
+                + f" | val MPJPE input {r['val_input_mpjpe']:.2f}, gaussian mean {r['val_gaussian_mean_mpjpe']:.2f}, "
+                f"refined (K=1) {r['val_mpjpe']:.2f} mm",
                 highlight=False,
             ),
             info=info,
