@@ -138,6 +138,27 @@ class ViewpointRange:
 DEFAULT_VIEWPOINTS = ViewpointRange()
 
 
+def fitted_pinhole_projection(points_cam: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``points_cam (T, J, 3)`` metres (z > 0) projected by the distortion-free pinhole whose focal
+    length and principal point (per image axis) best fit ``pixels (T, J, 2)`` (least squares over
+    the finite ones): exact 2D for a sequence whose camera is not stored, from its detections.
+
+    Raises:
+        InputError: fewer than two finite pixels, or all of them at one depth-normalized position.
+    """
+    normalized = points_cam[..., :2] / points_cam[..., 2:3]
+    projected = np.empty(normalized.shape, dtype=np.float64)
+    for axis in (0, 1):
+        x, u = normalized[..., axis].ravel(), pixels[..., axis].ravel()
+        finite = np.isfinite(u) & np.isfinite(x)
+        design = np.stack([x[finite], np.ones(int(finite.sum()))], axis=1)
+        if len(design) < 2 or np.ptp(design[:, 0]) == 0:
+            raise InputError("fitted_pinhole_projection: too few distinct finite points to fit a camera")
+        (focal, centre), *_ = np.linalg.lstsq(design, u[finite], rcond=None)
+        projected[..., axis] = focal * normalized[..., axis] + centre
+    return projected
+
+
 def random_camera(rng: np.random.Generator, templates: list[Camera], ranges: ViewpointRange = DEFAULT_VIEWPOINTS) -> Camera:
     """A camera at a random azimuth around the origin looking at the subject's centre.
 
