@@ -61,8 +61,8 @@ POOL = {
         FitConfig(steps=1200, batch_frames=1024, chunk=16, lr=2e-3), two_d="exact",
     ),
     "weakest": PoolMember(
-        "WeakestFrameLifter", LifterConfig(LifterKind.FRAME, width=32, blocks=1, dropout=0.0),
-        FitConfig(steps=100, batch_frames=256, lr=1e-3, lr_final=1e-3, flip=False),
+        "WeakestFrameLifter", LifterConfig(LifterKind.FRAME, width=64, blocks=1, dropout=0.0),
+        FitConfig(steps=200, batch_frames=256, lr=1e-3, lr_final=1e-3, flip=False),
     ),
 }
 
