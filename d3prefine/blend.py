@@ -1,9 +1,8 @@
 """Blending the refinements of several weight sets by how familiar each finds the inputs.
 
-The shipped sets suit different data: the default ``weights/`` (trained on a pool of lifters of
-both Bandai builds) clean 2D and stronger estimators, ``weights/varied/`` (the real-detector
-build's two lifters) real detections (README, "Two sets"). A user does not know which their
-data resembles, but each set's guard (:mod:`d3prefine.guard`) scores how far a sequence lies
+The shipped sets learnt different data: the default ``weights/`` a pool of lifters of both
+Bandai builds, ``weights/varied/`` the real-detector build's two lifters (``weights/README.md``).
+A user does not know which their data resembles, but each set's guard (:mod:`d3prefine.guard`) scores how far a sequence lies
 from that set's training data, in the same units (0 typical, each unit a doubling). A
 :class:`BlendedRefiner` refines every sequence with each set and returns the weighted mean of
 the refined poses (metres, same frame as the input), set ``i`` weighted by

@@ -22,6 +22,9 @@ Intermediate states (``intermediate_states``, diffusion windows with t < T):
                 for real errors) and ``e_hat_T`` the current network's gradient-free estimate
                 there; for real errors, the forward state with the real error replaced by the
                 network's own estimate.
+Kept weights (``keep``): the EMA weights of the validation with the lowest MPJPE (``best``; a
+fine-tuning run is validated at step 0 too, so it hands its start back when training only hurts)
+or of the last step (``last``).
 """
 
 from __future__ import annotations
