@@ -3,6 +3,7 @@ across ``--resume``, and the ``--max-minutes`` stop is rank 0's decision on ever
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -40,30 +41,38 @@ def _crash_after_3(step: int, loss: float) -> None:
         raise _Crash
 
 
+def _runs(rank: int, out: Path) -> None:
+    _trainer().fit(out / "straight.safetensors", checkpoint=out / "straight.ckpt.safetensors")
+    try:
+        _trainer().fit(out / "crashed.safetensors", checkpoint=out / "resumed.ckpt.safetensors", on_step=_crash_after_3)
+    except _Crash:
+        pass
+    resumed = _trainer()
+    resumed.load_checkpoint(out / "resumed.ckpt.safetensors")
+    assert resumed.state.step == 3
+    resumed.fit(out / "resumed.safetensors", checkpoint=out / "resumed.ckpt.safetensors")
+    # Rank 1's clock says the time is up, rank 0's does not: rank 0 decides, nobody hangs or stops early.
+    skewed = _trainer()
+    if rank == 1:
+        import d3prefine.train
+
+        readings = iter([0.0])  # fit's start, then a clock 10**9 s later on every later reading
+        d3prefine.train.time = SimpleNamespace(monotonic=lambda: next(readings, 1e9))
+    skewed.fit(out / "skewed.safetensors", max_minutes=60.0)
+    assert skewed.state.step == CONFIG.steps
+
+
 def _worker(rank: int, folder: str) -> None:
     torch.set_num_threads(1)
     out = Path(folder)
     dist.init_process_group("gloo", init_method=f"file://{out / 'rendezvous'}", rank=rank, world_size=2,
                             timeout=timedelta(seconds=180))  # a rank left waiting fails, not hangs (180 s: slow spawns when busy)
     try:
-        _trainer().fit(out / "straight.safetensors", checkpoint=out / "straight.ckpt.safetensors")
-        try:
-            _trainer().fit(out / "crashed.safetensors", checkpoint=out / "resumed.ckpt.safetensors", on_step=_crash_after_3)
-        except _Crash:
-            pass
-        resumed = _trainer()
-        resumed.load_checkpoint(out / "resumed.ckpt.safetensors")
-        assert resumed.state.step == 3
-        resumed.fit(out / "resumed.safetensors", checkpoint=out / "resumed.ckpt.safetensors")
-        # Rank 1's clock says the time is up, rank 0's does not: rank 0 decides, nobody hangs or stops early.
-        skewed = _trainer()
-        if rank == 1:
-            import d3prefine.train
-
-            readings = iter([0.0])  # fit's start, then a clock 10**9 s later on every later reading
-            d3prefine.train.time = SimpleNamespace(monotonic=lambda: next(readings, 1e9))
-        skewed.fit(out / "skewed.safetensors", max_minutes=60.0)
-        assert skewed.state.step == CONFIG.steps
+        _runs(rank, out)
+        # The trainers (and their DistributedDataParallel wrappers) are gone before the group is:
+        # once, a rank aborted at exit ("terminate called without an active exception", SIGABRT).
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

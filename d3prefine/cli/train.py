@@ -6,6 +6,7 @@ Data parallel on several GPUs (or CPU processes): ``torchrun --nproc-per-node N 
 
 from __future__ import annotations
 
+import gc
 import os
 import shlex
 import sys
@@ -217,10 +218,13 @@ def command(
             ),
             info=info,
         )
+    rank, steps_done, kept_step = trainer.rank, trainer.state.step, trainer.kept_step
+    del trainer  # its DistributedDataParallel wrapper goes before the process group does (a gloo rank can abort at exit otherwise)
     if distributed:
+        gc.collect()
         torch.distributed.destroy_process_group()
-    if trainer.rank == 0:
-        log(f"wrote {output} after {trainer.state.step} steps, the EMA weights of step {trainer.kept_step} "
+    if rank == 0:
+        log(f"wrote {output} after {steps_done} steps, the EMA weights of step {kept_step} "
             f"(--keep {keep.value}; {time.perf_counter() - started:.0f} s)")
         if json_output:
-            emit_json({"output": output, "steps": trainer.state.step, "kept_step": trainer.kept_step, "history": history})
+            emit_json({"output": output, "steps": steps_done, "kept_step": kept_step, "history": history})
