@@ -30,6 +30,7 @@ from benchmarks.report import change_pct, fmt, markdown_table, run_and_write
 from d3prefine.errors import InputError
 from d3prefine.io import load_poses
 from d3prefine.metrics import METRICS, pool_reports
+from d3prefine.skeleton import JointLayout
 
 #: Metrics averaged over actions (bone-length std is a property of the prediction, not an error).
 ACTION_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "accel_error")
@@ -50,9 +51,9 @@ def shipped_weights(text: str) -> accuracy.Variant:
 GROUP_KEYS = ("action_group", "subject")
 
 
-def provenance_groups(path: Path) -> tuple[dict[str, dict[str, str]], tuple[str, ...]]:
+def provenance_groups(path: Path) -> tuple[dict[str, dict[str, str]], JointLayout]:
     """``{key: {sequence name: provenance[key]}}`` of every :data:`GROUP_KEYS` key over the
-    sequences of ``path``, and the joint names of their layout."""
+    sequences of ``path``, and their joint layout."""
     groups: dict[str, dict[str, str]] = {key: {} for key in GROUP_KEYS}
     sequences = load_poses(path)
     for seq in sequences:
@@ -61,7 +62,7 @@ def provenance_groups(path: Path) -> tuple[dict[str, dict[str, str]], tuple[str,
             if not isinstance(group, str) or not group:
                 raise InputError(f"{path}: sequence {seq.name!r}: provenance has no {key!r}, the per-action and per-subject tables need it")
             groups[key][seq.name] = group
-    return groups, sequences[0].layout.joint_names
+    return groups, sequences[0].layout
 
 
 def pooled_by_group(row: accuracy.Row, groups: list[str]) -> dict[str, dict[str, float]]:
@@ -124,9 +125,9 @@ def subjects_markdown(section: dict) -> list[str]:
 
 
 def joints_markdown(section: dict) -> list[str]:
-    """The per-joint MPJPE table's lines (the root, at 0 by the root-relative protocol, left out)."""
+    """The per-joint MPJPE table's lines (the root joint, at 0 by the root-relative protocol, left out)."""
     names, joints = section["joint_names"], section["joints"]
-    shown = [j for j, values in enumerate(next(iter(joints.values()))) if values > 0]
+    shown = [j for j in range(len(names)) if j != section["root_joint"]]
     cells = [[label, *(fmt(values[j], 1) for j in shown)] for label, values in joints.items()]
     return [
         f"### {section['estimator']}: MPJPE (mm) per joint", "",
@@ -151,15 +152,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def build() -> tuple[dict, str]:
         groups_by_file = {path: provenance_groups(path) for path in args.val}  # checked before the long work
-        joint_names = {path: names for path, (_, names) in groups_by_file.items()}
         document = accuracy.run(args, argv, "benchmarks.h36m", shipped)
         document["benchmark"], document["title"] = "h36m", "d3prefine Human3.6M benchmark (real detections)"
         for section in document["estimators"]:
-            actions, subjects = ([groups_by_file[section["val_file"]][0][key][name] for name in section["sequence_names"]] for key in GROUP_KEYS)
+            groups, layout = groups_by_file[section["val_file"]]
+            actions, subjects = ([groups[key][name] for name in section["sequence_names"]] for key in GROUP_KEYS)
             section["actions"] = {row.label: per_action(row, actions) for row in section["rows"]}
             section["subjects"] = {row.label: pooled_by_group(row, subjects) for row in section["rows"]}
             section["subject_sequences"] = {s: subjects.count(s) for s in sorted(set(subjects))}
-            section["joint_names"] = list(joint_names[section["val_file"]])
+            section["joint_names"], section["root_joint"] = list(layout.joint_names), layout.root
             section["joints"] = {row.label: row.report.per_joint["mpjpe"].tolist() for row in section["rows"]}
         document["metrics"]["action_metrics"] = list(ACTION_METRICS)
         return accuracy.to_json(document), markdown(document)

@@ -536,7 +536,8 @@ def test_h36m_rows_shipped_weights_and_per_action_and_subject_means(files, tmp_p
     assert "MPJPE (mm) per subject" in text and "(S8 2, S9 1)" in text and f"| base estimator | {s8['mpjpe']:.1f} (+0.0%) |" in text
     every = np.concatenate([np.linalg.norm((s.poses_3d - s.poses_3d[:, :1]) - (s.gt_3d - s.gt_3d[:, :1]), axis=-1) for s in val])
     assert section["joints"]["base estimator"] == pytest.approx((1000 * every.mean(0)).tolist())  # pooled over every frame
-    assert section["joint_names"][:2] == ["pelvis", "r_hip"] and "| method | r_hip | r_knee |" in text  # the root left out
+    assert section["joint_names"][:2] == ["pelvis", "r_hip"] and section["root_joint"] == 0
+    assert "| method | r_hip | r_knee |" in text  # the root left out
     assert f"| base estimator | {1000 * every[:, 1].mean():.1f} | " in text
 
 
