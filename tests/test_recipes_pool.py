@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from d3prefine.io import load_poses, save_poses
 from recipes import estimator_pool
+from recipes.cameras import fitted_pinhole_projection
 from recipes.estimator_pool import PoolMember
 from recipes.estimators import (
     FitConfig,
@@ -198,3 +199,24 @@ def test_estimator_pool_needs_folds_and_a_build(tmp_path, tiny_pool, capsys):
     assert "train_temporal.h5: no such file" in " ".join(capsys.readouterr().err.split())
     with pytest.raises(SystemExit):
         estimator_pool.main(["--build", str(build), "--member", "nonesuch"])
+
+
+def test_an_exact_2d_member_lifts_and_writes_the_fitted_projection(tmp_path, monkeypatch):
+    """``two_d="exact"``: the member's lifter input and its files' 2D are the ground truth projected
+    by the pinhole fitted to the build's detections; an unknown kind of 2D is refused."""
+    monkeypatch.setitem(estimator_pool.POOL, "exact", replace(TINY_MEMBER, name="ExactTiny", two_d="exact"))
+    build = _fake_build(tmp_path / "build")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):  # the fake build's 2D is an exact projection: give it a detector's noise
+        sequences = load_poses(build / f"{split}_temporal.h5")
+        noisy = [replace(s, poses_2d=s.poses_2d + rng.normal(0.0, 3.0, s.poses_2d.shape).astype(np.float32)) for s in sequences]
+        save_poses(build / f"{split}_temporal.h5", noisy, overwrite=True)
+    assert estimator_pool.main(["--build", str(build), "--member", "exact"]) == 0
+    for source, written in zip(load_poses(build / "val_temporal.h5"), load_poses(build / "val_exact.h5")):
+        exact = fitted_pinhole_projection(source.gt_3d, source.poses_2d).astype(np.float32)
+        np.testing.assert_array_equal(written.poses_2d, exact)
+        assert np.abs(written.poses_2d - source.poses_2d).max() > 1.0  # the detections' noise is gone
+        model, _ = load_lifter(build / "estimators" / "exact.safetensors")
+        np.testing.assert_allclose(written.poses_3d, predict(model, [lifter_input(exact, source.image_size)])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="two_d must be one of"):
+        replace(TINY_MEMBER, two_d="clean")
