@@ -67,9 +67,9 @@ POOL = {
         "ExactTemporalLifter", LifterConfig(LifterKind.TEMPORAL, width=128, dropout=0.1),
         FitConfig(steps=1200, batch_frames=1024, chunk=16, lr=2e-3), two_d="exact",
     ),
-    # stop 21, toward the strong end: exact 2D, the build lifters' width, 81 frames
+    # stop 21, toward the strong end: exact 2D lifted by the build's TemporalLifter
     "exact2d_strong": PoolMember(
-        "StrongExactTemporalLifter", LifterConfig(LifterKind.TEMPORAL, width=256, filter_widths=(3, 3, 3, 3), dropout=0.1),
+        "StrongExactTemporalLifter", LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
         FitConfig(steps=1800, batch_frames=1024, chunk=16, lr=2e-3), two_d="exact",
     ),
     "weakest": PoolMember(
