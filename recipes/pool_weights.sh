@@ -15,24 +15,36 @@
 #    lifters it never saw; this set trained on all of them), written into the denoiser's
 #    metadata. Human3.6M is never read here.
 # Copy $OUT/denoiser.safetensors and $OUT/noise.safetensors to weights/ to ship them.
+#
+# KINDS (the estimator outputs trained on, in every build) and EXTRA (more "build:member" outputs)
+# widen the pool: stop 21's probe of its two ends (benchmarks/README.md, "The pool's two ends") ran
+#   OUT=runs/wide INIT=weights KINDS="temporal frame temporal9 weak weakest exact2d" \
+#       EXTRA="data/actors:exact2d_strong" THREADS=2 MINUTES=40 bash recipes/pool_weights.sh
 set -euo pipefail
 BUILDS=${BUILDS:-"data/varied data/actors"}
 OUT=${OUT:-runs/pool}
 INIT=${INIT:-runs/varied}
 THREADS=${THREADS:-1}
 MINUTES=${MINUTES:-50}
-KINDS="temporal frame temporal9 weak"
+KINDS=${KINDS:-"temporal frame temporal9 weak"}
+EXTRA=${EXTRA:-}
 mkdir -p "$OUT"
 
-TRAIN=() VAL=()
-for build in $BUILDS; do
-    python -m recipes.estimator_pool --build "$build" --member temporal9 --member weak --skip-existing \
-        --threads "$THREADS" >> "$OUT/pool_$(basename "$build").log" 2>&1
-    for kind in $KINDS; do TRAIN+=("$build/train_$kind.h5"); done
+TRAIN=() VAL=() OUTPUTS=()  # OUTPUTS: build:kind of every training file
+for build in $BUILDS; do for kind in $KINDS; do OUTPUTS+=("$build:$kind"); done; done
+for pair in $EXTRA; do OUTPUTS+=("$pair"); done
+for pair in "${OUTPUTS[@]}"; do
+    build=${pair%%:*} kind=${pair#*:}
+    case $kind in
+        temporal|frame) ;;  # the build's own lifters (recipes.build_dataset)
+        *) python -m recipes.estimator_pool --build "$build" --member "$kind" --skip-existing \
+               --threads "$THREADS" >> "$OUT/pool_$(basename "$build").log" 2>&1 ;;
+    esac
+    TRAIN+=("$build/train_$kind.h5")
 done
 for build in $BUILDS; do VAL+=(--val "$build/val_temporal.h5" --val "$build/val_frame.h5"); done
 
-d3prefine fit-noise "${TRAIN[@]}" --estimator "pool: TemporalLifter+FrameLifter+TemporalLifter9+WeakFrameLifter" \
+d3prefine fit-noise "${TRAIN[@]}" --estimator "pool: ${OUTPUTS[*]}" \
     -o "$OUT/noise.safetensors" --overwrite > "$OUT/fit_noise.txt"
 d3prefine train $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]}" --noise "$OUT/noise.safetensors" --init "$INIT/denoiser.safetensors" \
     -o "$OUT/denoiser.safetensors" --eval-every 1000 --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
