@@ -9,8 +9,10 @@ split-conformal scale of a nominal ``--level`` (90 %) error radius
 with real detections: another domain), measure the share of errors within ``scale x spread``.
 Both rules of :class:`d3prefine.calibration.Widening` are fitted and measured: the raw spread,
 and the spread times ``2**max(0, guard score)`` of its sequence (wider on sequences unlike the
-training data); ``--widening`` (default ``guard``) picks the one written. Also reported: the Spearman correlation of spread and error, their medians, and the coverage of
-1 and 3 times the raw spread.
+training data); ``--widening`` (default ``guard``) picks the one written. Also reported: the Spearman correlation of spread and error, their medians, the coverage of
+1 and 3 times the raw spread, and how the calibrated coverage spreads over a set's sequences
+(10th / 50th / 90th percentile of the per-sequence coverage: a single sequence, such as an
+example file, lands anywhere in that band).
 
     python -m benchmarks.uncertainty --val data/val_temporal.h5 --val data/val_frame.h5 \\
         --test data/h36m/val_temporal.h5 --test data/h36m/val_frame.h5 --threads 1 \\
@@ -56,12 +58,14 @@ from d3prefine.runtime import log
 class Parts:
     """The pieces of every rule's radius, flat over the non-root joints of every frame of a set
     (metres): the samples' ``spread``, the ``correction`` (length of refined minus input), the
-    guard ``score`` of each element's sequence (0 without a guard reference) and the ``error``."""
+    guard ``score`` of each element's sequence (0 without a guard reference), the ``error``, and
+    the index of each element's ``sequence`` in the set."""
 
     spread: np.ndarray
     correction: np.ndarray
     score: np.ndarray
     error: np.ndarray
+    sequence: np.ndarray
 
     def unscaled(self, rule: Rule) -> np.ndarray:
         """What the calibration's scale multiplies under ``rule`` (:func:`d3prefine.calibration.unscaled_radius`)."""
@@ -79,13 +83,13 @@ def radius_parts(refiner: Refiner, sequences: list[PoseSequence], args: argparse
     results = refiner.refine_sequences(sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed, fallback=DEFAULT_FALLBACK)
     root = refiner.layout.root
     moving = np.arange(refiner.layout.num_joints) != root
-    pieces: list[list[np.ndarray]] = [[], [], [], []]
-    for seq, result in zip(sequences, results):
+    pieces: list[list[np.ndarray]] = [[], [], [], [], []]
+    for index, (seq, result) in enumerate(zip(sequences, results)):
         pred, gt, given = (a - a[:, root : root + 1] for a in (result.poses_3d, seq.gt_3d, seq.poses_3d))
         error = np.linalg.norm(pred - gt, axis=-1)[:, moving].ravel()
         score = 0.0 if result.guard is None else result.guard.score
         for bucket, values in zip(pieces, (result.uncertainty[:, moving].ravel(), np.linalg.norm(pred - given, axis=-1)[:, moving].ravel(),
-                                           np.full(len(error), score), error)):
+                                           np.full(len(error), score), error, np.full(len(error), index))):
             bucket.append(values)
     return Parts(*(np.concatenate(bucket) for bucket in pieces))
 
@@ -102,21 +106,31 @@ def choose_correction_weight(fit: Parts, select: list[Parts], level: float) -> t
     return (min(reaching) if reaching else max(grid)), grid
 
 
+def per_sequence_coverage(error: np.ndarray, radius: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+    """Coverage of each sequence: the share of its elements with ``error <= radius`` (flat arrays,
+    ``sequence`` the integer index of each element's sequence); one entry per index up to the largest."""
+    inside = np.bincount(sequence, weights=(error <= radius).astype(float))
+    return inside / np.bincount(sequence)
+
+
 def describe(parts: Parts, rules: dict[str, Rule], scales: dict[str, float], chosen: str, sequences: list[PoseSequence]) -> dict:
     """Coverage of each rule's calibrated radius (``coverage_calibrated``: the ``chosen`` rule's)
     and raw-spread statistics of one set."""
     spread, error = parts.spread, parts.error
+    radius = scales[chosen] * parts.unscaled(rules[chosen])
+    per_sequence = per_sequence_coverage(error, radius, parts.sequence)
     return {
         "sequences": len(sequences),
         "joint_frames": int(len(error)),
-        "coverage_calibrated": coverage(error, scales[chosen] * parts.unscaled(rules[chosen])),
+        "coverage_calibrated": coverage(error, radius),
+        "coverage_per_sequence": {f"p{q}": float(np.percentile(per_sequence, q)) for q in (10, 50, 90)},
         "coverage_by_widening": {name: coverage(error, scales[name] * parts.unscaled(rule)) for name, rule in rules.items()},
         "coverage_raw_1x": coverage(error, spread),
         "coverage_raw_3x": coverage(error, 3 * spread),
         "spearman": float(spearmanr(spread, error).statistic),
         "median_spread_mm": 1000 * float(np.median(spread)),
         "median_error_mm": 1000 * float(np.median(error)),
-        "median_radius_mm": 1000 * scales[chosen] * float(np.median(parts.unscaled(rules[chosen]))),
+        "median_radius_mm": 1000 * float(np.median(radius)),
     }
 
 
@@ -132,10 +146,11 @@ def markdown(document: dict) -> str:
              f"half); the other rules' scales: {others}. `uncertainty` is the radius (metres) of the ball around each refined joint "
              f"that should hold the true joint {100 * c['level']:g} % of the time.", ""]
     rules = list(document["scales"])
-    header = ["data", "sequences", "joint-frames", f"coverage of the {100 * c['level']:g} % radius",
+    header = ["data", "sequences", "joint-frames", f"coverage of the {100 * c['level']:g} % radius", "per sequence p10 / p50 / p90",
               *(f"coverage, widening {rule}" for rule in rules), "raw spread 1x / 3x",
               "Spearman(spread, error)", "median spread / radius / error (mm)"]
     rows = [[name, str(s["sequences"]), f"{s['joint_frames']:,}", fmt(100 * s["coverage_calibrated"], 1, " %"),
+             " / ".join(fmt(100 * s["coverage_per_sequence"][p], 1, " %") for p in ("p10", "p50", "p90")),
              *(fmt(100 * s["coverage_by_widening"][rule], 1, " %") for rule in rules),
              f"{fmt(100 * s['coverage_raw_1x'], 1, ' %')} / {fmt(100 * s['coverage_raw_3x'], 1, ' %')}", fmt(s["spearman"], 2),
              f"{fmt(s['median_spread_mm'], 1)} / {fmt(s['median_radius_mm'], 1)} / {fmt(s['median_error_mm'], 1)}"]

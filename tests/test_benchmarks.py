@@ -413,11 +413,18 @@ def test_uncertainty_benchmark_fits_and_stores_a_conformal_scale(files, tmp_path
     assert fitted["joint_frames"] == 40 * 16 and fitted["coverage_calibrated"] >= 0.9  # conformal: at least the level on its own data
     assert fitted["coverage_by_widening"] == {"none": fitted["coverage_calibrated"], "guard": fitted["coverage_calibrated"]}
     assert fitted["median_radius_mm"] == pytest.approx(scale * fitted["median_spread_mm"])
+    assert set(fitted["coverage_per_sequence"].values()) == {fitted["coverage_calibrated"]}  # one sequence: its own coverage
     refiner = Refiner.from_pretrained(weights, device="cpu")
     assert refiner.calibration.scale == scale and (refiner.calibration.steps, refiner.calibration.samples) == (2, 3)
     assert refiner.calibration.widening is Widening.NONE
     assert f"Scale **{scale:.2f}**" in out.with_suffix(".md").read_text()
     assert document["correction_grid"] == {} and "Choosing the correction weight" not in out.with_suffix(".md").read_text()
+
+
+def test_per_sequence_coverage_counts_each_sequence_on_its_own():
+    error = np.array([1.0, 2.0, 3.0, 1.0, 5.0])
+    radius = np.array([2.0, 2.0, 2.0, 0.5, 5.0])
+    assert uncertainty.per_sequence_coverage(error, radius, np.array([0, 0, 0, 1, 1])).tolist() == pytest.approx([2 / 3, 1 / 2])
 
 
 def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(files, tmp_path):
