@@ -158,12 +158,19 @@ class Row:
     def metric(self, name: str) -> float:
         return self.report.summary[name]
 
+    def sequence_change_mm(self, base: Row) -> np.ndarray:
+        """Per-sequence MPJPE change versus ``base`` (mm, positive: made worse), one per scored sequence."""
+        return np.array([own.summary["mpjpe"] - other.summary["mpjpe"] for own, other in zip(self.sequence_reports, base.sequence_reports)])
+
     def to_json(self, base: Row) -> dict:
+        change = self.sequence_change_mm(base)
         return {
             "label": self.label, "kind": self.kind.value, "params": self.params, "frames": self.report.frames,
             "seconds": self.seconds, "frames_per_s": self.report.frames / max(self.seconds, 1e-9),
             "metrics": self.report.summary,
             "change_pct": {name: change_pct(self.metric(name), base.metric(name)) for name in METRIC_NAMES},
+            "sequences_worse_share": float(np.mean(change > 0)),
+            "sequence_change_mm": {f"p{q}": float(np.percentile(change, q)) for q in (50, 90)} | {"max": float(change.max())},
         }
 
 
@@ -382,20 +389,30 @@ def _cell(row: Row, base: Row, metric: str) -> str:
     return value if row is base else f"{value} ({fmt(change_pct(row.metric(metric), base.metric(metric)), 1, '%', signed=True)})"
 
 
+def _worse_cell(row: Row, base: Row) -> str:
+    """Share of sequences whose MPJPE ``row`` made worse than ``base``, and the 90th percentile of the change."""
+    if row is base:
+        return "—"
+    change = row.sequence_change_mm(base)
+    return f"{fmt(100 * np.mean(change > 0), 0, ' %')} ({fmt(float(np.percentile(change, 90)), 1, signed=True)})"
+
+
 def estimator_markdown(section: dict) -> str:
     rows: list[Row] = section["rows"]
     base, best = rows[0], _best([row for row in rows if row.kind is RowKind.D3PREFINE])
-    header = ["method", *(f"{METRICS[m].title} ({METRICS[m].unit})" for m in METRIC_NAMES), "frames", "time (s)"]
+    header = ["method", *(f"{METRICS[m].title} ({METRICS[m].unit})" for m in METRIC_NAMES), "sequences made worse (p90 mm)",
+              "frames", "time (s)"]
     table = [
         [f"**{row.label}** (best d3prefine)" if row is best else row.label, *(_cell(row, base, m) for m in METRIC_NAMES),
-         str(row.report.frames), fmt(row.seconds, 1)]
+         _worse_cell(row, base), str(row.report.frames), fmt(row.seconds, 1)]
         for row in rows
     ]
     lines = [
         f"## {section['estimator']}", "",
         (f"{section['sequences']} sequences, {section['frames']:,} frames from `{section['val_file']}`; "
          f"smoothers tuned on `{section['train_file']}`. Values in mm (velocity per frame, acceleration per frame²), "
-         "in parentheses the change versus the base estimator (negative: lower error)."), "",
+         "in parentheses the change versus the base estimator (negative: lower error). Sequences made worse: the share "
+         "whose MPJPE rose above the base estimator's, and the 90th percentile of the per-sequence MPJPE change."), "",
         markdown_table(header, table), "",
     ]
     for row in rows:

@@ -99,9 +99,15 @@ def test_accuracy_rows_columns_and_targets(files, tmp_path):
         assert row["frames"] == 80 and row["seconds"] >= 0
     base = rows["base estimator"]
     assert all(change == 0 for change in base["change_pct"].values())
+    assert base["sequences_worse_share"] == 0 and base["sequence_change_mm"] == {"p50": 0, "p90": 0, "max": 0}
     val = [s for s in load_poses(files["val"]) if s.name in section["sequence_names"]]
     expected = pool_reports([evaluate_poses(s.poses_3d, s.gt_3d) for s in val]).summary
     assert base["metrics"] == pytest.approx(expected)
+    refined = Refiner.from_pretrained(files["weights"], device="cpu").refine_sequences(val)
+    change = [evaluate_poses(r.poses_3d, s.gt_3d).summary["mpjpe"] - evaluate_poses(s.poses_3d, s.gt_3d).summary["mpjpe"]
+              for r, s in zip(refined, val)]
+    assert rows["d3prefine K=1"]["sequences_worse_share"] == np.mean(np.array(change) > 0)
+    assert rows["d3prefine K=1"]["sequence_change_mm"]["max"] == pytest.approx(max(change), abs=1e-3)
     rechained = [rechain(s.poses_3d, median_bone_lengths(s.poses_3d, H36M_17), H36M_17).astype(np.float32) for s in val]
     assert rows["constant bone lengths (sequence medians)"]["metrics"] == pytest.approx(
         pool_reports([evaluate_poses(r, s.gt_3d) for r, s in zip(rechained, val)]).summary)
