@@ -158,19 +158,20 @@ class Row:
     def metric(self, name: str) -> float:
         return self.report.summary[name]
 
-    def sequence_change_mm(self, base: Row) -> np.ndarray:
-        """Per-sequence MPJPE change versus ``base`` (mm, positive: made worse), one per scored sequence."""
-        return np.array([own.summary["mpjpe"] - other.summary["mpjpe"] for own, other in zip(self.sequence_reports, base.sequence_reports)])
+    def sequence_harm(self, base: Row) -> tuple[float, dict[str, float]]:
+        """Share of the scored sequences whose MPJPE this row raised above ``base``'s, and the
+        per-sequence MPJPE change (mm, positive: made worse) at its median, 90th percentile and max."""
+        change = np.array([own.summary["mpjpe"] - other.summary["mpjpe"] for own, other in zip(self.sequence_reports, base.sequence_reports)])
+        return float(np.mean(change > 0)), {"p50": float(np.percentile(change, 50)), "p90": float(np.percentile(change, 90)), "max": float(change.max())}
 
     def to_json(self, base: Row) -> dict:
-        change = self.sequence_change_mm(base)
+        worse_share, change = self.sequence_harm(base)
         return {
             "label": self.label, "kind": self.kind.value, "params": self.params, "frames": self.report.frames,
             "seconds": self.seconds, "frames_per_s": self.report.frames / max(self.seconds, 1e-9),
             "metrics": self.report.summary,
             "change_pct": {name: change_pct(self.metric(name), base.metric(name)) for name in METRIC_NAMES},
-            "sequences_worse_share": float(np.mean(change > 0)),
-            "sequence_change_mm": {f"p{q}": float(np.percentile(change, q)) for q in (50, 90)} | {"max": float(change.max())},
+            "sequences_worse_share": worse_share, "sequence_change_mm": change,
         }
 
 
@@ -393,8 +394,8 @@ def _worse_cell(row: Row, base: Row) -> str:
     """Share of sequences whose MPJPE ``row`` made worse than ``base``, and the 90th percentile of the change."""
     if row is base:
         return "—"
-    change = row.sequence_change_mm(base)
-    return f"{fmt(100 * np.mean(change > 0), 0, ' %')} ({fmt(float(np.percentile(change, 90)), 1, signed=True)})"
+    worse_share, change = row.sequence_harm(base)
+    return f"{fmt(100 * worse_share, 0, ' %')} ({fmt(change['p90'], 1, signed=True)})"
 
 
 def estimator_markdown(section: dict) -> str:

@@ -17,7 +17,7 @@
 # Copy $OUT/denoiser.safetensors and $OUT/noise.safetensors to weights/ to ship them.
 #
 # KINDS (the estimator outputs trained on, in every build) and EXTRA (more "build:member" outputs)
-# widen the pool: stop 21's probe of its two ends (benchmarks/README.md, "The pool's two ends") ran
+# widen the pool: stop 21's probe (benchmarks/README.md, "The pool's two ends in training") ran
 #   OUT=runs/wide INIT=weights KINDS="temporal frame temporal9 weak weakest exact2d" \
 #       EXTRA="data/actors:exact2d_strong" THREADS=2 MINUTES=40 bash recipes/pool_weights.sh
 set -euo pipefail
