@@ -189,9 +189,12 @@ def estimator_label(sequences: Sequence[PoseSequence | SequenceMetadata], path: 
     return str(names.pop()) if len(names) == 1 and None not in names else path.stem
 
 
-def load_scored(path: Path, count: int | None, seed: int) -> list[PoseSequence]:
-    """Sequences of ``path`` (a seeded subsample of ``count``), each with ``gt_3d`` and ``fps``."""
-    sequences = _subsample(load_poses(path), count, seed)
+def load_scored(
+    path: Path, count: int | None, seed: int, keep: Callable[[PoseSequence], bool] | None = None
+) -> list[PoseSequence]:
+    """Sequences of ``path`` (those ``keep`` accepts, then a seeded subsample of ``count``), each
+    with ``gt_3d`` and ``fps``."""
+    sequences = _subsample([seq for seq in load_poses(path) if keep is None or keep(seq)], count, seed)
     for seq in sequences:
         for key in ("gt_3d", "fps"):
             if getattr(seq, key) is None:

@@ -29,7 +29,17 @@ held out, trained on the others and written with ``--keep best``, the weights of
 validation on the held-out pairs, step 0 (the weights as they are) included. The question a user
 with a few pairs of their own estimator asks: fine-tune, train from scratch, or use the shipped
 model as it is? Every other model writes its last weights (``--keep last``): its validation
-windows are cut from the sequences it is scored on. Budgets run side by side, one process each:
+windows are cut from the sequences it is scored on.
+
+``--disjoint-by KEY`` (e.g. ``source_file``, the motion capture take a Bandai sequence was cut
+from) draws the training pairs only among sequences that share no provenance ``KEY`` with a
+scored one, and holds out whole groups of that key for the selection: so ``--train`` may be the
+``--val`` file itself, the case of a user whose few pairs come from their own recordings, while
+no motion is both trained on and scored. Weights fine-tuned from a set trained on the Bandai
+TRAIN split have seen every TRAIN motion already, with other estimators' errors; 20 TRAIN pairs
+are no new motions for them, and held-out TRAIN pairs no fair selection.
+
+Budgets run side by side, one process each:
 
     python -m benchmarks.scarce_data --train data/train_temporal.h5 --train data/train_frame.h5 \\
         --val data/val_temporal.h5 --val data/val_frame.h5 --sequences 20 --threads 1 \\
@@ -39,8 +49,10 @@ windows are cut from the sequences it is scored on. Budgets run side by side, on
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -95,6 +107,32 @@ def train(
     return trainer.kept_model(), history
 
 
+def _group(seq: PoseSequence, key: str) -> str:
+    """The provenance value ``key`` of ``seq`` as text; :class:`InputError` without it."""
+    if key not in seq.provenance:
+        raise InputError(f"--disjoint-by {key}: sequence {seq.name!r} has no provenance key {key!r}")
+    return json.dumps(seq.provenance[key], sort_keys=True)
+
+
+def disjoint(scored: list[PoseSequence], key: str | None) -> Callable[[PoseSequence], bool] | None:
+    """With a provenance ``key`` (e.g. ``source_file``, the motion a sequence was cut from), the
+    test that keeps a training sequence only if no ``scored`` sequence shares its value."""
+    if key is None:
+        return None
+    used = {_group(seq, key) for seq in scored}
+    return lambda seq: _group(seq, key) not in used
+
+
+def held_out_split(sequences: list[PoseSequence], every: int, key: str | None) -> tuple[list[PoseSequence], list[PoseSequence]]:
+    """``(kept, held_out)``: every ``every``-th group of ``sequences`` held out, a group being one
+    sequence or, with a provenance ``key``, all sequences that share its value (so that no motion
+    is on both sides)."""
+    labels = [str(k) if key is None else _group(seq, key) for k, seq in enumerate(sequences)]
+    order = {label: n for n, label in enumerate(dict.fromkeys(labels))}
+    out = [order[label] % every == every - 1 for label in labels]
+    return [s for s, o in zip(sequences, out) if not o], [s for s, o in zip(sequences, out) if o]
+
+
 def _summary(report: MetricReport) -> dict[str, float]:
     return {m: report.summary[m] for m in REPORTED}
 
@@ -108,7 +146,7 @@ def measure(args: argparse.Namespace) -> dict:
     val_sequences = [seq for _, _, scored in val for seq in scored]
     root = val_sequences[0].layout.root
     val_windows = WindowSampler(val_sequences, DenoiserConfig.window, root)
-    sequences = [seq for path in args.train for seq in load_scored(path, args.sequences, args.seed)]
+    sequences = [seq for path in args.train for seq in load_scored(path, args.sequences, args.seed, keep=disjoint(val_sequences, args.disjoint_by))]
     noise = fit_noise(sequences)
     data = WindowSampler(sequences, DenoiserConfig.window, root)
     frames = sum(seq.num_frames for seq in sequences)
@@ -123,10 +161,10 @@ def measure(args: argparse.Namespace) -> dict:
         windows = (WindowSampler(sequences, shipped.window, root), WindowSampler(val_sequences, shipped.window, root))
         model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, init=shipped.model, lr=args.init_lr)
         refiners[SHIPPED], refiners[TUNED] = shipped, Refiner(model, shipped.noise, "cpu")
-        held_out = [seq for k, seq in enumerate(sequences) if k % args.select_every == args.select_every - 1]
-        kept = [seq for k, seq in enumerate(sequences) if k % args.select_every != args.select_every - 1]
-        if not held_out:
-            raise InputError(f"--select-every {args.select_every}: {len(sequences)} training sequences leave none held out")
+        kept, held_out = held_out_split(sequences, args.select_every, args.disjoint_by)
+        if not held_out or not kept:
+            raise InputError(f"--select-every {args.select_every}: {len(sequences)} training sequences leave none "
+                             + ("held out" if not held_out else "to train on"))
         log(f"{SELECTED}: {len(kept)} training sequences, {len(held_out)} held out")
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
         model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, init=shipped.model, lr=args.init_lr, keep=KeptWeights.BEST)
@@ -158,7 +196,7 @@ def markdown(document: dict) -> str:
              "its forward errors sampled from the fitted Gaussian (`--forward-errors mixed`). "
              f"Scored on {settings['val_sequences']} validation sequences per file through `refine_many` (default smoothing): "
              "MPJPE and P-MPJPE in mm, acceleration error in mm/frame², in parentheses the difference to the regressor "
-             "(to the base estimator when the regressor was not trained; negative: better)." + _init_note(settings), ""]
+             "(to the base estimator when the regressor was not trained; negative: better)." + _disjoint_note(settings) + _init_note(settings), ""]
     for f in document["files"]:
         reference = next((r["metrics"] for r in f["rows"] if r["method"] == "regression K=1"), f["rows"][0]["metrics"])
         table = [[r["method"], *(f"{fmt(r['metrics'][m], 2)} ({fmt(r['metrics'][m] - reference[m], 2, signed=True)})" for m in REPORTED)]
@@ -174,6 +212,11 @@ def markdown(document: dict) -> str:
               "fine-tuning runs are validated at step 0 too.", "",
               markdown_table(["model", *(f"step {s}" for s in steps)], curves), ""]
     return "\n".join(lines)
+
+
+def _disjoint_note(settings: dict) -> str:
+    key = settings.get("disjoint_by")
+    return "" if key is None else f" Training sequences are drawn only among those that share no provenance `{key}` with a scored sequence."
 
 
 def _init_note(settings: dict) -> str:
@@ -200,6 +243,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--init", type=Path, default=None, help="weights (file or folder) to score as they are and to fine-tune")
     parser.add_argument("--init-lr", type=float, default=None, help="peak learning rate of the fine-tuning (default: the train default)")
     parser.add_argument("--select-every", type=int, default=5, help=f"'{SELECTED}': every N-th training pair held out to choose the weights")
+    parser.add_argument("--disjoint-by", default=None, metavar="KEY",
+                        help="draw training sequences only among those whose provenance KEY (e.g. source_file) no scored sequence shares")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1 or args.select_every < 2:
@@ -217,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {"sequences": args.sequences, "steps": args.steps, "eval_every": args.eval_every, "seed": args.seed,
                     "val_sequences": args.val_sequences, "threads": args.threads, "models": {m: MODELS[m] for m in args.models}, "scored": SCORED,
                     "init": None if args.init is None else str(args.init), "init_lr": args.init_lr,
-                    "select_every": args.select_every}
+                    "select_every": args.select_every, "disjoint_by": args.disjoint_by}
         document = {"benchmark": "scarce_data", "run": provenance, "settings": settings, **measure(args)}
         return document, markdown(document)
 

@@ -497,6 +497,35 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     assert frozen["settings"]["init_lr"] == 0.0 and "peak learning rate of 0" in out.with_name("frozen.md").read_text()
 
 
+def test_scarce_data_disjoint_by_draws_training_pairs_only_from_unscored_motions(files, tmp_path, monkeypatch):
+    sequences = _sequences(6, 40, 30, "m")
+    for seq, motion in zip(sequences, ("a", "a", "b", "c", "c", "d")):
+        seq.provenance["source_file"] = motion
+    save_poses(tmp_path / "one.h5", sequences)
+    scored = accuracy.load_scored(tmp_path / "one.h5", 2, 0)
+    keep = scarce_data.disjoint(scored, "source_file")
+    shared = {seq.provenance["source_file"] for seq in scored}
+    assert [keep(seq) for seq in sequences] == [seq.provenance["source_file"] not in shared for seq in sequences]
+    assert scarce_data.disjoint(scored, None) is None
+    with pytest.raises(InputError, match=f"--disjoint-by camera: sequence '{scored[0].name}' has no provenance key 'camera'"):
+        scarce_data.disjoint(scored, "camera")
+    kept, held_out = scarce_data.held_out_split(sequences, 2, "source_file")  # motions a, b, c, d: b and d held out
+    assert [s.name for s in kept] == ["m0", "m1", "m3", "m4"] and [s.name for s in held_out] == ["m2", "m5"]
+    kept, held_out = scarce_data.held_out_split(sequences, 2, None)  # without a key every sequence is its own group
+    assert [s.name for s in kept] == ["m0", "m2", "m4"] and [s.name for s in held_out] == ["m1", "m3", "m5"]
+    # the probe: the same file for training and scoring, the training pairs from the other motions only
+    monkeypatch.setitem(scarce_data.MODELS, "diffusion", {"warmup": 1, "ema_decay": 0.0})
+    out = tmp_path / "disjoint"
+    argv = ["--train", tmp_path / "one.h5", "--val", tmp_path / "one.h5", "--sequences", "6", "--val-sequences", "2", "--steps", "2",
+            "--eval-every", "2", "--threads", "1", "--models", "diffusion", "--disjoint-by", "source_file", "--out", out]
+    assert scarce_data.main([str(a) for a in argv]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    unscored = [seq for seq in sequences if seq.provenance["source_file"] not in shared]
+    assert 0 < len(unscored) < 6 and document["train_sequences"] == len(unscored)
+    assert document["train_frames"] == 40 * len(unscored) and document["settings"]["disjoint_by"] == "source_file"
+    assert "share no provenance `source_file` with a scored sequence" in out.with_suffix(".md").read_text()
+
+
 def test_refine_sequences_refines_other_frame_rates_as_the_cli_does(files):
     refiner = Refiner.from_pretrained(files["weights"], device="cpu")
     refiner.fps = 30.0
