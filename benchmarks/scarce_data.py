@@ -80,6 +80,9 @@ MODELS = {
 # How each model refines: (model, K reverse steps).
 SCORED = (("regression", 1), ("diffusion", 1), ("diffusion", 2), ("diffusion, mixed errors", 1))
 SHIPPED, TUNED = "init weights as they are", "diffusion fine-tuned from the init weights"  # the --init rows
+# The init weights without their fallback (only when they hold a guard reference): fine-tuned
+# weights hold none, so they refine without it, and this row tells that from the fine-tuning's gain.
+UNGUARDED = "init weights as they are, no fallback"
 SELECTED = "diffusion fine-tuned, best on held-out pairs"  # the third --init row (train --keep best)
 
 
@@ -155,12 +158,13 @@ def measure(args: argparse.Namespace) -> dict:
     for name in args.models:
         model, curves[name] = train(name, noise, data, val_windows, args)
         refiners[name] = Refiner(model, noise, "cpu")
-    scored_rows = [(name, steps) for name, steps in SCORED if name in refiners]
+    scored_rows = [(name, steps, {}) for name, steps in SCORED if name in refiners]
     if args.init is not None:
         shipped = Refiner.from_pretrained(args.init, device="cpu")
         windows = (WindowSampler(sequences, shipped.window, root), WindowSampler(val_sequences, shipped.window, root))
         model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, init=shipped.model, lr=args.init_lr)
-        refiners[SHIPPED], refiners[TUNED] = shipped, Refiner(model, shipped.noise, "cpu")
+        refiners[SHIPPED] = refiners[UNGUARDED] = shipped
+        refiners[TUNED] = Refiner(model, shipped.noise, "cpu")
         kept, held_out = held_out_split(sequences, args.select_every, args.disjoint_by)
         if not held_out or not kept:
             raise InputError(f"--select-every {args.select_every}: {len(sequences)} training sequences leave none "
@@ -169,13 +173,14 @@ def measure(args: argparse.Namespace) -> dict:
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
         model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, init=shipped.model, lr=args.init_lr, keep=KeptWeights.BEST)
         refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
-        scored_rows += [(SHIPPED, 1), (TUNED, 1), (SELECTED, 1)]
+        scored_rows += [(SHIPPED, 1, {}), *([(UNGUARDED, 1, {"fallback": False})] if shipped.guard is not None else []),
+                        (TUNED, 1, {}), (SELECTED, 1, {})]
     files = []
     for label, path, scored in val:
         inputs = [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in scored]
         rows = [{"method": "base estimator", "metrics": _summary(pooled_report([s.poses_3d for s in scored], scored))}]
-        for name, steps in scored_rows:
-            refined = refiners[name].refine_many(inputs, steps=steps)
+        for name, steps, options in scored_rows:
+            refined = refiners[name].refine_many(inputs, steps=steps, **options)
             rows.append({"method": f"{name} K={steps}", "model": name, "steps": steps,
                          "metrics": _summary(pooled_report([r.poses_3d for r in refined], scored))})
         log(f"  {label}: " + ", ".join(f"{r['method']} {r['metrics']['mpjpe']:.2f}" for r in rows) + " mm MPJPE")
@@ -226,7 +231,8 @@ def _init_note(settings: dict) -> str:
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
             f"settings{lr} and pairs, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
             f"{settings['select_every']}th pair held out and the weights of the best validation on them kept, step 0 included "
-            f"(`train --keep best`; '{SELECTED}').")
+            f"(`train --keep best`; '{SELECTED}'). Fine-tuned weights hold no guard reference and refine without the fallback; "
+            f"'{UNGUARDED}' (init weights that hold one) refines without it too.")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

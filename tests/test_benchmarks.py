@@ -16,8 +16,9 @@ from d3prefine.baselines import Smoother, savgol
 from d3prefine.blend import BlendedRefiner
 from d3prefine.bones import constrain_bones, median_bone_lengths, rechain
 from d3prefine.calibration import CORRECTION_WEIGHTS, Widening
-from d3prefine.checkpoint import save_denoiser
+from d3prefine.checkpoint import save_denoiser, set_denoiser_metadata
 from d3prefine.errors import InputError
+from d3prefine.guard import GUARD_METADATA_KEY, GuardReference
 from d3prefine.io import PoseSequence, load_poses, save_poses
 from d3prefine.metrics import METRIC_NAMES, evaluate_poses, mpjpe, pool_reports
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -495,6 +496,30 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     one = [*argv[:argv.index("--sequences") + 1], "1", *argv[argv.index("--sequences") + 2:-1], out.with_name("one")]
     assert scarce_data.main([str(a) for a in one]) == 1  # one training pair: none left to hold out
     assert frozen["settings"]["init_lr"] == 0.0 and "peak learning rate of 0" in out.with_name("frozen.md").read_text()
+
+
+def test_scarce_data_scores_guarded_init_weights_with_and_without_their_fallback(files, tmp_path, monkeypatch):
+    monkeypatch.setitem(scarce_data.MODELS, "diffusion", {"warmup": 1, "ema_decay": 0.0})
+    guarded = tmp_path / "guarded"
+    guarded.mkdir()
+    shutil.copy(files["weights"] / "noise.safetensors", guarded / "noise.safetensors")
+    cov = np.tile(np.eye(5), (17, 1, 1))
+    cov[0] = 0.0
+    reference = GuardReference(np.zeros((17, 5)), cov, 0.01, -5.0)  # a threshold every sequence exceeds: the fallback leans on the input
+    set_denoiser_metadata(files["weights"] / "denoiser.safetensors", guarded / "denoiser.safetensors", {GUARD_METADATA_KEY: reference.to_json()})
+    rows = {}
+    for name, init in (("plain", files["weights"]), ("guarded", guarded)):
+        argv = ["--train", files["train"], "--val", files["val"], "--sequences", "2", "--val-sequences", "2", "--steps", "1",
+                "--eval-every", "1", "--threads", "1", "--models", "diffusion", "--init", init, "--select-every", "2", "--out", tmp_path / name]
+        assert scarce_data.main([str(a) for a in argv]) == 0
+        (scored,) = json.loads((tmp_path / name).with_suffix(".json").read_text())["files"]
+        rows[name] = {r["method"]: r["metrics"]["mpjpe"] for r in scored["rows"]}
+    assert f"{scarce_data.UNGUARDED} K=1" not in rows["plain"]  # weights without a guard have no fallback to turn off
+    assert list(rows["guarded"]) == ["base estimator", "diffusion K=1", "diffusion K=2", f"{scarce_data.SHIPPED} K=1",
+                                     f"{scarce_data.UNGUARDED} K=1", f"{scarce_data.TUNED} K=1", f"{scarce_data.SELECTED} K=1"]
+    # without its fallback the guarded set refines as the same tensors without a guard do; with it, it leans on the input
+    assert rows["guarded"][f"{scarce_data.UNGUARDED} K=1"] == pytest.approx(rows["plain"][f"{scarce_data.SHIPPED} K=1"], rel=1e-6)
+    assert abs(rows["guarded"][f"{scarce_data.SHIPPED} K=1"] - rows["plain"][f"{scarce_data.SHIPPED} K=1"]) > 1e-3
 
 
 def test_scarce_data_disjoint_by_draws_training_pairs_only_from_unscored_motions(files, tmp_path, monkeypatch):

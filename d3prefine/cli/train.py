@@ -59,7 +59,7 @@ def _load(files: list[Path]) -> list:
 EXAMPLES = (
     "d3prefine train --data train.h5 --val val.h5 --noise my_noise.safetensors -o runs/denoiser.safetensors --steps 20000",
     "d3prefine train --data train.h5 --val val.h5 --noise my_noise.safetensors -o runs/denoiser.safetensors --resume",
-    "d3prefine train --data mine.h5 --val mine_val.h5 --noise my_noise.safetensors --init weights/ -o runs/mine.safetensors --steps 1000",
+    "d3prefine train --data mine.h5 --val mine_val.h5 --noise weights/noise.safetensors --init weights/ -o runs/mine.safetensors --steps 200 --eval-every 25",
 )
 
 
