@@ -49,6 +49,7 @@ from d3prefine.baselines import Smoother, smooth, tune_smoother
 from d3prefine.blend import BlendedRefiner, load_refiner
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.errors import InputError
+from d3prefine.guard_fit import subsample
 from d3prefine.io import PoseSequence, SequenceMetadata, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, METRICS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.noise import NoiseModel
@@ -175,14 +176,6 @@ class Row:
         }
 
 
-def _subsample(items: list, count: int | None, seed: int) -> list:
-    """``count`` items drawn without replacement (seeded), in their original order; all if ``None``."""
-    if count is None or count >= len(items):
-        return items
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=count, replace=False))
-    return [items[k] for k in keep]
-
-
 def estimator_label(sequences: Sequence[PoseSequence | SequenceMetadata], path: Path) -> str:
     """The one ``provenance["estimator"]`` of all sequences, else the file stem."""
     names = {seq.provenance.get("estimator") for seq in sequences}
@@ -194,7 +187,7 @@ def load_scored(
 ) -> list[PoseSequence]:
     """Sequences of ``path`` (those ``keep`` accepts, then a seeded subsample of ``count``), each
     with ``gt_3d`` and ``fps``."""
-    sequences = _subsample([seq for seq in load_poses(path) if keep is None or keep(seq)], count, seed)
+    sequences = subsample([seq for seq in load_poses(path) if keep is None or keep(seq)], count, seed)
     for seq in sequences:
         for key in ("gt_3d", "fps"):
             if getattr(seq, key) is None:
@@ -544,7 +537,7 @@ def run(args: argparse.Namespace, argv: list[str], module: str = "benchmarks.acc
         label = estimator_label(sequences, path)
         if label in train:
             raise InputError(f"{path}: estimator {label!r} already comes from --train {train[label][0]}; give one file per estimator")
-        train[label] = (path, _subsample(sequences, args.tune_sequences, args.seed))
+        train[label] = (path, subsample(sequences, args.tune_sequences, args.seed))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         bench = Bench(args, refiner, variants, progress)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from pathlib import Path
 
@@ -42,10 +41,11 @@ from benchmarks.accuracy import estimator_label, load_scored
 from benchmarks.report import fmt, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.checkpoint import set_denoiser_metadata
-from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, fit_reference
+from d3prefine.guard import GUARD_METADATA_KEY, GuardReference
+from d3prefine.guard_fit import reference_of, threshold_of
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import mpjpe
-from d3prefine.preprocess import model_inputs, normalize_screen
+from d3prefine.preprocess import normalize_screen
 from d3prefine.refine import Refiner
 from d3prefine.runtime import log
 from d3prefine.skeleton import H36M_17
@@ -102,17 +102,6 @@ def score_sequences(refiner: Refiner, sequences: list[PoseSequence]) -> list[dic
         rows.append({"name": seq.name, "frames": seq.num_frames, "input_mm": before, "refined_mm": after, "worse": bool(after > before),
                      "score": guard.score, "condition": guard.condition, "correction": guard.correction})
     return rows
-
-
-def reference_of(refiner: Refiner, sequences: list[PoseSequence]) -> GuardReference:
-    """:func:`fit_reference` on ``sequences`` refined with K = 1 and no fallback (threshold not yet chosen)."""
-    results = refiner.refine_sequences(sequences, fallback=False)
-    root = refiner.layout.root
-    triples = []
-    for seq, result in zip(sequences, results):
-        x = model_inputs(seq.poses_2d, seq.poses_3d, seq.image_size, root)
-        triples.append((x.p, x.y, result.poses_3d - result.poses_3d[:, root : root + 1]))
-    return fit_reference(triples, root=root, threshold=0.0)
 
 
 def perturbed(sequences: list[PoseSequence], kind: str, seed: int) -> list[PoseSequence]:
@@ -198,7 +187,7 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     pick = [seq for seqs in halves.values() for seq in seqs[0::2]]
     check = [seq for seqs in halves.values() for seq in seqs[1::2]]
     picked = np.array([r["score"] for r in score_sequences(refiner, pick)])
-    threshold = math.ceil(10 * float(np.quantile(picked, args.threshold_quantile))) / 10
+    threshold = threshold_of(picked, args.threshold_quantile)
     sweep = {"threshold": threshold, "p99": float(np.quantile(picked, 0.99)), "p95": float(np.quantile(picked, 0.95))}
     refiner.guard = reference = reference.with_threshold(threshold)
     log(f"threshold {threshold:g}")

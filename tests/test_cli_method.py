@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, denoiser_metadata
 from d3prefine.cli import app
+from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, guard_scores, reference_of, threshold_of
 from d3prefine.io import load_poses, save_poses
 from d3prefine.noise import NoiseModel
 from d3prefine.refine import Refiner
@@ -150,9 +151,10 @@ def test_train_writes_weights_checkpoint_and_resumes(trained, tmp_path):
     shutil.copy(checkpoint, tmp_path / checkpoint.name)  # resume a copy: the other tests use the 6-step model
     result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
                     "-o", tmp_path / "model.safetensors", "--steps", "9", "--batch-size", "4", "--eval-every", "3",
-                    "--device", "cpu", "--resume", "--json", *TINY)
+                    "--device", "cpu", "--resume", "--json", "--no-guard", *TINY)
     document = json.loads(result.stdout)
     assert document["steps"] == 9 and [h["step"] for h in document["history"]] == [3, 6, 9]
+    assert document["guard"] is None and Refiner.from_pretrained(tmp_path / "model.safetensors", trained["noise"], device="cpu").guard is None
     assert "resumed from" in result.stderr and (tmp_path / "model.safetensors").is_file()
     other = tmp_path / "other_noise.safetensors"
     invoke("fit-noise", trained["train"], "-o", other, "--mode", "isotropic")
@@ -160,6 +162,24 @@ def test_train_writes_weights_checkpoint_and_resumes(trained, tmp_path):
     refused = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", other,
                      "-o", tmp_path / "model.safetensors", "--steps", "9", "--device", "cpu", "--resume", *TINY, code=2)
     assert refused.stderr.endswith("was trained with other noise statistics than --noise; resume with the same --noise\n")
+
+
+def test_train_stores_a_refine_guard_fitted_on_its_data(trained, tmp_path):
+    """The reference from the --data sequences refined, the threshold the 0.99 quantile of the
+    --val scores rounded up to 0.1 and at least 1: ``refine --strict`` takes the validation file."""
+    stored = Refiner.from_pretrained(trained["model"], trained["noise"], device="cpu")
+    assert stored.guard is not None
+    train, val = load_poses(trained["train"]), load_poses(trained["val"])
+    again = reference_of(stored, train)  # refined with no fallback: the stored guard plays no part
+    np.testing.assert_allclose(again.mean, stored.guard.mean, rtol=1e-6)
+    np.testing.assert_allclose(again.cov, stored.guard.cov, rtol=1e-6, atol=1e-12)
+    assert again.correction_m == pytest.approx(stored.guard.correction_m, rel=1e-6)
+    (score,) = guard_scores(stored, val)
+    assert stored.guard.threshold == max(MIN_THRESHOLD, threshold_of(np.array([score]), GUARD_QUANTILE)) == 1.0  # one score, 0.02: the floor
+    invoke("refine", trained["val"], "--weights", trained["model"], "--noise", trained["noise"], "-o", tmp_path / "out.npz", "--strict",
+           "--device", "cpu")
+    (refined,) = load_poses(tmp_path / "out.npz")
+    assert refined.provenance["refine"]["guard"]["flagged"] is False
 
 
 def test_train_rejects_unknown_objective(trained, tmp_path):

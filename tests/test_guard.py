@@ -23,6 +23,7 @@ from d3prefine.calibration import (
 from d3prefine.checkpoint import denoiser_metadata, save_denoiser, set_denoiser_metadata
 from d3prefine.errors import ExitCode, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, familiar_mean, fit_reference, guard_score, score_weights
+from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, fit_guard, guard_scores, subsample, threshold_of
 from d3prefine.io import load_poses, save_poses
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
@@ -290,3 +291,35 @@ def test_guard_widening_without_a_guard_reference_is_refused(weights):
     set_denoiser_metadata(weights / "plain.safetensors", weights / "widened.safetensors", {CALIBRATION_METADATA_KEY: calibration.to_json()})
     with pytest.raises(WeightsError, match="widens by the guard score, but the file holds no guard reference"):
         Refiner.from_pretrained(weights / "widened.safetensors", weights / "noise.safetensors", device="cpu")
+
+
+def test_threshold_is_the_quantile_rounded_up_to_a_tenth():
+    assert threshold_of(np.array([0.1, 0.25, 0.31]), 1.0) == 0.4
+    assert threshold_of(np.array([-0.5, 0.3]), 1.0) == 0.3  # not 0.4: 10 * 0.3 is 3.0000000000000004
+    assert threshold_of(np.array([0.0, 1.0]), 0.5) == 0.5
+    assert threshold_of(np.array([-0.06]), 0.99) == 0.0
+
+
+def test_subsample_is_seeded_and_keeps_the_order():
+    items = list("abcdefgh")
+    picked = subsample(items, 3, seed=0)
+    assert picked == subsample(items, 3, seed=0) and len(picked) == 3 and picked == sorted(picked)
+    assert subsample(items, None, 0) == items and subsample(items, 8, 0) == items and subsample(items, 20, 0) == items
+    assert {tuple(subsample(items, 3, seed)) for seed in range(5)} != {tuple(picked)}  # other seeds, other picks
+
+
+def test_guard_scores_need_a_reference(weights):
+    plain = Refiner.from_pretrained(weights / "plain.safetensors", weights / "noise.safetensors", device="cpu")
+    with pytest.raises(ValueError, match="holds no guard reference"):
+        guard_scores(plain, load_poses(weights / "in.npz"))
+
+
+def test_fit_guard_keeps_the_validation_quantile_above_the_floor(weights):
+    plain = Refiner.from_pretrained(weights / "plain.safetensors", weights / "noise.safetensors", device="cpu")
+    train = load_poses(weights / "in.npz")
+    reference = fit_guard(plain, train, train)
+    assert plain.guard is reference and reference.threshold == MIN_THRESHOLD  # its own training data scores about 0
+    unusual = [dataclasses.replace(seq, poses_3d=3.0 * seq.poses_3d) for seq in train]  # 3D three times too large
+    reference = fit_guard(plain, train, unusual)
+    scores = guard_scores(plain, unusual)
+    assert scores.min() > MIN_THRESHOLD and reference.threshold == threshold_of(scores, GUARD_QUANTILE) > MIN_THRESHOLD

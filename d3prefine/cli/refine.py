@@ -425,7 +425,7 @@ def command(
         if member.noise_mismatch:
             log(f"warning: {member.noise_path} is not the noise statistics {member.weights_path} was trained with (--noise-mismatch-ok)")
         if strict and member.guard is None:
-            raise usage_error(f"--strict: the weights {member.weights_path} hold no guard reference (see 'python -m benchmarks.guard')")
+            raise usage_error(f"--strict: the weights {member.weights_path} hold no guard reference (weights written by 'd3prefine train' hold one unless --no-guard; see 'python -m benchmarks.guard')")
         if steps > member.schedule.num_train_timesteps:
             raise typer.BadParameter(f"{steps} exceeds the {member.schedule.num_train_timesteps} steps the weights were trained with", param_hint="'--steps'")
     try:

@@ -40,6 +40,7 @@ from d3prefine.config import (
     TrainConfig,
 )
 from d3prefine.errors import InputError
+from d3prefine.guard_fit import GUARD_QUANTILE, GUARD_SEQUENCES, MIN_THRESHOLD, subsample
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.outputfile import claim_output
 from d3prefine.skeleton import get_layout
@@ -127,6 +128,14 @@ def command(
         Optional[Path],
         typer.Option("--init", help="Fine-tune: start from these denoiser weights (file, folder or shipped set, e.g. weights/ or varied); the architecture is theirs."),
     ] = None,
+    guard: Annotated[
+        bool,
+        typer.Option(
+            "--guard/--no-guard",
+            help=f"Store a refine guard with the weights: its reference fitted on up to {GUARD_SEQUENCES} --data sequences refined, "
+            f"its threshold the {GUARD_QUANTILE:g} quantile of the scores of up to {GUARD_SEQUENCES} --val sequences, at least {MIN_THRESHOLD:g} (as the shipped weights').",
+        ),
+    ] = True,
     max_minutes: Annotated[Optional[float], typer.Option(min=0.0, help="Stop (and save) after this wall time.")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")] = None,
     device: DeviceOption = "auto",
@@ -183,8 +192,11 @@ def command(
         model_config = _init_config(start.config, model_config, layout.name)
         init_state = start.state_dict()
     started = time.perf_counter()
-    train_data = WindowSampler(_load(data_files), model_config.window, layout.root)
-    val_data = WindowSampler(_load(val_files), model_config.window, layout.root)
+    train_sequences, val_sequences = _load(data_files), _load(val_files)
+    train_data = WindowSampler(train_sequences, model_config.window, layout.root)
+    val_data = WindowSampler(val_sequences, model_config.window, layout.root)
+    guard_sets = (subsample(train_sequences, GUARD_SEQUENCES, seed), subsample(val_sequences, GUARD_SEQUENCES, seed)) if guard else None
+    del train_sequences, val_sequences  # the samplers hold the arrays; only the guard's subsamples stay
     log(f"data: {len(train_data.starts)} training windows, {len(val_data.starts)} validation windows "
         f"({time.perf_counter() - started:.0f} s to load)")
     trainer = Trainer(model_config, train_config, noise_model, train_data, val_data, torch_device, init=init_state)
@@ -224,7 +236,23 @@ def command(
         gc.collect()
         torch.distributed.destroy_process_group()
     if rank == 0:
+        stored = None if guard_sets is None else _store_guard(output, noise, torch_device, *guard_sets)
         log(f"wrote {output} after {steps_done} steps, the EMA weights of step {kept_step} "
             f"(--keep {keep.value}; {time.perf_counter() - started:.0f} s)")
         if json_output:
-            emit_json({"output": output, "steps": steps_done, "kept_step": kept_step, "history": history})
+            emit_json({"output": output, "steps": steps_done, "kept_step": kept_step, "history": history, "guard": stored})
+
+
+def _store_guard(output: Path, noise: Path, device, train: list, val: list) -> dict:
+    """Fit the refine guard of the weights at ``output`` on ``train`` and ``val`` sequences and add
+    it to the file's metadata (tensors unchanged, written atomically); returns its summary."""
+    from d3prefine.checkpoint import set_denoiser_metadata
+    from d3prefine.guard import GUARD_METADATA_KEY
+    from d3prefine.guard_fit import fit_guard
+    from d3prefine.refine import Refiner
+
+    log(f"fitting the refine guard on {len(train)} training and {len(val)} validation sequences")
+    reference = fit_guard(Refiner.from_pretrained(output, noise, device=device), train, val)
+    set_denoiser_metadata(output, output, {GUARD_METADATA_KEY: reference.to_json()})
+    log(f"stored the refine guard: threshold {reference.threshold:g} (the {GUARD_QUANTILE:g} quantile of the validation scores, at least {MIN_THRESHOLD:g})")
+    return {"threshold": reference.threshold, "quantile": GUARD_QUANTILE, "reference_sequences": len(train), "threshold_sequences": len(val)}
