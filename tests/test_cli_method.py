@@ -155,6 +155,9 @@ def test_train_writes_weights_checkpoint_and_resumes(trained, tmp_path):
     document = json.loads(result.stdout)
     assert document["steps"] == 9 and [h["step"] for h in document["history"]] == [3, 6, 9]
     assert document["guard"] is None and Refiner.from_pretrained(tmp_path / "model.safetensors", trained["noise"], device="cpu").guard is None
+    strict = invoke("refine", trained["val"], "--weights", tmp_path / "model.safetensors", "--noise", trained["noise"],
+                    "-o", tmp_path / "out.npz", "--strict", "--device", "cpu", code=2)
+    assert "hold no guard reference (weights written by 'd3prefine train' hold one unless --no-guard" in strict.stderr
     assert "resumed from" in result.stderr and (tmp_path / "model.safetensors").is_file()
     other = tmp_path / "other_noise.safetensors"
     invoke("fit-noise", trained["train"], "-o", other, "--mode", "isotropic")
