@@ -26,7 +26,9 @@ diffusion model fine-tuned from them (``train --init``) on the same pairs with t
 settings, using the weights' own noise statistics (so that step 0 is exactly those weights), and
 the same fine-tuning as a user would run it (:data:`SELECTED`): every ``--select-every``-th pair
 held out, trained on the others and written with ``--keep best``, the weights of its best
-validation on the held-out pairs, step 0 (the weights as they are) included. The question a user
+validation on the held-out pairs, step 0 (the weights as they are) included, with the refine
+guard ``train`` stores (:func:`d3prefine.guard_fit.fit_guard` on those pairs); when the init
+weights hold a guard, also those weights refined without their fallback. The question a user
 with a few pairs of their own estimator asks: fine-tune, train from scratch, or use the shipped
 model as it is? Every other model writes its last weights (``--keep last``): its validation
 windows are cut from the sequences it is scored on.
@@ -61,6 +63,7 @@ from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, report_head, run_and_write, run_info
 from d3prefine.config import KeptWeights
 from d3prefine.errors import InputError
+from d3prefine.guard_fit import fit_guard
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, MetricReport
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -80,8 +83,9 @@ MODELS = {
 # How each model refines: (model, K reverse steps).
 SCORED = (("regression", 1), ("diffusion", 1), ("diffusion", 2), ("diffusion, mixed errors", 1))
 SHIPPED, TUNED = "init weights as they are", "diffusion fine-tuned from the init weights"  # the --init rows
-# The init weights without their fallback (only when they hold a guard reference): fine-tuned
-# weights hold none, so they refine without it, and this row tells that from the fine-tuning's gain.
+# The init weights without their fallback (only when they hold a guard reference): the fine-tuned
+# rows' fallback is another guard's (TUNED holds none, SELECTED the one train fits on its pairs),
+# and this row tells the init's fallback apart from the fine-tuning's gain.
 UNGUARDED = "init weights as they are, no fallback"
 SELECTED = "diffusion fine-tuned, best on held-out pairs"  # the third --init row (train --keep best)
 
@@ -173,6 +177,7 @@ def measure(args: argparse.Namespace) -> dict:
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
         model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, init=shipped.model, lr=args.init_lr, keep=KeptWeights.BEST)
         refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
+        fit_guard(refiners[SELECTED], kept, held_out)  # as train stores it: reference on the pairs trained on, threshold on the held-out ones
         scored_rows += [(SHIPPED, 1, {}), *([(UNGUARDED, 1, {"fallback": False})] if shipped.guard is not None else []),
                         (TUNED, 1, {}), (SELECTED, 1, {})]
     files = []
@@ -231,8 +236,9 @@ def _init_note(settings: dict) -> str:
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
             f"settings{lr} and pairs, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
             f"{settings['select_every']}th pair held out and the weights of the best validation on them kept, step 0 included "
-            f"(`train --keep best`; '{SELECTED}'). Fine-tuned weights hold no guard reference and refine without the fallback; "
-            f"'{UNGUARDED}' (init weights that hold one) refines without it too.")
+            f"(`train --keep best`; '{SELECTED}', with the refine guard train stores: its reference on the pairs trained on, its "
+            f"threshold on the held-out ones). '{TUNED}' holds no guard and refines without the fallback, and so does "
+            f"'{UNGUARDED}' (init weights that hold a guard).")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
