@@ -177,7 +177,7 @@ def measure(args: argparse.Namespace) -> dict:
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
         model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, init=shipped.model, lr=args.init_lr, keep=KeptWeights.BEST)
         refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
-        fit_guard(refiners[SELECTED], kept, held_out)  # as train stores it: reference on the pairs trained on, threshold on the held-out ones
+        fit_guard(refiners[SELECTED], kept, held_out, init=shipped.guard)  # as train stores it (d3prefine.guard_fit)
         scored_rows += [(SHIPPED, 1, {}), *([(UNGUARDED, 1, {"fallback": False})] if shipped.guard is not None else []),
                         (TUNED, 1, {}), (SELECTED, 1, {})]
     files = []
@@ -236,8 +236,8 @@ def _init_note(settings: dict) -> str:
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
             f"settings{lr} and pairs, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
             f"{settings['select_every']}th pair held out and the weights of the best validation on them kept, step 0 included "
-            f"(`train --keep best`; '{SELECTED}', with the refine guard train stores: its reference on the pairs trained on, its "
-            f"threshold on the held-out ones). '{TUNED}' holds no guard and refines without the fallback, and so does "
+            f"(`train --keep best`; '{SELECTED}', with the refine guard train stores: its reference on the pairs trained on, pooled "
+            f"with the init weights' guard, its threshold on the held-out ones). '{TUNED}' holds no guard and refines without the fallback, and so does "
             f"'{UNGUARDED}' (init weights that hold a guard).")
 
 

@@ -123,6 +123,18 @@ class GuardReference:
     def with_threshold(self, threshold: float) -> GuardReference:
         return GuardReference(self.mean, self.cov, self.correction_m, threshold)
 
+    def pooled(self, other: GuardReference, share: float) -> GuardReference:
+        """The reference of two training sets together, ``other``'s frames a ``share`` of them:
+        the mean and covariance of the two Gaussians' mixture (moment matched), ``other``'s
+        correction reference, threshold 0 until one is chosen; joints still in both stay still."""
+        if not 0.0 <= share <= 1.0 or self.mean.shape != other.mean.shape:
+            raise ValueError(f"pooled: share must be in [0, 1] and the joints the same, got {share} and {self.mean.shape}, {other.mean.shape}")
+        mean = (1.0 - share) * self.mean + share * other.mean
+        second = [r.cov + r.mean[:, :, None] * r.mean[:, None, :] for r in (self, other)]
+        cov = (1.0 - share) * second[0] + share * second[1] - mean[:, :, None] * mean[:, None, :]
+        cov[~(self.moving | other.moving)] = 0.0
+        return GuardReference(mean, cov, other.correction_m, 0.0)
+
 
 def conditions(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-joint conditions ``(T, J, 5)`` from root-relative ``p (T, J, 2)`` and ``y (T, J, 3)``."""

@@ -13,6 +13,11 @@ and what ``d3prefine train`` stores with every set it writes:
    for the input, so a threshold of 1 leaves a typical sequence (score about 0: its conditions
    and correction as on the training data) 94 % of its refinement, while one of 0.2, the
    quantile a handful of validation pairs can give, would leave it 36 %.
+
+A fine-tuned set (``train --init`` from weights that hold a guard) has learned both its init's
+training data and the new pairs, so its reference pools the two (:meth:`GuardReference.pooled`,
+each half): fitted on a few pairs alone, the Gaussian is as narrow as their motions, and the
+fallback would lean on the input for every other motion the init weights refine well.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ if TYPE_CHECKING:  # refine loads torch; this module does not, so that the CLI's
 GUARD_QUANTILE = 0.99  # quantile of the validation scores that becomes the threshold
 GUARD_SEQUENCES = 300  # ``train``: seeded subsample of sequences for the reference and for the threshold
 MIN_THRESHOLD = 1.0  # ``train``: the lowest threshold it stores (module docstring)
+INIT_SHARE = 0.5  # fine-tuning: the share of the new pairs in the reference pooled with the init weights' (module docstring)
 
 
 def subsample(items: list, count: int | None, seed: int) -> list:
@@ -70,10 +76,17 @@ def threshold_of(scores: np.ndarray, quantile: float) -> float:
 
 
 def fit_guard(
-    refiner: Refiner, train: Sequence[PoseSequence], val: Sequence[PoseSequence], quantile: float = GUARD_QUANTILE
+    refiner: Refiner,
+    train: Sequence[PoseSequence],
+    val: Sequence[PoseSequence],
+    quantile: float = GUARD_QUANTILE,
+    init: GuardReference | None = None,
 ) -> GuardReference:
-    """The reference of ``train`` with the threshold of ``val``, at least :data:`MIN_THRESHOLD`
-    (module docstring); ``refiner`` holds it afterwards."""
+    """The reference of ``train`` (pooled with ``init``, the guard of the weights fine-tuned from,
+    when given) with the threshold of ``val``, at least :data:`MIN_THRESHOLD` (module docstring);
+    ``refiner`` holds it afterwards."""
     refiner.guard = reference_of(refiner, train)
+    if init is not None:
+        refiner.guard = init.pooled(refiner.guard, INIT_SHARE)
     refiner.guard = refiner.guard.with_threshold(max(MIN_THRESHOLD, threshold_of(guard_scores(refiner, val), quantile)))
     return refiner.guard

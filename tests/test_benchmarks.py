@@ -496,7 +496,7 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     # no step beat step 0: the init weights, refined with the guard train fits on the pairs (reference on the kept, threshold on the held out)
     kept, held_out = scarce_data.held_out_split(accuracy.load_scored(files["train"], 2, 0), 2, None)
     guarded = Refiner.from_pretrained(files["weights"], device="cpu")
-    fit_guard(guarded, kept, held_out)
+    fit_guard(guarded, kept, held_out, init=guarded.guard)
     refined = guarded.refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in val])
     assert rows[f"{scarce_data.SELECTED} K=1"] == pytest.approx(pool_reports(
         [evaluate_poses(r.poses_3d, s.gt_3d, s.layout) for r, s in zip(refined, val)]).summary["mpjpe"], rel=1e-6)

@@ -185,6 +185,19 @@ def test_train_stores_a_refine_guard_fitted_on_its_data(trained, tmp_path):
     assert refined.provenance["refine"]["guard"]["flagged"] is False
 
 
+def test_fine_tuning_pools_its_guard_with_the_init_weights_guard(trained, tmp_path):
+    tuned = tmp_path / "tuned.safetensors"
+    document = json.loads(invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
+                                 "--init", trained["model"], "-o", tuned, "--steps", "2", "--batch-size", "4", "--eval-every", "1",
+                                 "--device", "cpu", "--json").stdout)
+    assert document["guard"]["pooled_with_init"] is True
+    init = Refiner.from_pretrained(trained["model"], trained["noise"], device="cpu").guard
+    refiner = Refiner.from_pretrained(tuned, trained["noise"], device="cpu")
+    own = reference_of(refiner, load_poses(trained["train"]))
+    np.testing.assert_allclose(refiner.guard.mean, 0.5 * (init.mean + own.mean), rtol=1e-6, atol=1e-12)
+    assert refiner.guard.correction_m == pytest.approx(own.correction_m, rel=1e-6) and refiner.guard.threshold == document["guard"]["threshold"]
+
+
 def test_train_rejects_unknown_objective(trained, tmp_path):
     result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"],
                     "-o", tmp_path / "m.safetensors", "--objective", "gan", code=2)

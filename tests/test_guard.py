@@ -323,3 +323,19 @@ def test_fit_guard_keeps_the_validation_quantile_above_the_floor(weights):
     reference = fit_guard(plain, train, unusual)
     scores = guard_scores(plain, unusual)
     assert scores.min() > MIN_THRESHOLD and reference.threshold == threshold_of(scores, GUARD_QUANTILE) > MIN_THRESHOLD
+
+
+def test_pooled_reference_is_the_mixture_of_the_two_gaussians():
+    a = GuardReference(np.zeros((2, 5)), np.stack([np.zeros((5, 5)), np.eye(5)]), 0.01, 1.0)
+    mean = np.zeros((2, 5))
+    mean[1, 0] = 2.0
+    b = GuardReference(mean, np.stack([np.zeros((5, 5)), 3.0 * np.eye(5)]), 0.02, 1.5)
+    both = a.pooled(b, 0.5)
+    np.testing.assert_allclose(both.mean, [[0, 0, 0, 0, 0], [1, 0, 0, 0, 0]])
+    # per axis the mixture's variance: the mean of the variances (1, 3) plus the spread of the means (+-1 along x)
+    np.testing.assert_allclose(both.cov[1], np.diag([3.0, 2.0, 2.0, 2.0, 2.0]), atol=1e-12)
+    assert not both.cov[0].any() and list(both.moving) == [False, True]  # the root stays still
+    assert both.correction_m == 0.02 and both.threshold == 0.0
+    np.testing.assert_allclose(a.pooled(b, 0.0).cov, a.cov)
+    with pytest.raises(ValueError, match="share must be in"):
+        a.pooled(b, 1.5)

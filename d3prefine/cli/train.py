@@ -186,11 +186,12 @@ def command(
     model_config = DenoiserConfig(
         num_joints=layout.num_joints, window=window, dim=dim, depth=depth, heads=heads, layout=layout.name, architecture=architecture
     )
-    init_state = None
+    init_state = init_guard = None
     if init is not None:
         start = load_denoiser(denoiser_path(init))
         model_config = _init_config(start.config, model_config, layout.name)
         init_state = start.state_dict()
+        init_guard = _guard_of(denoiser_path(init))
     started = time.perf_counter()
     train_sequences, val_sequences = _load(data_files), _load(val_files)
     train_data = WindowSampler(train_sequences, model_config.window, layout.root)
@@ -236,23 +237,35 @@ def command(
         gc.collect()
         torch.distributed.destroy_process_group()
     if rank == 0:
-        stored = None if guard_sets is None else _store_guard(output, noise, torch_device, *guard_sets)
+        stored = None if guard_sets is None else _store_guard(output, noise, torch_device, *guard_sets, init_guard)
         log(f"wrote {output} after {steps_done} steps, the EMA weights of step {kept_step} "
             f"(--keep {keep.value}; {time.perf_counter() - started:.0f} s)")
         if json_output:
             emit_json({"output": output, "steps": steps_done, "kept_step": kept_step, "history": history, "guard": stored})
 
 
-def _store_guard(output: Path, noise: Path, device, train: list, val: list) -> dict:
-    """Fit the refine guard of the weights at ``output`` on ``train`` and ``val`` sequences and add
-    it to the file's metadata (tensors unchanged, written atomically); returns its summary."""
+def _guard_of(path: Path):
+    """The guard reference stored in the denoiser file ``path``, or ``None``."""
+    from d3prefine.checkpoint import denoiser_metadata
+    from d3prefine.guard import GUARD_METADATA_KEY, GuardReference
+
+    meta = denoiser_metadata(path)
+    return GuardReference.from_json(meta[GUARD_METADATA_KEY]) if GUARD_METADATA_KEY in meta else None
+
+
+def _store_guard(output: Path, noise: Path, device, train: list, val: list, init) -> dict:
+    """Fit the refine guard of the weights at ``output`` on ``train`` and ``val`` sequences (pooled
+    with ``init``, the guard of the --init weights, if any) and add it to the file's metadata
+    (tensors unchanged, written atomically); returns its summary."""
     from d3prefine.checkpoint import set_denoiser_metadata
     from d3prefine.guard import GUARD_METADATA_KEY
     from d3prefine.guard_fit import fit_guard
     from d3prefine.refine import Refiner
 
-    log(f"fitting the refine guard on {len(train)} training and {len(val)} validation sequences")
-    reference = fit_guard(Refiner.from_pretrained(output, noise, device=device), train, val)
+    log(f"fitting the refine guard on {len(train)} training and {len(val)} validation sequences"
+        + ("" if init is None else ", pooled with the --init weights' guard"))
+    reference = fit_guard(Refiner.from_pretrained(output, noise, device=device), train, val, init=init)
     set_denoiser_metadata(output, output, {GUARD_METADATA_KEY: reference.to_json()})
     log(f"stored the refine guard: threshold {reference.threshold:g} (the {GUARD_QUANTILE:g} quantile of the validation scores, at least {MIN_THRESHOLD:g})")
-    return {"threshold": reference.threshold, "quantile": GUARD_QUANTILE, "reference_sequences": len(train), "threshold_sequences": len(val)}
+    return {"threshold": reference.threshold, "quantile": GUARD_QUANTILE, "reference_sequences": len(train), "threshold_sequences": len(val),
+            "pooled_with_init": init is not None}
