@@ -136,6 +136,12 @@ class GuardReference:
         return GuardReference(mean, cov, other.correction_m, 0.0)
 
 
+def stored_reference(meta: dict[str, str]) -> GuardReference | None:
+    """The reference a denoiser file's metadata ``meta`` holds under :data:`GUARD_METADATA_KEY`,
+    or ``None``; ``ValueError`` if it is not one."""
+    return GuardReference.from_json(meta[GUARD_METADATA_KEY]) if GUARD_METADATA_KEY in meta else None
+
+
 def conditions(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-joint conditions ``(T, J, 5)`` from root-relative ``p (T, J, 2)`` and ``y (T, J, 3)``."""
     return np.concatenate([np.asarray(p, np.float64), np.asarray(y, np.float64)], axis=-1)

@@ -46,7 +46,7 @@ from d3prefine.config import (
 )
 from d3prefine.error_model import ErrorModel
 from d3prefine.errors import InputError, UsageError, WeightsError
-from d3prefine.guard import GUARD_METADATA_KEY, SHARPNESS, GuardReference, GuardScore, familiar_mean, guard_score
+from d3prefine.guard import SHARPNESS, GuardReference, GuardScore, familiar_mean, guard_score, stored_reference
 from d3prefine.io import PoseSequence
 from d3prefine.model import PoseDenoiser
 from d3prefine.noise import NoiseModel
@@ -208,7 +208,7 @@ class Refiner(StreamRefiner):
         model = load_denoiser(path)
         meta = denoiser_metadata(path)
         try:
-            guard = GuardReference.from_json(meta[GUARD_METADATA_KEY]) if GUARD_METADATA_KEY in meta else None
+            guard = stored_reference(meta)
             calibration = UncertaintyCalibration.from_json(meta[CALIBRATION_METADATA_KEY]) if CALIBRATION_METADATA_KEY in meta else None
             fps = training_fps(meta)
         except ValueError as err:

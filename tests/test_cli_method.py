@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, denoiser_metadata
+from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, denoiser_metadata, set_denoiser_metadata
 from d3prefine.cli import app
+from d3prefine.guard import GUARD_METADATA_KEY
 from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, guard_scores, reference_of, threshold_of
 from d3prefine.io import load_poses, save_poses
 from d3prefine.noise import NoiseModel
@@ -196,6 +197,15 @@ def test_fine_tuning_pools_its_guard_with_the_init_weights_guard(trained, tmp_pa
     own = reference_of(refiner, load_poses(trained["train"]))
     np.testing.assert_allclose(refiner.guard.mean, 0.5 * (init.mean + own.mean), rtol=1e-6, atol=1e-12)
     assert refiner.guard.correction_m == pytest.approx(own.correction_m, rel=1e-6) and refiner.guard.threshold == document["guard"]["threshold"]
+
+
+def test_fine_tuning_from_weights_with_a_damaged_guard_is_a_one_line_error(trained, tmp_path):
+    damaged = tmp_path / "damaged.safetensors"
+    set_denoiser_metadata(trained["model"], damaged, {GUARD_METADATA_KEY: '{"mean": [1]}'})
+    result = invoke("train", "--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"], "--init", damaged,
+                    "-o", tmp_path / "tuned.safetensors", "--steps", "1", "--device", "cpu", code=1)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and "invalid guard reference" in result.stderr
+    assert str(damaged) in result.stderr and not (tmp_path / "tuned.safetensors").exists()
 
 
 def test_train_rejects_unknown_objective(trained, tmp_path):

@@ -39,7 +39,7 @@ from d3prefine.config import (
     Objective,
     TrainConfig,
 )
-from d3prefine.errors import InputError
+from d3prefine.errors import InputError, WeightsError
 from d3prefine.guard_fit import GUARD_QUANTILE, GUARD_SEQUENCES, MIN_THRESHOLD, subsample
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.outputfile import claim_output
@@ -247,10 +247,12 @@ def command(
 def _guard_of(path: Path):
     """The guard reference stored in the denoiser file ``path``, or ``None``."""
     from d3prefine.checkpoint import denoiser_metadata
-    from d3prefine.guard import GUARD_METADATA_KEY, GuardReference
+    from d3prefine.guard import stored_reference
 
-    meta = denoiser_metadata(path)
-    return GuardReference.from_json(meta[GUARD_METADATA_KEY]) if GUARD_METADATA_KEY in meta else None
+    try:
+        return stored_reference(denoiser_metadata(path))
+    except ValueError as err:
+        raise WeightsError(f"{path}: {err}") from None
 
 
 def _store_guard(output: Path, noise: Path, device, train: list, val: list, init) -> dict:
