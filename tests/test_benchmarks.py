@@ -544,6 +544,7 @@ def test_scarce_data_disjoint_by_draws_training_pairs_only_from_unscored_motions
         scarce_data.disjoint(scored, "camera")
     kept, held_out = scarce_data.held_out_split(sequences, 2, "source_file")  # motions a, b, c, d: b and d held out
     assert [s.name for s in kept] == ["m0", "m1", "m3", "m4"] and [s.name for s in held_out] == ["m2", "m5"]
+    assert scarce_data.held_out_split(sequences, 1, "source_file") == ([], sequences)  # every group held out: the probe refuses it
     kept, held_out = scarce_data.held_out_split(sequences, 2, None)  # without a key every sequence is its own group
     assert [s.name for s in kept] == ["m0", "m2", "m4"] and [s.name for s in held_out] == ["m1", "m3", "m5"]
     # the probe: the same file for training and scoring, the training pairs from the other motions only
