@@ -49,13 +49,12 @@ from d3prefine.baselines import Smoother, smooth, tune_smoother
 from d3prefine.blend import BlendedRefiner, load_refiner
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
 from d3prefine.errors import InputError
-from d3prefine.guard_fit import subsample
 from d3prefine.io import PoseSequence, SequenceMetadata, load_poses
 from d3prefine.metrics import METRIC_NAMES, METRIC_UNITS, METRICS, MetricReport, evaluate_poses, pool_reports
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs
 from d3prefine.refine import DEFAULT_BATCH_SIZE, DEFAULT_ETA, DEFAULT_SMOOTH, DEFAULT_STEPS, Refiner
-from d3prefine.runtime import err_console, log
+from d3prefine.runtime import err_console, log, subsample
 
 #: Candidate parameters of the smoothers, tuned (lowest MPJPE) on the estimator's training file.
 SMOOTHER_GRIDS: dict[Smoother, list[dict[str, float]]] = {

@@ -41,15 +41,6 @@ MIN_THRESHOLD = 1.0  # ``train``: the lowest threshold it stores (module docstri
 INIT_SHARE = 0.5  # fine-tuning: the share of the new pairs in the reference pooled with the init weights' (module docstring)
 
 
-def subsample(items: list, count: int | None, seed: int) -> list:
-    """``count`` items drawn without replacement (seeded), in their original order; all if ``None``
-    or at least ``len(items)``."""
-    if count is None or count >= len(items):
-        return items
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=count, replace=False))
-    return [items[k] for k in keep]
-
-
 def reference_of(refiner: Refiner, sequences: Sequence[PoseSequence]) -> GuardReference:
     """:func:`fit_reference` on ``sequences`` refined by ``refiner`` with K = 1 and no fallback
     (root-relative, metres); its threshold is 0 until :func:`threshold_of` chooses one."""

@@ -2,7 +2,8 @@
 
 Nothing here parses a command line or prints results: stderr logging and one-line error reports
 (:func:`log`, :func:`report_error`, :func:`run_reporting` for a script's ``main``), the choice of
-the torch device (:func:`resolve_device`) and JSON-ready values (:func:`jsonable`). Atomic writes
+the torch device (:func:`resolve_device`), JSON-ready values (:func:`jsonable`) and seeded
+draws (:func:`derived_seed`, :func:`subsample`). Atomic writes
 and output checks live in :mod:`d3prefine.outputfile` (:func:`~d3prefine.outputfile.atomic_file`) and
 :mod:`d3prefine.io` (:func:`~d3prefine.io.check_output_path`). torch is imported only when a device is resolved.
 """
@@ -119,3 +120,12 @@ def derived_seed(seed: int, *key: int) -> int:
     """A 64-bit seed for the stream ``key`` of ``seed`` (NumPy's ``SeedSequence``: independent
     streams for distinct keys, the same for the same key on every machine)."""
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0])
+
+
+def subsample(items: list, count: int | None, seed: int) -> list:
+    """``count`` items drawn without replacement (seeded), in their original order; all if ``None``
+    or at least ``len(items)``."""
+    if count is None or count >= len(items):
+        return items
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=count, replace=False))
+    return [items[k] for k in keep]

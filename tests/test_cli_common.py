@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from d3prefine.cli import COMMANDS, _common, app
 from d3prefine.cli._common import Shard, apply_shard, default_threads, device_option, expand_inputs, output_paths, run_batch
 from d3prefine.errors import ExitCode, InputError, UsageError
-from d3prefine.runtime import Device, jsonable, resolve_device, run_reporting
+from d3prefine.runtime import Device, jsonable, resolve_device, run_reporting, subsample
 
 
 def touch(folder: Path, *names: str) -> list[Path]:
@@ -217,3 +217,11 @@ def test_every_help_ends_with_examples(name):
     tail = result.stdout.rstrip().split("Examples:")[-1].split("\n")
     examples = [line.strip() for line in tail if line.strip()]
     assert examples == list(COMMANDS[name].EXAMPLES) and all(line.startswith(f"d3prefine {name} ") for line in examples)
+
+
+def test_subsample_is_seeded_and_keeps_the_order():
+    items = list("abcdefgh")
+    picked = subsample(items, 3, seed=0)
+    assert picked == subsample(items, 3, seed=0) and len(picked) == 3 and picked == sorted(picked)
+    assert subsample(items, None, 0) == items and subsample(items, 8, 0) == items and subsample(items, 20, 0) == items
+    assert {tuple(subsample(items, 3, seed)) for seed in range(5)} != {tuple(picked)}  # other seeds, other picks

@@ -23,7 +23,7 @@ from d3prefine.calibration import (
 from d3prefine.checkpoint import denoiser_metadata, save_denoiser, set_denoiser_metadata
 from d3prefine.errors import ExitCode, WeightsError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, familiar_mean, fit_reference, guard_score, score_weights
-from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, fit_guard, guard_scores, subsample, threshold_of
+from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, fit_guard, guard_scores, threshold_of
 from d3prefine.io import load_poses, save_poses
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
@@ -298,14 +298,6 @@ def test_threshold_is_the_quantile_rounded_up_to_a_tenth():
     assert threshold_of(np.array([-0.5, 0.3]), 1.0) == 0.3  # not 0.4: 10 * 0.3 is 3.0000000000000004
     assert threshold_of(np.array([0.0, 1.0]), 0.5) == 0.5
     assert threshold_of(np.array([-0.06]), 0.99) == 0.0
-
-
-def test_subsample_is_seeded_and_keeps_the_order():
-    items = list("abcdefgh")
-    picked = subsample(items, 3, seed=0)
-    assert picked == subsample(items, 3, seed=0) and len(picked) == 3 and picked == sorted(picked)
-    assert subsample(items, None, 0) == items and subsample(items, 8, 0) == items and subsample(items, 20, 0) == items
-    assert {tuple(subsample(items, 3, seed)) for seed in range(5)} != {tuple(picked)}  # other seeds, other picks
 
 
 def test_guard_scores_need_a_reference(weights):

@@ -40,9 +40,10 @@ from d3prefine.config import (
     TrainConfig,
 )
 from d3prefine.errors import InputError, WeightsError
-from d3prefine.guard_fit import GUARD_QUANTILE, GUARD_SEQUENCES, MIN_THRESHOLD, subsample
+from d3prefine.guard_fit import GUARD_QUANTILE, GUARD_SEQUENCES, MIN_THRESHOLD
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.outputfile import claim_output
+from d3prefine.runtime import subsample
 from d3prefine.skeleton import get_layout
 
 FilesOption = Annotated[list[str], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
@@ -188,10 +189,11 @@ def command(
     )
     init_state = init_guard = None
     if init is not None:
-        start = load_denoiser(denoiser_path(init))
+        init_path = denoiser_path(init)
+        start = load_denoiser(init_path)
         model_config = _init_config(start.config, model_config, layout.name)
         init_state = start.state_dict()
-        init_guard = _guard_of(denoiser_path(init))
+        init_guard = _guard_of(init_path)
     started = time.perf_counter()
     train_sequences, val_sequences = _load(data_files), _load(val_files)
     train_data = WindowSampler(train_sequences, model_config.window, layout.root)
