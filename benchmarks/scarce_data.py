@@ -27,7 +27,7 @@ settings, using the weights' own noise statistics (so that step 0 is exactly tho
 the same fine-tuning as a user would run it (:data:`SELECTED`): every ``--select-every``-th pair
 held out, trained on the others and written with ``--keep best``, the weights of its best
 validation on the held-out pairs, step 0 (the weights as they are) included, with the refine
-guard ``train`` stores (:func:`d3prefine.guard_fit.fit_guard` on those pairs); when the init
+guard ``train`` stores (:func:`d3prefine.guard_fit.fit_guard` on up to 300 of each); when the init
 weights hold a guard, also those weights refined without their fallback. The question a user
 with a few pairs of their own estimator asks: fine-tune, train from scratch, or use the shipped
 model as it is? Every other model writes its last weights (``--keep last``): its validation
@@ -63,14 +63,14 @@ from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, report_head, run_and_write, run_info
 from d3prefine.config import KeptWeights
 from d3prefine.errors import InputError
-from d3prefine.guard_fit import fit_guard
+from d3prefine.guard_fit import GUARD_SEQUENCES, fit_guard
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, MetricReport
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
 from d3prefine.refine import Refiner
-from d3prefine.runtime import log
+from d3prefine.runtime import log, subsample
 from d3prefine.train import ForwardErrors, Objective, TrainConfig, Trainer, WindowSampler
 
 REPORTED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
@@ -177,7 +177,8 @@ def measure(args: argparse.Namespace) -> dict:
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
         model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, init=shipped.model, lr=args.init_lr, keep=KeptWeights.BEST)
         refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
-        fit_guard(refiners[SELECTED], kept, held_out, init=shipped.guard)  # as train stores it (d3prefine.guard_fit)
+        guard_sets = (subsample(kept, GUARD_SEQUENCES, args.seed), subsample(held_out, GUARD_SEQUENCES, args.seed))
+        fit_guard(refiners[SELECTED], *guard_sets, init=shipped.guard)  # as train stores it (d3prefine.cli.train, d3prefine.guard_fit)
         scored_rows += [(SHIPPED, 1, {}), *([(UNGUARDED, 1, {"fallback": False})] if shipped.guard is not None else []),
                         (TUNED, 1, {}), (SELECTED, 1, {})]
     files = []
