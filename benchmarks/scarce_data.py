@@ -23,7 +23,8 @@ plentiful pairs at the same number of steps. ``--models`` trains only some of th
 
 With ``--init WEIGHTS`` (e.g. ``weights/``) three rows more: those weights as they are, the
 diffusion model fine-tuned from them (``train --init``) on the same pairs with the same steps and
-settings, using the weights' own noise statistics (so that step 0 is exactly those weights), and
+settings, pulled toward them by ``--init-anchor`` (``train --anchor``, default that of ``train
+--init``), using the weights' own noise statistics (so that step 0 is exactly those weights), and
 the same fine-tuning as a user would run it (:data:`SELECTED`): every ``--select-every``-th pair
 held out, trained on the others and written with ``--keep best``, the weights of its best
 validation on the held-out pairs, step 0 (the weights as they are) included, with the refine
@@ -61,7 +62,7 @@ import torch
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, report_head, run_and_write, run_info
-from d3prefine.config import KeptWeights
+from d3prefine.config import FINE_TUNE_ANCHOR, KeptWeights
 from d3prefine.errors import InputError
 from d3prefine.guard_fit import GUARD_SEQUENCES, fit_guard
 from d3prefine.io import PoseSequence
@@ -99,14 +100,15 @@ def fit_noise(sequences: list[PoseSequence]) -> NoiseModel:
 
 def train(
     name: str, noise: NoiseModel, data: WindowSampler, val: WindowSampler, args: argparse.Namespace, init: PoseDenoiser | None = None,
-    lr: float | None = None, keep: KeptWeights = KeptWeights.LAST,
+    lr: float | None = None, keep: KeptWeights = KeptWeights.LAST, anchor: float = 0.0,
 ) -> tuple[PoseDenoiser, list[dict]]:
-    """The default network (or ``init``'s, starting from its weights) trained as ``MODELS[name]``
-    on ``data`` (peak learning rate ``lr``, default the train default); the EMA weights it keeps
-    (``keep``, validated on ``val``) and its validation history."""
+    """The default network (or ``init``'s, starting from its weights and pulled back toward them
+    by ``anchor``, :attr:`TrainConfig.anchor`) trained as ``MODELS[name]`` on ``data`` (peak
+    learning rate ``lr``, default the train default); the EMA weights it keeps (``keep``, validated
+    on ``val``) and its validation history."""
     config = init.config if init is not None else DenoiserConfig(num_joints=noise.num_joints, layout=noise.layout)
     train_config = TrainConfig(steps=args.steps, eval_every=args.eval_every, seed=args.seed, keep=keep, **MODELS[name],
-                               **({} if lr is None else {"lr": lr}))
+                               anchor=anchor, **({} if lr is None else {"lr": lr}))
     trainer = Trainer(config, train_config, noise, data, val, torch.device("cpu"), init=None if init is None else init.state_dict())
     with tempfile.TemporaryDirectory() as folder:  # fit() writes the weights; the probe keeps them in memory
         history = trainer.fit(Path(folder) / "denoiser.safetensors")
@@ -166,7 +168,8 @@ def measure(args: argparse.Namespace) -> dict:
     if args.init is not None:
         shipped = Refiner.from_pretrained(args.init, device="cpu")
         windows = (WindowSampler(sequences, shipped.window, root), WindowSampler(val_sequences, shipped.window, root))
-        model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, init=shipped.model, lr=args.init_lr)
+        tuning = {"init": shipped.model, "lr": args.init_lr, "anchor": args.init_anchor}
+        model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, **tuning)
         refiners[SHIPPED] = refiners[UNGUARDED] = shipped
         refiners[TUNED] = Refiner(model, shipped.noise, "cpu")
         kept, held_out = held_out_split(sequences, args.select_every, args.disjoint_by)
@@ -175,7 +178,7 @@ def measure(args: argparse.Namespace) -> dict:
                              + ("held out" if not held_out else "to train on"))
         log(f"{SELECTED}: {len(kept)} training sequences, {len(held_out)} held out")
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
-        model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, init=shipped.model, lr=args.init_lr, keep=KeptWeights.BEST)
+        model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, **tuning, keep=KeptWeights.BEST)
         refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
         guard_sets = (subsample(kept, GUARD_SEQUENCES, args.seed), subsample(held_out, GUARD_SEQUENCES, args.seed))
         fit_guard(refiners[SELECTED], *guard_sets, init=shipped.guard)  # as train stores it (d3prefine.cli.train, d3prefine.guard_fit)
@@ -234,8 +237,10 @@ def _init_note(settings: dict) -> str:
     if settings.get("init") is None:
         return ""
     lr = "" if settings.get("init_lr") is None else f" (but a peak learning rate of {settings['init_lr']:g})"
+    anchor = settings.get("init_anchor", 0.0)  # reports written before stop 23 hold none: no anchor then
+    pulled = "" if not anchor else f", pulled toward it with `train --anchor {anchor:g}`"
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
-            f"settings{lr} and pairs, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
+            f"settings{lr} and pairs{pulled}, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
             f"{settings['select_every']}th pair held out and the weights of the best validation on them kept, step 0 included "
             f"(`train --keep best`; '{SELECTED}', with the refine guard train stores: its reference on the pairs trained on, pooled "
             f"with the init weights' guard, its threshold on the held-out ones). '{TUNED}' holds no guard and refines without the fallback, and so does "
@@ -255,13 +260,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="the models trained from scratch")
     parser.add_argument("--init", type=Path, default=None, help="weights (file or folder) to score as they are and to fine-tune")
     parser.add_argument("--init-lr", type=float, default=None, help="peak learning rate of the fine-tuning (default: the train default)")
+    parser.add_argument("--init-anchor", type=float, default=FINE_TUNE_ANCHOR,
+                        help=f"the fine-tuning's pull toward the init weights (train --anchor; default {FINE_TUNE_ANCHOR:g}, 0: off)")
     parser.add_argument("--select-every", type=int, default=5, help=f"'{SELECTED}': every N-th training pair held out to choose the weights")
     parser.add_argument("--disjoint-by", default=None, metavar="KEY",
                         help="draw training sequences only among those whose provenance KEY (e.g. source_file) no scored sequence shares")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
-    if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1 or args.select_every < 2:
-        parser.error("--sequences, --val-sequences, --steps and --eval-every must be >= 1, --select-every >= 2")
+    if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1 or args.select_every < 2 or args.init_anchor < 0:
+        parser.error("--sequences, --val-sequences, --steps and --eval-every must be >= 1, --select-every >= 2, --init-anchor >= 0")
     return args
 
 
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         provenance = run_info("benchmarks.scarce_data", argv, ["cpu"])
         settings = {"sequences": args.sequences, "steps": args.steps, "eval_every": args.eval_every, "seed": args.seed,
                     "val_sequences": args.val_sequences, "threads": args.threads, "models": {m: MODELS[m] for m in args.models}, "scored": SCORED,
-                    "init": None if args.init is None else str(args.init), "init_lr": args.init_lr,
+                    "init": None if args.init is None else str(args.init), "init_lr": args.init_lr, "init_anchor": args.init_anchor,
                     "select_every": args.select_every, "disjoint_by": args.disjoint_by}
         document = {"benchmark": "scarce_data", "run": provenance, "settings": settings, **measure(args)}
         return document, markdown(document)

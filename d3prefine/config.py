@@ -150,6 +150,11 @@ def default_span(steps: int) -> float:
     return max(1.0, min(float(MAX_SPAN_STEPS), SPAN_SHARE * steps))
 
 
+#: ``train --init``'s default anchor (TrainConfig.anchor): measured with 20 pairs per estimator,
+#: benchmarks/README.md, "Scarce training pairs".
+FINE_TUNE_ANCHOR = 25.0
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings (stored with the weights)."""
@@ -169,6 +174,7 @@ class TrainConfig:
     val_windows: int = 1024  # fixed validation windows
     seed: int = 0
     keep: KeptWeights = KeptWeights.BEST  # the weights written at the end (KeptWeights)
+    anchor: float = 0.0  # fine-tuning only: pull toward the initial weights after every step (d3prefine.train, "Anchor")
 
     def __post_init__(self) -> None:
         if self.warmup is None:
@@ -181,6 +187,8 @@ class TrainConfig:
         object.__setattr__(self, "forward_errors", ForwardErrors(self.forward_errors))
         object.__setattr__(self, "intermediate_states", IntermediateStates(self.intermediate_states))
         object.__setattr__(self, "keep", KeptWeights(self.keep))
+        if self.anchor < 0.0:
+            raise ValueError(f"anchor must be >= 0, got {self.anchor}")
         if not 0.0 <= self.final_step_share <= 1.0:
             raise ValueError(f"final_step_share must be in [0, 1], got {self.final_step_share}")
         if min(self.steps, self.batch_size, self.eval_every, self.val_windows) < 1:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, denoiser_metadata, set_denoiser_metadata
 from d3prefine.cli import app
+from d3prefine.config import FINE_TUNE_ANCHOR
 from d3prefine.guard import GUARD_METADATA_KEY
 from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, guard_scores, reference_of, threshold_of
 from d3prefine.io import load_poses, save_poses
@@ -342,6 +343,21 @@ def test_train_init_starts_from_given_weights(trained, tmp_path):
     invoke("train", *data, "--init", folder, "-o", tmp_path / "from_dir.safetensors")
     clash = invoke("train", *data, "--init", trained["model"], "--dim", "32", "-o", tmp_path / "x.safetensors", code=2)
     assert "--dim 16" in clash.output
+
+
+def test_train_anchor_defaults_to_the_fine_tuning_pull_and_needs_init(trained, tmp_path):
+    data = ["--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"], "--device", "cpu",
+            "--steps", "1", "--batch-size", "2", "--eval-every", "1", "--no-guard"]
+
+    def anchor_of(path):
+        return json.loads(read_tensors(path, "d3prefine-denoiser")[1]["info"])["train_config"]["anchor"]
+
+    invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors")
+    invoke("train", *data, "--init", trained["model"], "--anchor", "0", "-o", tmp_path / "free.safetensors")
+    invoke("train", *data, *TINY, "-o", tmp_path / "scratch.safetensors")
+    assert [anchor_of(tmp_path / f"{n}.safetensors") for n in ("tuned", "free", "scratch")] == [FINE_TUNE_ANCHOR, 0.0, 0.0]
+    alone = invoke("train", *data, *TINY, "--anchor", "5", "-o", tmp_path / "x.safetensors", code=2)
+    assert "--anchor pulls toward the --init weights" in alone.output and not (tmp_path / "x.safetensors").exists()
 
 
 def test_weights_are_bound_to_their_noise_statistics(trained, tmp_path):

@@ -116,6 +116,29 @@ def test_keep_best_writes_the_weights_of_the_lowest_validation_even_after_a_resu
     assert not all(torch.equal(load_denoiser(tmp_path / "last.safetensors").state_dict()[k], v) for k, v in start.items())
 
 
+def test_the_anchor_takes_back_lr_times_anchor_of_the_first_steps_drift(biased):
+    """The first step starts from the init weights, so with and without the anchor it computes the
+    same gradient and AdamW update; the anchor then moves every weight back by ``lr * anchor`` of
+    that drift (here 2e-3 x 100 = 0.2), and all of it when ``lr * anchor`` reaches 1."""
+    start = _setup(TrainConfig(steps=1, batch_size=4, warmup=1), biased).state.model.state_dict()
+    after = {}
+    for anchor in (0.0, 100.0, 600.0):
+        trainer = _setup(TrainConfig(steps=10, batch_size=4, lr=2e-3, warmup=1, weight_decay=0.0, anchor=anchor), biased, init=start)
+        trainer.train_step()
+        after[anchor] = trainer.state.model.state_dict()
+    assert not torch.equal(after[0.0]["head.weight"], start["head.weight"])  # (the zero head stops the gradient before it)
+    for name, value in start.items():
+        torch.testing.assert_close(after[100.0][name] - value, 0.8 * (after[0.0][name] - value), rtol=1e-4, atol=1e-7)
+        assert torch.equal(after[600.0][name], value), name
+
+
+def test_an_anchor_needs_init_weights_and_is_never_negative(biased):
+    with pytest.raises(ValueError, match="needs init"):
+        _setup(TrainConfig(steps=1, batch_size=4, warmup=1, anchor=1.0), biased)
+    with pytest.raises(ValueError, match="anchor must be >= 0"):
+        TrainConfig(anchor=-1.0)
+
+
 def test_unknown_modes_raise():
     with pytest.raises(ValueError):
         TrainConfig(objective="gan")

@@ -31,6 +31,7 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.config import (
+    FINE_TUNE_ANCHOR,
     MAX_SPAN_STEPS,
     DenoiserConfig,
     ForwardErrors,
@@ -129,6 +130,14 @@ def command(
         Optional[Path],
         typer.Option("--init", help="Fine-tune: start from these denoiser weights (file, folder or shipped set, e.g. weights/ or varied); the architecture is theirs."),
     ] = None,
+    anchor: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            help=f"With --init: after every step pull each weight toward its --init value by the learning rate x ANCHOR of the distance "
+            f"(decoupled L2-SP; default {FINE_TUNE_ANCHOR:g}, 0 turns it off).",
+        ),
+    ] = None,
     guard: Annotated[
         bool,
         typer.Option(
@@ -144,11 +153,14 @@ def command(
     json_output: JsonOption = False,
 ) -> None:
     """Train a PoseDenoiser (AdamW, EMA weights, validation MPJPE every --eval-every steps, resumable)."""
+    if anchor is not None and anchor > 0 and init is None:
+        raise usage_error("--anchor pulls toward the --init weights: give --init (or drop --anchor)")
     try:
         train_config = TrainConfig(
             steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
             velocity_weight=velocity_weight, eval_every=eval_every, seed=seed, final_step_share=final_step_share,
             intermediate_states=intermediate_states, warmup=warmup, ema_decay=ema_decay, keep=keep,
+            anchor=(FINE_TUNE_ANCHOR if init is not None else 0.0) if anchor is None else anchor,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
