@@ -36,7 +36,7 @@ for held in $HOLD_OUT; do
     START=()
     if [ -n "$INIT" ]; then
         cp "$INIT/$held/noise.safetensors" "$INIT/$held/fit_noise.txt" "$OUT/$held/"
-        START=(--init "$INIT/$held/denoiser.safetensors")
+        START=(--init "$INIT/$held/denoiser.safetensors" --anchor 0)  # a continued run, not anchored (train --anchor)
     else
         d3prefine fit-noise "${TRAIN[@]}" --estimator "pool without $held" -o "$OUT/$held/noise.safetensors" --overwrite > "$OUT/$held/fit_noise.txt"
     fi

@@ -46,9 +46,10 @@ for build in $BUILDS; do VAL+=(--val "$build/val_temporal.h5" --val "$build/val_
 
 d3prefine fit-noise "${TRAIN[@]}" --estimator "pool: ${OUTPUTS[*]}" \
     -o "$OUT/noise.safetensors" --overwrite > "$OUT/fit_noise.txt"
-# --no-guard: benchmarks.guard below fits and measures the shipped guard
+# --no-guard: benchmarks.guard below fits and measures the shipped guard; --anchor 0: a continued
+# training on the whole pool, not a fine-tuning on a few pairs (train --anchor, since stop 23)
 d3prefine train $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]}" --noise "$OUT/noise.safetensors" --init "$INIT/denoiser.safetensors" \
-    -o "$OUT/denoiser.safetensors" --eval-every 1000 --no-guard --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
+    --anchor 0 -o "$OUT/denoiser.safetensors" --eval-every 1000 --no-guard --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
     > "$OUT/train.json" 2> "$OUT/train.log"
 rm -f "$OUT/denoiser.ckpt.safetensors"
 
