@@ -17,6 +17,7 @@ from d3prefine.blend import BlendedRefiner
 from d3prefine.bones import constrain_bones, median_bone_lengths, rechain
 from d3prefine.calibration import CORRECTION_WEIGHTS, Widening
 from d3prefine.checkpoint import save_denoiser, set_denoiser_metadata
+from d3prefine.config import FINE_TUNE_ANCHOR
 from d3prefine.errors import InputError
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference
 from d3prefine.guard_fit import fit_guard
@@ -493,6 +494,11 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     (scored,) = frozen["files"]
     rows = {r["method"]: r["metrics"]["mpjpe"] for r in scored["rows"]}
     assert rows[f"{scarce_data.TUNED} K=1"] == pytest.approx(rows[f"{scarce_data.SHIPPED} K=1"], rel=1e-6)
+    # --init-anchor reaches the fine-tuning: at 1000 (x the learning rate 2e-3, capped at 1) every step is taken back
+    assert document["settings"]["init_anchor"] == FINE_TUNE_ANCHOR and "train --anchor 25" in out.with_suffix(".md").read_text()
+    assert scarce_data.main([str(a) for a in [*argv[:-1], out.with_name("anchored"), "--init-anchor", "1000"]]) == 0
+    anchored = {r["method"]: r["metrics"]["mpjpe"] for r in json.loads(out.with_name("anchored.json").read_text())["files"][0]["rows"]}
+    assert anchored[f"{scarce_data.TUNED} K=1"] == pytest.approx(anchored[f"{scarce_data.SHIPPED} K=1"], rel=1e-6)
     # no step beat step 0: the init weights, refined with the guard train fits on the pairs (reference on the kept, threshold on the held out)
     kept, held_out = scarce_data.held_out_split(accuracy.load_scored(files["train"], 2, 0), 2, None)
     guarded = Refiner.from_pretrained(files["weights"], device="cpu")
