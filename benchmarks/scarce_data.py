@@ -64,14 +64,14 @@ from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, report_head, run_and_write, run_info
 from d3prefine.config import FINE_TUNE_ANCHOR, KeptWeights
 from d3prefine.errors import InputError
-from d3prefine.guard_fit import GUARD_SEQUENCES, fit_guard
+from d3prefine.guard_fit import fit_guard, guard_sequences
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, MetricReport
 from d3prefine.model import DenoiserConfig, PoseDenoiser
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
 from d3prefine.refine import Refiner
-from d3prefine.runtime import log, subsample
+from d3prefine.runtime import log
 from d3prefine.train import ForwardErrors, Objective, TrainConfig, Trainer, WindowSampler
 
 REPORTED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
@@ -180,8 +180,7 @@ def measure(args: argparse.Namespace) -> dict:
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
         model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, **tuning, keep=KeptWeights.BEST)
         refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
-        guard_sets = (subsample(kept, GUARD_SEQUENCES, args.seed), subsample(held_out, GUARD_SEQUENCES, args.seed))
-        fit_guard(refiners[SELECTED], *guard_sets, init=shipped.guard)  # as train stores it (d3prefine.cli.train, d3prefine.guard_fit)
+        fit_guard(refiners[SELECTED], *guard_sequences(kept, held_out, args.seed), init=shipped.guard)  # as train stores it
         scored_rows += [(SHIPPED, 1, {}), *([(UNGUARDED, 1, {"fallback": False})] if shipped.guard is not None else []),
                         (TUNED, 1, {}), (SELECTED, 1, {})]
     files = []
@@ -237,8 +236,7 @@ def _init_note(settings: dict) -> str:
     if settings.get("init") is None:
         return ""
     lr = "" if settings.get("init_lr") is None else f" (but a peak learning rate of {settings['init_lr']:g})"
-    anchor = settings.get("init_anchor", 0.0)  # reports written before stop 23 hold none: no anchor then
-    pulled = "" if not anchor else f", pulled toward it with `train --anchor {anchor:g}`"
+    pulled = "" if not settings["init_anchor"] else f", pulled toward it with `train --anchor {settings['init_anchor']:g}`"
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
             f"settings{lr} and pairs{pulled}, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
             f"{settings['select_every']}th pair held out and the weights of the best validation on them kept, step 0 included "

@@ -31,6 +31,7 @@ import numpy as np
 from d3prefine.guard import GuardReference, fit_reference
 from d3prefine.io import PoseSequence
 from d3prefine.preprocess import model_inputs
+from d3prefine.runtime import subsample
 
 if TYPE_CHECKING:  # refine loads torch; this module does not, so that the CLI's help starts fast
     from d3prefine.refine import Refiner
@@ -39,6 +40,14 @@ GUARD_QUANTILE = 0.99  # quantile of the validation scores that becomes the thre
 GUARD_SEQUENCES = 300  # ``train``: seeded subsample of sequences for the reference and for the threshold
 MIN_THRESHOLD = 1.0  # ``train``: the lowest threshold it stores (module docstring)
 INIT_SHARE = 0.5  # fine-tuning: the share of the new pairs in the reference pooled with the init weights' (module docstring)
+
+
+def guard_sequences(
+    train: Sequence[PoseSequence], val: Sequence[PoseSequence], seed: int
+) -> tuple[list[PoseSequence], list[PoseSequence]]:
+    """Seeded subsamples of at most :data:`GUARD_SEQUENCES` of ``train`` and of ``val``: the
+    sequences ``train`` gives :func:`fit_guard`."""
+    return subsample(list(train), GUARD_SEQUENCES, seed), subsample(list(val), GUARD_SEQUENCES, seed)
 
 
 def reference_of(refiner: Refiner, sequences: Sequence[PoseSequence]) -> GuardReference:

@@ -233,7 +233,7 @@ class Trainer:
             if self.anchor is not None:  # decoupled pull toward the init weights (module docstring)
                 pull = min(1.0, lr * cfg.anchor)  # 1: back to the init weights
                 for m, a in zip(st.model.parameters(), self.anchor):
-                    m.sub_(pull * (m - a))
+                    m.lerp_(a, pull)
             for e, m in zip(st.ema.parameters(), st.model.parameters()):
                 e.lerp_(m, 1.0 - cfg.ema_decay)
         st.step += 1

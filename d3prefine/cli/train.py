@@ -41,10 +41,9 @@ from d3prefine.config import (
     TrainConfig,
 )
 from d3prefine.errors import InputError, WeightsError
-from d3prefine.guard_fit import GUARD_QUANTILE, GUARD_SEQUENCES, MIN_THRESHOLD
+from d3prefine.guard_fit import GUARD_QUANTILE, GUARD_SEQUENCES, MIN_THRESHOLD, guard_sequences
 from d3prefine.io import check_output_path, load_poses
 from d3prefine.outputfile import claim_output
-from d3prefine.runtime import subsample
 from d3prefine.skeleton import get_layout
 
 FilesOption = Annotated[list[str], typer.Option(help="Pose files with gt_3d (repeat the option or give a folder).")]
@@ -210,7 +209,7 @@ def command(
     train_sequences, val_sequences = _load(data_files), _load(val_files)
     train_data = WindowSampler(train_sequences, model_config.window, layout.root)
     val_data = WindowSampler(val_sequences, model_config.window, layout.root)
-    guard_sets = (subsample(train_sequences, GUARD_SEQUENCES, seed), subsample(val_sequences, GUARD_SEQUENCES, seed)) if guard else None
+    guard_sets = guard_sequences(train_sequences, val_sequences, seed) if guard else None
     del train_sequences, val_sequences  # the samplers hold the arrays; only the guard's subsamples stay
     log(f"data: {len(train_data.starts)} training windows, {len(val_data.starts)} validation windows "
         f"({time.perf_counter() - started:.0f} s to load)")
