@@ -24,13 +24,16 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from d3prefine.bones import median_bone_lengths, rechain
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
 from d3prefine.runtime import log, run_reporting
+from d3prefine.skeleton import get_layout
 from recipes.cameras import fitted_pinhole_projection
 from recipes.estimators import FitConfig, LifterConfig, LifterKind, cross_fit, lifter_input, pooled_errors_mm
 
 TwoD = Literal["detections", "exact"]  # the 2D a member lifts (PoolMember.two_d)
+Bones = Literal["estimated", "subject"]  # the bone lengths of a member's output (PoolMember.bones)
 
 
 @dataclass(frozen=True)
@@ -38,16 +41,22 @@ class PoolMember:
     """One more base estimator: its provenance name, architecture, training schedule and the 2D
     it lifts: the build's simulated ``detections``, or ``exact`` 2D (the ground truth projected by
     :func:`~recipes.cameras.fitted_pinhole_projection`), which then replaces the detections in its
-    files: the refiner sees the 2D the estimator saw."""
+    files: the refiner sees the 2D the estimator saw. ``bones``: the lifter's own (``estimated``)
+    or, as a model-based estimator with a calibrated skeleton, the ``subject``'s: each output
+    sequence rebuilt from the root outwards in the lifter's bone directions with the ground
+    truth's median bone lengths (:func:`d3prefine.bones.rechain`)."""
 
     name: str
     lifter: LifterConfig
     fit: FitConfig
     two_d: TwoD = "detections"
+    bones: Bones = "estimated"
 
     def __post_init__(self) -> None:
         if self.two_d not in get_args(TwoD):
             raise ValueError(f"two_d must be one of {get_args(TwoD)}, got {self.two_d!r}")
+        if self.bones not in get_args(Bones):
+            raise ValueError(f"bones must be one of {get_args(Bones)}, got {self.bones!r}")
 
 
 #: Estimators of other receptive fields and strengths than the build's two (27-frame
@@ -74,6 +83,11 @@ POOL = {
         "StrongExactTemporalLifter", LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
         FitConfig(steps=1800, batch_frames=1024, chunk=16, lr=2e-3), two_d="exact",
     ),
+    # stop 24, the strong end: that lifter's output on the subject's calibrated skeleton
+    "exact2d_subject": PoolMember(
+        "SubjectExactTemporalLifter", LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
+        FitConfig(steps=1800, batch_frames=1024, chunk=16, lr=2e-3), two_d="exact", bones="subject",
+    ),
     "weakest": PoolMember(
         "WeakestFrameLifter", LifterConfig(LifterKind.FRAME, width=64, blocks=1, dropout=0.0),
         FitConfig(steps=200, batch_frames=256, lr=1e-3, lr_final=1e-3, flip=False),
@@ -86,6 +100,14 @@ def member_2d(sequence: PoseSequence, member: PoolMember) -> np.ndarray:
     if member.two_d == "detections":
         return sequence.poses_2d
     return fitted_pinhole_projection(sequence.gt_3d, sequence.poses_2d).astype(np.float32)
+
+
+def member_bones(prediction: np.ndarray, sequence: PoseSequence, member: PoolMember) -> np.ndarray:
+    """``prediction (T, J, 3)`` (metres) with the bone lengths ``member`` outputs (see :class:`PoolMember`)."""
+    if member.bones == "estimated":
+        return prediction
+    layout = get_layout(sequence.joint_layout)
+    return rechain(prediction, median_bone_lengths(sequence.gt_3d, layout), layout).astype(prediction.dtype)
 
 
 def member_files(build: Path, member: str) -> dict[str, Path]:
@@ -124,6 +146,8 @@ def add_member(build: Path, member: str, overwrite: bool, seed: int = 0) -> dict
         spec.lifter, replace(spec.fit, seed=seed), inputs(train), [seq.gt_3d for seq in train], folds, inputs(val),
         build, member, info, progress,
     )
+    train_pred = [member_bones(p, seq, spec) for p, seq in zip(train_pred, train)]
+    val_pred = [member_bones(p, seq, spec) for p, seq in zip(val_pred, val)]
     errors = {}
     for split, sequences, predictions, weights in (("train", train, train_pred, train_weights), ("val", val, val_pred, [val_weights] * len(val))):
         errors[split] = pooled_errors_mm(predictions, [seq.gt_3d for seq in sequences])

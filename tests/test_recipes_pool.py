@@ -12,7 +12,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from d3prefine.bones import median_bone_lengths
 from d3prefine.io import load_poses, save_poses
+from d3prefine.metrics import bone_lengths
+from d3prefine.skeleton import get_layout
 from recipes import estimator_pool
 from recipes.cameras import fitted_pinhole_projection
 from recipes.estimator_pool import PoolMember
@@ -220,3 +223,27 @@ def test_an_exact_2d_member_lifts_and_writes_the_fitted_projection(tmp_path, mon
         np.testing.assert_allclose(written.poses_3d, predict(model, [lifter_input(exact, source.image_size)])[0], atol=1e-5)
     with pytest.raises(ValueError, match="two_d must be one of"):
         replace(TINY_MEMBER, two_d="clean")
+
+
+def test_a_subject_bones_member_writes_the_lifter_on_the_ground_truth_bone_lengths(tmp_path, monkeypatch):
+    """``bones="subject"``: every output bone has the ground truth's median length in the lifter's
+    direction (root kept), and the summary's errors are those of the written poses; an unknown
+    kind of bones is refused."""
+    monkeypatch.setitem(estimator_pool.POOL, "tiny", TINY_MEMBER)
+    monkeypatch.setitem(estimator_pool.POOL, "subject", replace(TINY_MEMBER, name="SubjectTiny", bones="subject"))
+    build = _fake_build(tmp_path / "build")
+    assert estimator_pool.main(["--build", str(build), "--member", "tiny", "--member", "subject"]) == 0
+    layout = get_layout("h36m17")
+    for lifted, written in zip(load_poses(build / "val_tiny.h5"), load_poses(build / "val_subject.h5")):
+        truth = median_bone_lengths(written.gt_3d, layout)
+        np.testing.assert_allclose(bone_lengths(written.poses_3d, layout), np.tile(truth[[c for _, c in layout.bones]], (len(written.poses_3d), 1)), atol=1e-5)
+        for parent, child in layout.bones:  # the same lifter: the same bone directions
+            own, new = (p[:, child] - p[:, parent] for p in (lifted.poses_3d, written.poses_3d))
+            np.testing.assert_allclose(new / np.linalg.norm(new, axis=-1, keepdims=True),
+                                       own / np.linalg.norm(own, axis=-1, keepdims=True), atol=1e-4)
+        np.testing.assert_array_equal(written.poses_3d[:, 0], lifted.poses_3d[:, 0])
+    summary = json.loads((build / "pool_subject.json").read_text())
+    written = load_poses(build / "val_subject.h5")
+    assert summary["val"] == pooled_errors_mm([s.poses_3d for s in written], [s.gt_3d for s in written])
+    with pytest.raises(ValueError, match="bones must be one of"):
+        replace(TINY_MEMBER, bones="average")
