@@ -23,8 +23,8 @@ plentiful pairs at the same number of steps. ``--models`` trains only some of th
 
 With ``--init WEIGHTS`` (e.g. ``weights/``) three rows more: those weights as they are, the
 diffusion model fine-tuned from them (``train --init``) on the same pairs with the same steps and
-settings, pulled toward them by ``--init-anchor`` (``train --anchor``, default that of ``train
---init``), using the weights' own noise statistics (so that step 0 is exactly those weights), and
+settings, pulled toward them by ``--init-anchor`` (``train --anchor``; default that of ``train
+--init``, by the number of sequences each run trains on), using the weights' own noise statistics (so that step 0 is exactly those weights), and
 the same fine-tuning as a user would run it (:data:`SELECTED`): every ``--select-every``-th pair
 held out, trained on the others and written with ``--keep best``, the weights of its best
 validation on the held-out pairs, step 0 (the weights as they are) included, with the refine
@@ -62,7 +62,7 @@ import torch
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
 from benchmarks.report import fmt, markdown_table, report_head, run_and_write, run_info
-from d3prefine.config import FINE_TUNE_ANCHOR, KeptWeights
+from d3prefine.config import KeptWeights, fine_tune_anchor
 from d3prefine.errors import InputError
 from d3prefine.guard_fit import fit_guard, guard_sequences
 from d3prefine.io import PoseSequence
@@ -142,6 +142,11 @@ def held_out_split(sequences: list[PoseSequence], every: int, key: str | None) -
     return [s for s, o in zip(sequences, out) if not o], [s for s, o in zip(sequences, out) if o]
 
 
+def _anchor(args: argparse.Namespace, sequences: list[PoseSequence]) -> float:
+    """The fine-tuning's anchor: ``--init-anchor`` or, without it, ``train --init``'s for ``sequences``."""
+    return fine_tune_anchor(len(sequences)) if args.init_anchor is None else args.init_anchor
+
+
 def _summary(report: MetricReport) -> dict[str, float]:
     return {m: report.summary[m] for m in REPORTED}
 
@@ -168,8 +173,9 @@ def measure(args: argparse.Namespace) -> dict:
     if args.init is not None:
         shipped = Refiner.from_pretrained(args.init, device="cpu")
         windows = (WindowSampler(sequences, shipped.window, root), WindowSampler(val_sequences, shipped.window, root))
-        tuning = {"init": shipped.model, "lr": args.init_lr, "anchor": args.init_anchor}
-        model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, **tuning)
+        tuning = {"init": shipped.model, "lr": args.init_lr}
+        anchors = {TUNED: _anchor(args, sequences)}
+        model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, **tuning, anchor=anchors[TUNED])
         refiners[SHIPPED] = refiners[UNGUARDED] = shipped
         refiners[TUNED] = Refiner(model, shipped.noise, "cpu")
         kept, held_out = held_out_split(sequences, args.select_every, args.disjoint_by)
@@ -178,7 +184,8 @@ def measure(args: argparse.Namespace) -> dict:
                              + ("held out" if not held_out else "to train on"))
         log(f"{SELECTED}: {len(kept)} training sequences, {len(held_out)} held out")
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
-        model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, **tuning, keep=KeptWeights.BEST)
+        anchors[SELECTED] = _anchor(args, kept)
+        model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, **tuning, anchor=anchors[SELECTED], keep=KeptWeights.BEST)
         refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
         fit_guard(refiners[SELECTED], *guard_sequences(kept, held_out, args.seed), init=shipped.guard)  # as train stores it
         scored_rows += [(SHIPPED, 1, {}), *([(UNGUARDED, 1, {"fallback": False})] if shipped.guard is not None else []),
@@ -193,7 +200,7 @@ def measure(args: argparse.Namespace) -> dict:
                          "metrics": _summary(pooled_report([r.poses_3d for r in refined], scored))})
         log(f"  {label}: " + ", ".join(f"{r['method']} {r['metrics']['mpjpe']:.2f}" for r in rows) + " mm MPJPE")
         files.append({"estimator": label, "val_file": path, "sequences": len(scored), "frames": sum(s.num_frames for s in scored), "rows": rows})
-    return {"train_sequences": len(sequences), "train_frames": frames, "train_windows": len(data.starts),
+    return {"train_sequences": len(sequences), "train_frames": frames, **({"anchors": anchors} if args.init is not None else {}), "train_windows": len(data.starts),
             "windows_drawn": args.steps * TrainConfig.batch_size, "val_windows": min(TrainConfig.val_windows, len(val_windows.starts)),
             "curves": curves, "files": files}
 
@@ -209,7 +216,7 @@ def markdown(document: dict) -> str:
              "its forward errors sampled from the fitted Gaussian (`--forward-errors mixed`). "
              f"Scored on {settings['val_sequences']} validation sequences per file through `refine_many` (default smoothing): "
              "MPJPE and P-MPJPE in mm, acceleration error in mm/frame², in parentheses the difference to the regressor "
-             "(to the base estimator when the regressor was not trained; negative: better)." + _disjoint_note(settings) + _init_note(settings), ""]
+             "(to the base estimator when the regressor was not trained; negative: better)." + _disjoint_note(settings) + _init_note(document), ""]
     for f in document["files"]:
         reference = next((r["metrics"] for r in f["rows"] if r["method"] == "regression K=1"), f["rows"][0]["metrics"])
         table = [[r["method"], *(f"{fmt(r['metrics'][m], 2)} ({fmt(r['metrics'][m] - reference[m], 2, signed=True)})" for m in REPORTED)]
@@ -232,11 +239,14 @@ def _disjoint_note(settings: dict) -> str:
     return "" if key is None else f" Training sequences are drawn only among those that share no provenance `{key}` with a scored sequence."
 
 
-def _init_note(settings: dict) -> str:
+def _init_note(document: dict) -> str:
+    settings = document["settings"]
     if settings.get("init") is None:
         return ""
     lr = "" if settings.get("init_lr") is None else f" (but a peak learning rate of {settings['init_lr']:g})"
-    pulled = "" if not settings["init_anchor"] else f", pulled toward it with `train --anchor {settings['init_anchor']:g}`"
+    anchors = document["anchors"]
+    pulled = ", ".join(f"`train --anchor {anchors[name]:g}` for '{name}'" for name in (TUNED, SELECTED) if anchors[name])
+    pulled = f", pulled toward it ({pulled})" if pulled else ""
     return (f" Also `{settings['init']}` as it is ('{SHIPPED}') and the diffusion model fine-tuned from it with the same steps, "
             f"settings{lr} and pairs{pulled}, using its own noise statistics ('{TUNED}', its last weights), and as a user would: every "
             f"{settings['select_every']}th pair held out and the weights of the best validation on them kept, step 0 included "
@@ -258,14 +268,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="the models trained from scratch")
     parser.add_argument("--init", type=Path, default=None, help="weights (file or folder) to score as they are and to fine-tune")
     parser.add_argument("--init-lr", type=float, default=None, help="peak learning rate of the fine-tuning (default: the train default)")
-    parser.add_argument("--init-anchor", type=float, default=FINE_TUNE_ANCHOR,
-                        help=f"the fine-tuning's pull toward the init weights (train --anchor; default {FINE_TUNE_ANCHOR:g}, 0: off)")
+    parser.add_argument("--init-anchor", type=float, default=None,
+                        help="the fine-tuning's pull toward the init weights (train --anchor; default train's for the sequences each run trains on, 0: off)")
     parser.add_argument("--select-every", type=int, default=5, help=f"'{SELECTED}': every N-th training pair held out to choose the weights")
     parser.add_argument("--disjoint-by", default=None, metavar="KEY",
                         help="draw training sequences only among those whose provenance KEY (e.g. source_file) no scored sequence shares")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
-    if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1 or args.select_every < 2 or args.init_anchor < 0:
+    if min(args.sequences, args.val_sequences, args.steps, args.eval_every) < 1 or args.select_every < 2 or (args.init_anchor or 0) < 0:
         parser.error("--sequences, --val-sequences, --steps and --eval-every must be >= 1, --select-every >= 2, --init-anchor >= 0")
     return args
 

@@ -5,14 +5,19 @@ frame its own, and weights trained on few bodies pull every bone toward theirs (
 weights of stop 13 shortened Human3.6M's thighs from 452 to 370 mm). :func:`constrain_bones`
 re-chains a refined sequence so that every bone keeps one length over the whole sequence:
 its own median (``constant``) or the median of the input the refiner was given (``input``).
+:func:`load_skeleton` reads a subject's known bone lengths (``refine --skeleton``), to which
+:func:`rechain` sets a refined sequence's bones.
 """
 
 from __future__ import annotations
 
+import json
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 
+from d3prefine.errors import InputError
 from d3prefine.metrics import bone_lengths
 from d3prefine.skeleton import JointLayout
 
@@ -85,3 +90,48 @@ def constrain_bones(refined: np.ndarray, inputs: np.ndarray, mode: BoneLengthMod
         return refined
     source = refined if mode is BoneLengthMode.CONSTANT else inputs
     return rechain(refined, median_bone_lengths(source, layout), layout).astype(refined.dtype, copy=False)
+
+
+#: A skeleton file's ``units`` and their size in metres.
+SKELETON_UNITS = {"m": 1.0, "mm": 1e-3}
+#: Longest plausible human bone, metres: a longer one is a unit mistake.
+MAX_BONE_M = 1.0
+
+
+def load_skeleton(path: Path, layout: JointLayout) -> np.ndarray:
+    """A subject's bone lengths from the JSON file ``path``, ``(J,)`` metres: the length of the
+    bone ending at each joint of ``layout`` (the root, which ends no bone, gets 0), as
+    :func:`median_bone_lengths` gives them. Never unpickles.
+
+    The file is one object: ``{"joint_layout": "h36m17", "units": "m" or "mm", "bones":
+    {"r_knee": 0.45, ...}}`` with one length per bone, keyed by the name of the joint it ends at
+    (``r_knee``: right hip to right knee, the thigh).
+
+    Raises:
+        InputError: unreadable or not such an object, another layout, unknown units, a bone
+            missing, unknown or not a positive length of at most :data:`MAX_BONE_M` metres.
+    """
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a readable skeleton JSON file ({error})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("bones"), dict):
+        raise InputError(f"{path}: a skeleton file is an object with 'joint_layout', 'units' and 'bones' (joint name: length)")
+    if document.get("joint_layout") != layout.name:
+        raise InputError(f"{path}: joint_layout {document.get('joint_layout')!r}, the weights refine {layout.name!r}")
+    units = document.get("units")
+    if units not in SKELETON_UNITS:
+        raise InputError(f"{path}: units {units!r}, expected one of {sorted(SKELETON_UNITS)}")
+    names = {layout.joint_names[child]: child for _, child in layout.bones}
+    given = document["bones"]
+    unknown, missing = sorted(set(given) - set(names)), [n for n in names if n not in given]
+    if unknown or missing:
+        raise InputError(f"{path}: bones are named by the joint they end at, one per bone of {layout.name}: "
+                         + (f"unknown {unknown}" if unknown else f"missing {missing}"))
+    lengths = np.zeros(layout.num_joints)
+    for name, child in names.items():
+        value = given[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value * SKELETON_UNITS[units] <= MAX_BONE_M:
+            raise InputError(f"{path}: bone {name!r}: {value!r} is not a length in (0, {MAX_BONE_M:g}] m (units {units!r})")
+        lengths[child] = value * SKELETON_UNITS[units]  # to metres
+    return lengths

@@ -150,9 +150,18 @@ def default_span(steps: int) -> float:
     return max(1.0, min(float(MAX_SPAN_STEPS), SPAN_SHARE * steps))
 
 
-#: ``train --init``'s default anchor (TrainConfig.anchor): measured with 20 pairs per estimator,
-#: benchmarks/README.md, "Scarce training pairs".
+#: ``train --init``'s default anchor (TrainConfig.anchor): FINE_TUNE_ANCHOR for at most
+#: FEW_SEQUENCES training sequences, a tenth of it for more (:func:`fine_tune_anchor`; measured
+#: with 16-320 training sequences, benchmarks/README.md, "Scarce training pairs").
 FINE_TUNE_ANCHOR = 25.0
+FEW_SEQUENCES = 40
+
+
+def fine_tune_anchor(sequences: int) -> float:
+    """``train --init``'s default anchor for ``sequences`` training sequences: the strong pull
+    :data:`FINE_TUNE_ANCHOR` for a few (at most :data:`FEW_SEQUENCES`), a tenth of it for more,
+    whose own motions teach the network more than the init weights' prior does."""
+    return FINE_TUNE_ANCHOR if sequences <= FEW_SEQUENCES else FINE_TUNE_ANCHOR / 10
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import accuracy, guard, h36m, h36m_probe, leave_one_out, report, reverse_steps, scarce_data, smoothing, speed, uncertainty
+from benchmarks import (
+    accuracy,
+    guard,
+    h36m,
+    h36m_probe,
+    leave_one_out,
+    report,
+    reverse_steps,
+    scarce_data,
+    skeleton,
+    smoothing,
+    speed,
+    uncertainty,
+)
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.blend import BlendedRefiner
 from d3prefine.bones import constrain_bones, median_bone_lengths, rechain
@@ -495,7 +508,10 @@ def test_scarce_data_probe_fine_tunes_from_init_weights(files, tmp_path, monkeyp
     rows = {r["method"]: r["metrics"]["mpjpe"] for r in scored["rows"]}
     assert rows[f"{scarce_data.TUNED} K=1"] == pytest.approx(rows[f"{scarce_data.SHIPPED} K=1"], rel=1e-6)
     # --init-anchor reaches the fine-tuning: at 1000 (x the learning rate 2e-3, capped at 1) every step is taken back
-    assert document["settings"]["init_anchor"] == FINE_TUNE_ANCHOR and "train --anchor 25" in out.with_suffix(".md").read_text()
+    # by default train --init's anchor for the sequences each run trains on (2 and, one held out, 1)
+    assert document["settings"]["init_anchor"] is None
+    assert document["anchors"] == {scarce_data.TUNED: FINE_TUNE_ANCHOR, scarce_data.SELECTED: FINE_TUNE_ANCHOR}
+    assert f"`train --anchor 25` for '{scarce_data.SELECTED}'" in out.with_suffix(".md").read_text()
     assert scarce_data.main([str(a) for a in [*argv[:-1], out.with_name("anchored"), "--init-anchor", "1000"]]) == 0
     anchored = {r["method"]: r["metrics"]["mpjpe"] for r in json.loads(out.with_name("anchored.json").read_text())["files"][0]["rows"]}
     assert anchored[f"{scarce_data.TUNED} K=1"] == pytest.approx(anchored[f"{scarce_data.SHIPPED} K=1"], rel=1e-6)
@@ -696,3 +712,30 @@ def test_setting_rows_parse_refine_options_and_refuse_unknown_ones():
     for bad in ("flip=1", "overlap", "overlap=x", "bone_lengths=rigid", "sample=2", ""):
         with pytest.raises(argparse.ArgumentTypeError):
             accuracy.parse_setting(bad)
+
+
+def test_skeleton_rows_are_the_subjects_bones_before_and_after_refinement(files, tmp_path):
+    """An estimate that is the truth scaled by 1.5 about the root has the truth's bone directions:
+    on the subject's skeleton it is the truth (0 mm); the last row is the default refinement
+    re-chained to the truth's median lengths, as refine --skeleton writes it."""
+    scaled = []
+    for seq in load_poses(files["val"]):
+        root = seq.gt_3d[:, :1]
+        seq.poses_3d = (root + 1.5 * (seq.gt_3d - root)).astype(np.float32)
+        scaled.append(seq)
+    val = tmp_path / "scaled.h5"
+    save_poses(val, scaled)
+    out = tmp_path / "skeleton"
+    assert skeleton.main([str(a) for a in ["--val", val, "--weights", files["weights"], "--max-sequences", "2", "--threads", "1", "--out", out]]) == 0
+    (scored,) = json.loads(out.with_suffix(".json").read_text())["files"]
+    rows = {r["method"]: r for r in scored["rows"]}
+    assert list(rows) == [skeleton.BASE, skeleton.BASE_SKELETON, skeleton.REFINED, skeleton.REFINED_SKELETON] and scored["sequences"] == 2
+    assert rows[skeleton.BASE_SKELETON]["metrics"]["mpjpe"] == pytest.approx(0.0, abs=1e-3)
+    assert rows[skeleton.BASE_SKELETON]["worse_share"] == 0.0 and rows[skeleton.BASE]["worse_share"] is None
+    chosen = accuracy.load_scored(val, 2, 0)
+    refined = Refiner.from_pretrained(files["weights"], device="cpu").refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in chosen])
+    for method, poses in ((skeleton.REFINED, [r.poses_3d for r in refined]),
+                          (skeleton.REFINED_SKELETON, [rechain(r.poses_3d, median_bone_lengths(s.gt_3d, s.layout), s.layout) for r, s in zip(refined, chosen)])):
+        assert rows[method]["metrics"]["mpjpe"] == pytest.approx(accuracy.pooled_report(poses, chosen).summary["mpjpe"], rel=1e-6)
+    assert rows[skeleton.REFINED_SKELETON]["metrics"]["mpjpe"] != rows[skeleton.REFINED]["metrics"]["mpjpe"]
+    assert "| base estimator on the subject's skeleton | 0.00 (-100.0%) |" in out.with_suffix(".md").read_text()

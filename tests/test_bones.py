@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from d3prefine.bones import BoneLengthMode, constrain_bones, median_bone_lengths, rechain
+from d3prefine.bones import BoneLengthMode, constrain_bones, load_skeleton, median_bone_lengths, rechain
 from d3prefine.cli import app
+from d3prefine.errors import InputError
 from d3prefine.io import load_poses, save_poses
 from d3prefine.skeleton import H36M_17, JointLayout
 from tests.conftest import synthetic_motion
@@ -70,3 +74,62 @@ def test_refine_bone_lengths_input_keeps_the_estimators_skeleton(tmp_path, make_
     np.testing.assert_array_equal(outputs[None].poses_3d_refined, seq.poses_3d_refined)
     bad = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "x.npz"), "--bone-lengths", "rigid"])
     assert bad.exit_code == 2
+
+
+def _skeleton_file(path, **fields):
+    document = {"joint_layout": "chain3", "units": "mm", "bones": {"b": 450.0, "c": 380}} | fields
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_load_skeleton_golden_units_and_one_line_errors(tmp_path):
+    np.testing.assert_allclose(load_skeleton(_skeleton_file(tmp_path / "s.json"), CHAIN), [0.0, 0.45, 0.38])
+    np.testing.assert_allclose(load_skeleton(_skeleton_file(tmp_path / "m.json", units="m", bones={"b": 0.5, "c": 1}), CHAIN), [0.0, 0.5, 1.0])
+    bad = {
+        "layout": (dict(joint_layout="h36m17"), "joint_layout 'h36m17', the weights refine 'chain3'"),
+        "units": (dict(units="cm"), "units 'cm', expected one of ['m', 'mm']"),
+        "missing": (dict(bones={"b": 450.0}), "missing ['c']"),
+        "unknown": (dict(bones={"b": 450.0, "c": 380, "a": 1}), "unknown ['a']"),
+        "zero": (dict(bones={"b": 0, "c": 380}), "bone 'b': 0 is not a length in (0, 1] m"),
+        "metres as mm": (dict(units="m", bones={"b": 450.0, "c": 380}), "bone 'b': 450.0 is not a length in (0, 1] m (units 'm')"),
+        "text": (dict(bones={"b": "450", "c": 380}), "bone 'b': '450' is not a length"),
+        "no bones": (dict(bones=[450, 380]), "a skeleton file is an object with"),
+    }
+    for name, (fields, message) in bad.items():
+        with pytest.raises(InputError, match=re.escape(message)):
+            load_skeleton(_skeleton_file(tmp_path / f"{name}.json", **fields), CHAIN)
+    (tmp_path / "nan.json").write_text('{"joint_layout": "chain3", "units": "m", "bones": {"b": NaN, "c": 0.3}}')
+    with pytest.raises(InputError, match="bone 'b': nan is not a length"):
+        load_skeleton(tmp_path / "nan.json", CHAIN)
+    (tmp_path / "broken.json").write_text('{"joint_layout": ')
+    with pytest.raises(InputError, match="not a readable skeleton JSON file"):
+        load_skeleton(tmp_path / "broken.json", CHAIN)
+
+
+def test_refine_skeleton_sets_the_subjects_bones_last(tmp_path, make_sequence):
+    """--skeleton: every refined bone gets the file's length in the refinement's direction, the root
+    trajectory kept (the default refinement re-chained); recorded in the provenance; refused with
+    --samples (exit 2) and for a bad file (exit 1, one line, nothing written)."""
+    source = tmp_path / "walk.npz"
+    save_poses(source, [make_sequence(frames=40, noise_m=0.03)])
+    lengths = {H36M_17.joint_names[c]: 400.0 + 10 * c for _, c in H36M_17.bones}  # millimetres
+    skeleton = tmp_path / "subject.json"
+    skeleton.write_text(json.dumps({"joint_layout": "h36m17", "units": "mm", "bones": lengths}))
+    runner = CliRunner()
+    for name, extra in (("plain", []), ("subject", ["--skeleton", str(skeleton)])):
+        result = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / f"{name}.npz"), "--device", "cpu", *extra])
+        assert result.exit_code == 0, result.output
+    plain, subject = (load_poses(tmp_path / f"{name}.npz")[0] for name in ("plain", "subject"))
+    want = np.array([0.0] + [0.4 + 0.01 * c for c in range(1, 17)])
+    np.testing.assert_allclose(subject.poses_3d_refined, rechain(plain.poses_3d_refined, want, H36M_17), atol=1e-6)
+    parents = np.maximum(np.asarray(H36M_17.parents), 0)
+    got = np.linalg.norm(subject.poses_3d_refined - subject.poses_3d_refined[:, parents], axis=-1)
+    np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), atol=2e-6)
+    assert subject.provenance["refine"]["skeleton"] == {"file": str(skeleton), "bone_lengths_m": {n: v / 1000 for n, v in lengths.items()}}
+    sampled = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "x.npz"), "--skeleton", str(skeleton), "--steps", "2", "--samples", "2"])
+    assert sampled.exit_code == 2 and "no --samples with it" in sampled.output
+    lengths.pop("r_knee")
+    skeleton.write_text(json.dumps({"joint_layout": "h36m17", "units": "mm", "bones": lengths}))
+    broken = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "x.npz"), "--device", "cpu", "--skeleton", str(skeleton)])
+    assert broken.exit_code == 1 and "missing ['r_knee']" in broken.output and len(broken.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.npz").exists()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from d3prefine.checkpoint import CHECKPOINT_FORMAT, NOISE_DIGEST_KEY, denoiser_metadata, set_denoiser_metadata
 from d3prefine.cli import app
-from d3prefine.config import FINE_TUNE_ANCHOR
+from d3prefine.config import FEW_SEQUENCES, FINE_TUNE_ANCHOR
 from d3prefine.guard import GUARD_METADATA_KEY
 from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, guard_scores, reference_of, threshold_of
 from d3prefine.io import load_poses, save_poses
@@ -345,17 +345,25 @@ def test_train_init_starts_from_given_weights(trained, tmp_path):
     assert "--dim 16" in clash.output
 
 
-def test_train_anchor_defaults_to_the_fine_tuning_pull_and_needs_init(trained, tmp_path):
-    data = ["--data", trained["train"], "--val", trained["val"], "--noise", trained["noise"], "--device", "cpu",
-            "--steps", "1", "--batch-size", "2", "--eval-every", "1", "--no-guard"]
+def test_train_anchor_defaults_to_the_fine_tuning_pull_by_sequences_and_needs_init(trained, tmp_path):
+    """With --init and no --anchor: 25 for at most 40 training sequences, 2.5 for more (logged)."""
+    options = ["--val", trained["val"], "--noise", trained["noise"], "--device", "cpu",
+               "--steps", "1", "--batch-size", "2", "--eval-every", "1", "--no-guard"]
+    data = ["--data", trained["train"], *options]
+    many = tmp_path / "many.h5"
+    save_poses(many, [build_sequence(10, seed=s, name=f"m{s}") for s in range(FEW_SEQUENCES + 1)])
 
     def anchor_of(path):
         return json.loads(read_tensors(path, "d3prefine-denoiser")[1]["info"])["train_config"]["anchor"]
 
-    invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors")
+    assert "anchor 25 for 3 training sequences" in invoke("train", *data, "--init", trained["model"], "-o", tmp_path / "tuned.safetensors").stderr
+    assert "anchor 2.5 for 41 training sequences" in invoke(
+        "train", "--data", many, *options, "--init", trained["model"], "-o", tmp_path / "many.safetensors").stderr
+    invoke("train", "--data", many, *options, "--init", trained["model"], "--anchor", "7", "-o", tmp_path / "set.safetensors")
     invoke("train", *data, "--init", trained["model"], "--anchor", "0", "-o", tmp_path / "free.safetensors")
     invoke("train", *data, *TINY, "-o", tmp_path / "scratch.safetensors")
-    assert [anchor_of(tmp_path / f"{n}.safetensors") for n in ("tuned", "free", "scratch")] == [FINE_TUNE_ANCHOR, 0.0, 0.0]
+    assert [anchor_of(tmp_path / f"{n}.safetensors") for n in ("tuned", "many", "set", "free", "scratch")] == [
+        FINE_TUNE_ANCHOR, FINE_TUNE_ANCHOR / 10, 7.0, 0.0, 0.0]
     alone = invoke("train", *data, *TINY, "--anchor", "5", "-o", tmp_path / "x.safetensors", code=2)
     assert "--anchor pulls toward the --init weights" in alone.output and not (tmp_path / "x.safetensors").exists()
 

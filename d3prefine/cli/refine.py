@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 import typer
 
 from d3prefine import __version__
-from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode
+from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, load_skeleton, rechain
 from d3prefine.checks import screen, sequence_problems
 from d3prefine.cli._common import (
     ContinueOnErrorOption,
@@ -179,9 +179,11 @@ def _write_behind(
 def _write_file(
     path: Path, loaded: _Loaded | Exception, results: list[RefineResult], *,
     targets: dict[Path, Path], claims: _Claims, all_inputs: FileSet, overwrite: bool, strict: bool, provenance: dict,
+    skeleton: np.ndarray | None,
 ) -> dict:
     """Write the refined sequences of ``path`` to its output (or raise the error that stopped the
-    file) and release the output's claim; returns a JSON-ready summary."""
+    file), their bones set to the lengths ``skeleton`` ``(J,)`` metres if given; release the
+    output's claim; returns a JSON-ready summary."""
     from d3prefine.refine import at_input_rate  # torch is loaded by now
 
     output = targets[path]
@@ -190,6 +192,8 @@ def _write_file(
             raise loaded
         sequences, rates = loaded.sequences, loaded.rates
         results = [at_input_rate(result, rate, seq) for seq, rate, result in zip(sequences, rates, results)]
+        if skeleton is not None:  # the root trajectory is kept, every bone set to the subject's length
+            results = [replace(r, poses_3d=rechain(r.poses_3d, skeleton, seq.layout).astype(np.float32)) for seq, r in zip(sequences, results)]
         guard = _check_guard(path, [seq.name for seq in sequences], results, strict)
         for seq, result, rate in zip(sequences, results, rates):
             seq.poses_3d_refined = result.poses_3d
@@ -338,6 +342,13 @@ def command(
             help="Bone lengths of the refined poses: the network's (free), each bone's median over the sequence (constant), or its median in the input poses_3d (input: the estimator's skeleton).",
         ),
     ] = DEFAULT_BONE_LENGTHS,
+    skeleton: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--skeleton", dir_okay=False,
+            help="The subject's bone lengths (a JSON file, README 'The subject's skeleton'): as the last step every refined bone gets its length, in the refinement's direction (after --bone-lengths, the guard and the fallback; not with --samples).",
+        ),
+    ] = None,
     overlap: Annotated[
         Optional[int],
         typer.Option("--overlap", min=0, help="Frames shared by consecutive windows (default: a third of the window); more averages more windows per frame at window / (window - overlap) times the work."),
@@ -386,6 +397,8 @@ def command(
         raise typer.BadParameter("--samples >= 2 needs --eta > 0 (eta 0 draws the same refinement every time)", param_hint="'--eta'")
     if skip_existing and overwrite:
         raise usage_error("give either --skip-existing or --overwrite, not both")
+    if skeleton is not None and samples > 1:
+        raise usage_error("--skeleton moves the refined joints after the uncertainty is calibrated: no --samples with it")
     try:
         check_smooth(smooth)
     except ValueError as error:
@@ -432,6 +445,7 @@ def command(
         overlap = refiner.resolve_overlap(overlap)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--overlap'") from None
+    lengths = None if skeleton is None else load_skeleton(skeleton, refiner.layout)
     options = {"steps": steps, "samples": samples, "eta": eta, "seed": seed, "batch_size": batch_size, "smooth": smooth, "bone_lengths": bone_lengths.value,
                "overlap": overlap, "flip": flip, "fallback": fallback}
     provenance = {
@@ -441,6 +455,8 @@ def command(
         **({"blend": {"rule": "weights 2^(-sharpness x (guard score - threshold)), normalized", "sharpness": refiner.sharpness}} if len(members) > 1 else {}),
         "device": torch_device,
         **options,
+        **({} if lengths is None else {"skeleton": {"file": str(skeleton), "bone_lengths_m": {
+            refiner.layout.joint_names[c]: round(float(lengths[c]), 6) for _, c in refiner.layout.bones}}}),
     }
     if samples > 1:
         provenance["uncertainty"] = _uncertainty_meaning(refiner, options)
@@ -450,7 +466,7 @@ def command(
     loaded = prefetch(_load_all(selected, lambda path: load(path, targets[path])), PREFETCH_FILES)
     stream = refiner.refine_stream(loaded, **options)
     write = partial(_write_file, targets=targets, claims=claims, all_inputs=all_inputs, overwrite=overwrite, strict=strict,
-                    provenance=provenance)
+                    provenance=provenance, skeleton=lengths)
     attempts = _write_behind(stream, write, WRITE_BEHIND_FILES if continue_on_error else 1)
     try:
         with closing(loaded), closing(stream), closing(attempts):  # a stop after a failure ends the threads

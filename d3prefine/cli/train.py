@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,6 +32,7 @@ from d3prefine.cli._common import (
     usage_error,
 )
 from d3prefine.config import (
+    FEW_SEQUENCES,
     FINE_TUNE_ANCHOR,
     MAX_SPAN_STEPS,
     DenoiserConfig,
@@ -39,6 +41,7 @@ from d3prefine.config import (
     KeptWeights,
     Objective,
     TrainConfig,
+    fine_tune_anchor,
 )
 from d3prefine.errors import InputError, WeightsError
 from d3prefine.guard_fit import GUARD_QUANTILE, GUARD_SEQUENCES, MIN_THRESHOLD, guard_sequences
@@ -134,7 +137,7 @@ def command(
         typer.Option(
             min=0.0,
             help=f"With --init: after every step pull each weight toward its --init value by the learning rate x ANCHOR of the distance "
-            f"(decoupled L2-SP; default {FINE_TUNE_ANCHOR:g}, 0 turns it off).",
+            f"(decoupled L2-SP; default {FINE_TUNE_ANCHOR:g} for at most {FEW_SEQUENCES} training sequences, {fine_tune_anchor(FEW_SEQUENCES + 1):g} for more; 0 turns it off).",
         ),
     ] = None,
     guard: Annotated[
@@ -159,7 +162,7 @@ def command(
             steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
             velocity_weight=velocity_weight, eval_every=eval_every, seed=seed, final_step_share=final_step_share,
             intermediate_states=intermediate_states, warmup=warmup, ema_decay=ema_decay, keep=keep,
-            anchor=(FINE_TUNE_ANCHOR if init is not None else 0.0) if anchor is None else anchor,
+            anchor=anchor or 0.0,  # with --init and no --anchor: set by the number of training sequences, below
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
@@ -210,6 +213,9 @@ def command(
     train_data = WindowSampler(train_sequences, model_config.window, layout.root)
     val_data = WindowSampler(val_sequences, model_config.window, layout.root)
     guard_sets = guard_sequences(train_sequences, val_sequences, seed) if guard else None
+    if init is not None and anchor is None:
+        train_config = replace(train_config, anchor=fine_tune_anchor(len(train_sequences)))
+        log(f"anchor {train_config.anchor:g} for {len(train_sequences)} training sequences (--anchor sets it)")
     del train_sequences, val_sequences  # the samplers hold the arrays; only the guard's subsamples stay
     log(f"data: {len(train_data.starts)} training windows, {len(val_data.starts)} validation windows "
         f"({time.perf_counter() - started:.0f} s to load)")

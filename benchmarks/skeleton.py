@@ -1,0 +1,112 @@
+"""The subject's skeleton (``refine --skeleton``): what known bone lengths add, and to what.
+
+    python -m benchmarks.skeleton --val data/h36m/train_temporal.h5 --val data/h36m/train_frame.h5 \\
+        --max-sequences 160 --threads 1 --out benchmarks/results/skeleton_h36m_s156
+
+A biomechanics user often knows the subject's bone lengths (measured, or from a calibration
+recording). Here the ground truth's median bone lengths of each sequence stand for that
+calibration (the skeletons of Human3.6M's and Bandai's subjects are rigid: a subject's bones keep
+one length over all their recordings). Per ``--val`` file (pose files with ``gt_3d``; a seeded
+subsample of ``--max-sequences``) four rows: the base estimator; the base estimator on the
+subject's skeleton (the classical use of a known skeleton, no model: its bone directions, the
+subject's lengths); the refinement with ``refine``'s defaults; and the same refinement on the
+subject's skeleton, exactly as ``refine --skeleton`` gives it (the final poses re-chained by
+:func:`d3prefine.bones.rechain`). MPJPE, P-MPJPE and acceleration error pooled frame-weighted
+(:func:`benchmarks.accuracy.pooled_report`), and the share of sequences whose MPJPE a row makes
+worse than the base estimator's. JSON ``{"benchmark", "run", "weights", "settings", "files":
+[{"estimator", "val_file", "sequences", "frames", "rows": [{"method", "metrics": {"mpjpe",
+"p_mpjpe", "accel_error"}, "worse_share"}]}]}``, in mm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.accuracy import estimator_label, load_scored, sequence_reports
+from benchmarks.report import add_weights_arguments, change_pct, fmt, markdown_table, report_head, run_and_write, run_info, weights_digest
+from d3prefine.bones import median_bone_lengths, rechain
+from d3prefine.io import PoseSequence
+from d3prefine.metrics import METRICS, pool_reports
+from d3prefine.refine import Refiner
+from d3prefine.runtime import log
+
+REPORTED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
+BASE, BASE_SKELETON = "base estimator", "base estimator on the subject's skeleton"
+REFINED, REFINED_SKELETON = "d3prefine (defaults)", "d3prefine --skeleton (the subject's)"
+
+
+def on_skeleton(poses: list[np.ndarray], sequences: list[PoseSequence]) -> list[np.ndarray]:
+    """``poses (T, J, 3)`` metres per sequence with every bone at the sequence's ground-truth
+    median length (its subject's skeleton), directions and root trajectory kept."""
+    return [rechain(p, median_bone_lengths(seq.gt_3d, seq.layout), seq.layout) for p, seq in zip(poses, sequences)]
+
+
+def score_file(path: Path, refiner: Refiner, args: argparse.Namespace) -> dict:
+    """The four rows (module docstring) on a seeded subsample of ``path``."""
+    sequences = load_scored(path, args.max_sequences, args.seed)
+    base = [seq.poses_3d for seq in sequences]
+    refined = [r.poses_3d for r in refiner.refine_many([(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences])]
+    predictions = {BASE: base, BASE_SKELETON: on_skeleton(base, sequences), REFINED: refined, REFINED_SKELETON: on_skeleton(refined, sequences)}
+    base_mpjpe = [r.summary["mpjpe"] for r in sequence_reports(base, sequences)]
+    rows = []
+    for method, poses in predictions.items():
+        reports = sequence_reports(poses, sequences)
+        worse = np.mean([r.summary["mpjpe"] > b for r, b in zip(reports, base_mpjpe)])
+        rows.append({"method": method, "metrics": {m: pool_reports(reports).summary[m] for m in REPORTED},
+                     "worse_share": None if method == BASE else float(worse)})
+    label = estimator_label(sequences, path)
+    log(f"  {label}: " + ", ".join(f"{r['method']} {r['metrics']['mpjpe']:.2f}" for r in rows) + " mm MPJPE")
+    return {"estimator": label, "val_file": str(path), "sequences": len(sequences), "frames": sum(s.num_frames for s in sequences), "rows": rows}
+
+
+def markdown(document: dict) -> str:
+    lines = [*report_head("The subject's skeleton (refine --skeleton)", document["run"]),
+             "Each sequence's ground-truth median bone lengths stand for a calibration of its subject. MPJPE, P-MPJPE in mm and "
+             "acceleration error in mm/frame², pooled frame-weighted; in parentheses the change versus the base estimator; the last "
+             "column the share of sequences whose MPJPE the row makes worse than the base estimator's.", ""]
+    for f in document["files"]:
+        base = f["rows"][0]["metrics"]
+        table = [[r["method"], *(fmt(r["metrics"][m], 2) + ("" if r["method"] == BASE else f" ({fmt(change_pct(r['metrics'][m], base[m]), 1, '%', signed=True)})")
+                                 for m in REPORTED),
+                  "—" if r["worse_share"] is None else f"{100 * r['worse_share']:.0f} %"] for r in f["rows"]]
+        lines += [f"## {f['estimator']}", "", f"{f['sequences']} sequences, {f['frames']:,} frames of `{f['val_file']}`.", "",
+                  markdown_table(["method", *(f"{METRICS[m].title} ({METRICS[m].unit})" for m in REPORTED), "sequences made worse"], table), ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.skeleton", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--val", type=Path, action="append", required=True, help="pose file with gt_3d (repeatable)")
+    add_weights_arguments(parser)
+    parser.add_argument("--max-sequences", type=int, default=None, help="seeded subsample of sequences per --val file (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    if args.max_sequences is not None and args.max_sequences < 1:
+        parser.error("--max-sequences must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    def build() -> tuple[dict, str]:
+        refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
+        document = {"benchmark": "skeleton", "run": run_info("benchmarks.skeleton", argv, ["cpu"]), "weights": weights_digest(refiner),
+                    "settings": {"max_sequences": args.max_sequences, "seed": args.seed, "threads": args.threads},
+                    "files": [score_file(path, refiner, args) for path in args.val]}
+        return document, markdown(document)
+
+    return run_and_write(args.out, build)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
