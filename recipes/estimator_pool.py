@@ -88,6 +88,11 @@ POOL = {
         "SubjectExactTemporalLifter", LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
         FitConfig(steps=1800, batch_frames=1024, chunk=16, lr=2e-3), two_d="exact", bones="subject",
     ),
+    # stop 24: the same, trained three times as long
+    "exact2d_subject_long": PoolMember(
+        "LongSubjectExactTemporalLifter", LifterConfig(LifterKind.TEMPORAL, width=256, dropout=0.1),
+        FitConfig(steps=5400, batch_frames=1024, chunk=16, lr=2e-3), two_d="exact", bones="subject",
+    ),
     "weakest": PoolMember(
         "WeakestFrameLifter", LifterConfig(LifterKind.FRAME, width=64, blocks=1, dropout=0.0),
         FitConfig(steps=200, batch_frames=256, lr=1e-3, lr_final=1e-3, flip=False),
