@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,12 @@ def test_refine_skeleton_sets_the_subjects_bones_last(tmp_path, make_sequence):
     broken = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "x.npz"), "--device", "cpu", "--skeleton", str(skeleton)])
     assert broken.exit_code == 1 and "missing ['r_knee']" in broken.output and len(broken.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_the_readmes_skeleton_example_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```json\n(.*?)```", readme[readme.index("`--skeleton FILE`"):], re.S).group(1)
+    path = tmp_path / "subject.json"
+    path.write_text(block)
+    lengths = load_skeleton(path, H36M_17)
+    assert lengths[H36M_17.joint_names.index("r_knee")] == pytest.approx(0.45) and lengths[0] == 0.0
