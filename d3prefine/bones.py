@@ -135,3 +135,21 @@ def load_skeleton(path: Path, layout: JointLayout) -> np.ndarray:
             raise InputError(f"{path}: bone {name!r}: {value!r} is not a length in (0, {MAX_BONE_M:g}] m (units {units!r})")
         lengths[child] = value * SKELETON_UNITS[units]  # to metres
     return lengths
+
+
+#: ``refine --skeleton`` warns when a bone of the skeleton is more than this factor longer or
+#: shorter than the same bone's median in the estimator's input: another subject, or other units.
+SKELETON_WARN_RATIO = 1.5
+
+
+def skeleton_mismatch(poses: np.ndarray, lengths: np.ndarray, layout: JointLayout) -> tuple[str, float] | None:
+    """The bone (named by its end joint) whose length in ``lengths (J,)`` differs most, as a
+    ratio, from its median in ``poses (T, J, 3)`` (same units), and that ratio (skeleton / poses),
+    if it lies beyond :data:`SKELETON_WARN_RATIO` either way; else ``None``."""
+    given = median_bone_lengths(poses, layout)
+    children = [child for _, child in layout.bones]
+    ratios = lengths[children] / np.where(given[children] > 0, given[children], np.nan)
+    worst = int(np.nanargmax(np.abs(np.log(ratios)))) if np.isfinite(ratios).any() else None
+    if worst is None or max(ratios[worst], 1 / ratios[worst]) <= SKELETON_WARN_RATIO:
+        return None
+    return layout.joint_names[children[worst]], float(ratios[worst])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from d3prefine.bones import BoneLengthMode, constrain_bones, load_skeleton, median_bone_lengths, rechain
+from d3prefine.bones import BoneLengthMode, constrain_bones, load_skeleton, median_bone_lengths, rechain, skeleton_mismatch
 from d3prefine.cli import app
 from d3prefine.errors import InputError
 from d3prefine.io import load_poses, save_poses
@@ -127,6 +127,12 @@ def test_refine_skeleton_sets_the_subjects_bones_last(tmp_path, make_sequence):
     got = np.linalg.norm(subject.poses_3d_refined - subject.poses_3d_refined[:, parents], axis=-1)
     np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), atol=2e-6)
     assert subject.provenance["refine"]["skeleton"] == {"file": str(skeleton), "bone_lengths_m": {n: v / 1000 for n, v in lengths.items()}}
+    halved = tmp_path / "halved.json"  # every bone half the input's: a warning names the worst, the output is written
+    halved.write_text(json.dumps({"joint_layout": "h36m17", "units": "m", "bones": {
+        H36M_17.joint_names[c]: float(v) / 2 for c, v in enumerate(median_bone_lengths(subject.poses_3d, H36M_17)) if c}}))
+    result = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "halved.npz"), "--device", "cpu", "--skeleton", str(halved)])
+    assert result.exit_code == 0 and "bone is 0.50 x its median length in poses_3d" in result.stderr
+    assert "warning" not in runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "again.npz"), "--device", "cpu"]).stderr
     sampled = runner.invoke(app, ["refine", str(source), "-o", str(tmp_path / "x.npz"), "--skeleton", str(skeleton), "--steps", "2", "--samples", "2"])
     assert sampled.exit_code == 2 and "no --samples with it" in sampled.output
     lengths.pop("r_knee")
@@ -143,3 +149,10 @@ def test_the_readmes_skeleton_example_loads(tmp_path):
     path.write_text(block)
     lengths = load_skeleton(path, H36M_17)
     assert lengths[H36M_17.joint_names.index("r_knee")] == pytest.approx(0.45) and lengths[0] == 0.0
+
+
+def test_skeleton_mismatch_names_the_bone_furthest_off_beyond_the_ratio():
+    poses = np.array([[[0, 0, 0], [1, 0, 0], [1, 2, 0]]] * 3, dtype=float)  # bones 1 and 2 long
+    assert skeleton_mismatch(poses, np.array([0.0, 1.4, 2.0]), CHAIN) is None  # 1.4 x: within 1.5
+    assert skeleton_mismatch(poses, np.array([0.0, 1.4, 0.5]), CHAIN) == ("c", 0.25)  # 4 x shorter beats 1.4 x longer
+    assert skeleton_mismatch(poses, np.array([0.0, 1.6, 2.0]), CHAIN) == ("b", pytest.approx(1.6))

@@ -22,7 +22,7 @@ import numpy as np
 import typer
 
 from d3prefine import __version__
-from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, load_skeleton, rechain
+from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, load_skeleton, rechain, skeleton_mismatch
 from d3prefine.checks import screen, sequence_problems
 from d3prefine.cli._common import (
     ContinueOnErrorOption,
@@ -194,6 +194,11 @@ def _write_file(
         results = [at_input_rate(result, rate, seq) for seq, rate, result in zip(sequences, rates, results)]
         if skeleton is not None:  # the root trajectory is kept, every bone set to the subject's length
             results = [replace(r, poses_3d=rechain(r.poses_3d, skeleton, seq.layout).astype(np.float32)) for seq, r in zip(sequences, results)]
+            for seq in sequences:
+                mismatch = skeleton_mismatch(seq.poses_3d, skeleton, seq.layout)
+                if mismatch is not None:
+                    log(f"warning: {path}: sequence {seq.name!r}: the --skeleton's {mismatch[0]} bone is {mismatch[1]:.2f} x its median "
+                        "length in poses_3d (another subject, or other units?)")
         guard = _check_guard(path, [seq.name for seq in sequences], results, strict)
         for seq, result, rate in zip(sequences, results, rates):
             seq.poses_3d_refined = result.poses_3d
