@@ -25,11 +25,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmarks.accuracy import estimator_label, load_scored, sequence_reports
-from benchmarks.report import add_weights_arguments, change_pct, fmt, markdown_table, report_head, run_and_write, run_info, weights_digest
+from benchmarks.report import change_pct, fmt, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, rechain
+from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, pool_reports
 from d3prefine.refine import Refiner
@@ -80,33 +80,21 @@ def markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.skeleton", description=" ".join(__doc__.split("\n\n")[0].split()))
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="pose file with gt_3d (repeatable)")
-    add_weights_arguments(parser)
     parser.add_argument("--max-sequences", type=int, default=None, help="seeded subsample of sequences per --val file (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
-    args = parser.parse_args(argv)
+
+
+def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     if args.max_sequences is not None and args.max_sequences < 1:
-        parser.error("--max-sequences must be >= 1")
-    return args
+        raise InputError(f"--max-sequences must be >= 1, got {args.max_sequences}")
+    return {"settings": {"max_sequences": args.max_sequences, "seed": args.seed, "threads": args.threads},
+            "files": [score_file(path, refiner, args) for path in args.val]}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    def build() -> tuple[dict, str]:
-        refiner = Refiner.from_pretrained(args.weights, args.noise, device="cpu")
-        document = {"benchmark": "skeleton", "run": run_info("benchmarks.skeleton", argv, ["cpu"]), "weights": weights_digest(refiner),
-                    "settings": {"max_sequences": args.max_sequences, "seed": args.seed, "threads": args.threads},
-                    "files": [score_file(path, refiner, args) for path in args.val]}
-        return document, markdown(document)
-
-    return run_and_write(args.out, build)
+    return run_probe("benchmarks.skeleton", __doc__, argv, _add_arguments, _measure, markdown)
 
 
 if __name__ == "__main__":
