@@ -9,7 +9,8 @@ calibration (the skeletons of Human3.6M's and Bandai's subjects are rigid: a sub
 one length over all their recordings). Per ``--val`` file (pose files with ``gt_3d``; a seeded
 subsample of ``--max-sequences``) four rows: the base estimator; the base estimator on the
 subject's skeleton (the classical use of a known skeleton, no model: its bone directions, the
-subject's lengths); the refinement with ``refine``'s defaults; and the same refinement on the
+subject's lengths); the refinement with ``refine``'s defaults (``Refiner.refine_sequences``:
+a sequence at another frame rate than the weights' is refined at theirs and resampled back); and the same refinement on the
 subject's skeleton, exactly as ``refine --skeleton`` gives it (the final poses re-chained by
 :func:`d3prefine.bones.rechain`). MPJPE, P-MPJPE and acceleration error pooled frame-weighted
 (:func:`benchmarks.accuracy.pooled_report`), and the share of sequences whose MPJPE a row makes
@@ -51,7 +52,7 @@ def score_file(path: Path, refiner: Refiner, args: argparse.Namespace) -> dict:
     """The four rows (module docstring) on a seeded subsample of ``path``."""
     sequences = load_scored(path, args.max_sequences, args.seed)
     base = [seq.poses_3d for seq in sequences]
-    refined = [r.poses_3d for r in refiner.refine_many([(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences])]
+    refined = [r.poses_3d for r in refiner.refine_sequences(sequences)]  # as refine does: at the weights' frame rate and back
     predictions = {BASE: base, BASE_SKELETON: on_skeleton(base, sequences), REFINED: refined, REFINED_SKELETON: on_skeleton(refined, sequences)}
     base_mpjpe = [r.summary["mpjpe"] for r in sequence_reports(base, sequences)]
     rows = []

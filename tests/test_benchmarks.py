@@ -717,23 +717,32 @@ def test_setting_rows_parse_refine_options_and_refuse_unknown_ones():
 def test_skeleton_rows_are_the_subjects_bones_before_and_after_refinement(files, tmp_path):
     """An estimate that is the truth scaled by 1.5 about the root has the truth's bone directions:
     on the subject's skeleton it is the truth (0 mm); the last row is the default refinement
-    re-chained to the truth's median lengths, as refine --skeleton writes it."""
+    re-chained to the truth's median lengths, as refine --skeleton writes it: 50 fps sequences
+    refined at the weights' 30 fps and back, as refine does."""
     scaled = []
     for seq in load_poses(files["val"]):
         root = seq.gt_3d[:, :1]
         seq.poses_3d = (root + 1.5 * (seq.gt_3d - root)).astype(np.float32)
+        seq.fps = 50.0
         scaled.append(seq)
     val = tmp_path / "scaled.h5"
     save_poses(val, scaled)
+    weights = tmp_path / "weights30"
+    weights.mkdir()
+    shutil.copy(files["weights"] / "noise.safetensors", weights)
+    _denoiser(weights / "denoiser.safetensors", trained=True, fps=30.0)
     out = tmp_path / "skeleton"
-    assert skeleton.main([str(a) for a in ["--val", val, "--weights", files["weights"], "--max-sequences", "2", "--threads", "1", "--out", out]]) == 0
+    assert skeleton.main([str(a) for a in ["--val", val, "--weights", weights, "--max-sequences", "2", "--threads", "1", "--out", out]]) == 0
     (scored,) = json.loads(out.with_suffix(".json").read_text())["files"]
     rows = {r["method"]: r for r in scored["rows"]}
     assert list(rows) == [skeleton.BASE, skeleton.BASE_SKELETON, skeleton.REFINED, skeleton.REFINED_SKELETON] and scored["sequences"] == 2
     assert rows[skeleton.BASE_SKELETON]["metrics"]["mpjpe"] == pytest.approx(0.0, abs=1e-3)
     assert rows[skeleton.BASE_SKELETON]["worse_share"] == 0.0 and rows[skeleton.BASE]["worse_share"] is None
     chosen = accuracy.load_scored(val, 2, 0)
-    refined = Refiner.from_pretrained(files["weights"], device="cpu").refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in chosen])
+    refiner = Refiner.from_pretrained(weights, device="cpu")
+    refined = refiner.refine_sequences(chosen)
+    as_is = accuracy.pooled_report([r.poses_3d for r in refiner.refine_many([(s.poses_2d, s.poses_3d, s.image_size) for s in chosen])], chosen)
+    assert rows[skeleton.REFINED]["metrics"]["mpjpe"] != pytest.approx(as_is.summary["mpjpe"], rel=1e-6)  # not refined at 50 fps
     for method, poses in ((skeleton.REFINED, [r.poses_3d for r in refined]),
                           (skeleton.REFINED_SKELETON, [rechain(r.poses_3d, median_bone_lengths(s.gt_3d, s.layout), s.layout) for r, s in zip(refined, chosen)])):
         assert rows[method]["metrics"]["mpjpe"] == pytest.approx(accuracy.pooled_report(poses, chosen).summary["mpjpe"], rel=1e-6)
