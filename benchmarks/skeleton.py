@@ -54,13 +54,13 @@ def score_file(path: Path, refiner: Refiner, args: argparse.Namespace) -> dict:
     base = [seq.poses_3d for seq in sequences]
     refined = [r.poses_3d for r in refiner.refine_sequences(sequences)]  # as refine does: at the weights' frame rate and back
     predictions = {BASE: base, BASE_SKELETON: on_skeleton(base, sequences), REFINED: refined, REFINED_SKELETON: on_skeleton(refined, sequences)}
-    base_mpjpe = [r.summary["mpjpe"] for r in sequence_reports(base, sequences)]
+    reports = {method: sequence_reports(poses, sequences) for method, poses in predictions.items()}
+    base_mpjpe = [r.summary["mpjpe"] for r in reports[BASE]]
     rows = []
-    for method, poses in predictions.items():
-        reports = sequence_reports(poses, sequences)
-        worse = np.mean([r.summary["mpjpe"] > b + WORSE_MM for r, b in zip(reports, base_mpjpe)])
-        rows.append({"method": method, "metrics": {m: pool_reports(reports).summary[m] for m in REPORTED},
-                     "worse_share": None if method == BASE else float(worse)})
+    for method, own in reports.items():
+        pooled = pool_reports(own).summary
+        worse = np.mean([r.summary["mpjpe"] > b + WORSE_MM for r, b in zip(own, base_mpjpe)])
+        rows.append({"method": method, "metrics": {m: pooled[m] for m in REPORTED}, "worse_share": None if method == BASE else float(worse)})
     label = estimator_label(sequences, path)
     log(f"  {label}: " + ", ".join(f"{r['method']} {r['metrics']['mpjpe']:.2f}" for r in rows) + " mm MPJPE")
     return {"estimator": label, "val_file": str(path), "sequences": len(sequences), "frames": sum(s.num_frames for s in sequences), "rows": rows}

@@ -28,7 +28,6 @@ from d3prefine.bones import median_bone_lengths, rechain
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import PoseSequence, load_poses, save_poses
 from d3prefine.runtime import log, run_reporting
-from d3prefine.skeleton import get_layout
 from recipes.cameras import fitted_pinhole_projection
 from recipes.estimators import FitConfig, LifterConfig, LifterKind, cross_fit, lifter_input, pooled_errors_mm
 
@@ -111,8 +110,7 @@ def member_bones(prediction: np.ndarray, sequence: PoseSequence, member: PoolMem
     """``prediction (T, J, 3)`` (metres) with the bone lengths ``member`` outputs (see :class:`PoolMember`)."""
     if member.bones == "estimated":
         return prediction
-    layout = get_layout(sequence.joint_layout)
-    return rechain(prediction, median_bone_lengths(sequence.gt_3d, layout), layout).astype(prediction.dtype)
+    return rechain(prediction, median_bone_lengths(sequence.gt_3d, sequence.layout), sequence.layout).astype(prediction.dtype)
 
 
 def member_files(build: Path, member: str) -> dict[str, Path]:
