@@ -33,6 +33,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.report import (
+    WORSE_MM,
     Check,
     Compare,
     add_weights_arguments,
@@ -159,10 +160,11 @@ class Row:
         return self.report.summary[name]
 
     def sequence_harm(self, base: Row) -> tuple[float, dict[str, float]]:
-        """Share of the scored sequences whose MPJPE this row raised above ``base``'s, and the
+        """Share of the scored sequences whose MPJPE this row raised above ``base``'s (by more than
+        :data:`~benchmarks.report.WORSE_MM`), and the
         per-sequence MPJPE change (mm, positive: made worse) at its median, 90th percentile and max."""
         change = np.array([own.summary["mpjpe"] - other.summary["mpjpe"] for own, other in zip(self.sequence_reports, base.sequence_reports)])
-        return float(np.mean(change > 0)), {"p50": float(np.percentile(change, 50)), "p90": float(np.percentile(change, 90)), "max": float(change.max())}
+        return float(np.mean(change > WORSE_MM)), {"p50": float(np.percentile(change, 50)), "p90": float(np.percentile(change, 90)), "max": float(change.max())}
 
     def to_json(self, base: Row) -> dict:
         worse_share, change = self.sequence_harm(base)
@@ -408,7 +410,7 @@ def estimator_markdown(section: dict) -> str:
         (f"{section['sequences']} sequences, {section['frames']:,} frames from `{section['val_file']}`; "
          f"smoothers tuned on `{section['train_file']}`. Values in mm (velocity per frame, acceleration per frame²), "
          "in parentheses the change versus the base estimator (negative: lower error). Sequences made worse: the share "
-         "whose MPJPE rose above the base estimator's, and the 90th percentile of the per-sequence MPJPE change."), "",
+         f"whose MPJPE rose above the base estimator's by more than {WORSE_MM:g} mm, and the 90th percentile of the per-sequence MPJPE change."), "",
         markdown_table(header, table), "",
     ]
     for row in rows:

@@ -30,6 +30,9 @@ from d3prefine.refine import Refiner
 from d3prefine.runtime import jsonable, log, resolve_device, run_reporting
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# a sequence is made worse when its MPJPE rises by more than this, in mm (float rounding, e.g. of re-chained
+# poses or of a fallback that returns the input, is not)
+WORSE_MM = 0.01
 
 
 def parse_device(parser: argparse.ArgumentParser, device: str) -> str:

@@ -15,7 +15,9 @@ the diffusion model whose forward process corrupts half of the windows with erro
 from the fitted conditional Gaussian (``forward_errors=mixed``): fresh errors at every draw, an
 augmentation a regressor on the same few pairs does not get. Each model refines a seeded
 subsample of ``--val-sequences`` sequences of every ``--val`` file through the product's
-pipeline (``Refiner.refine_many``, default smoothing; :data:`SCORED` gives K), scored
+pipeline as ``refine`` does (``Refiner.refine_sequences``: each model at the frame rate it
+trained on, which ``train`` stores, the init weights at theirs, and back; default smoothing;
+:data:`SCORED` gives K), scored
 root-relative in mm, pooled frame-weighted; the training runs' own validation MPJPE on up to
 1,024 fixed windows (K = 1, network output) every ``--eval-every`` steps is the learning curve.
 A ``--sequences`` at least the files' size trains on all of them: the same comparison with
@@ -168,7 +170,7 @@ def measure(args: argparse.Namespace) -> dict:
     refiners, curves = {}, {}
     for name in args.models:
         model, curves[name] = train(name, noise, data, val_windows, args)
-        refiners[name] = Refiner(model, noise, "cpu")
+        refiners[name] = Refiner(model, noise, "cpu", fps=data.fps)  # as train stores it
     scored_rows = [(name, steps, {}) for name, steps in SCORED if name in refiners]
     if args.init is not None:
         shipped = Refiner.from_pretrained(args.init, device="cpu")
@@ -177,7 +179,7 @@ def measure(args: argparse.Namespace) -> dict:
         anchors = {TUNED: _anchor(args, sequences)}
         model, curves[TUNED] = train("diffusion", shipped.noise, *windows, args, **tuning, anchor=anchors[TUNED])
         refiners[SHIPPED] = refiners[UNGUARDED] = shipped
-        refiners[TUNED] = Refiner(model, shipped.noise, "cpu")
+        refiners[TUNED] = Refiner(model, shipped.noise, "cpu", fps=data.fps)
         kept, held_out = held_out_split(sequences, args.select_every, args.disjoint_by)
         if not held_out or not kept:
             raise InputError(f"--select-every {args.select_every}: {len(sequences)} training sequences leave none "
@@ -186,16 +188,15 @@ def measure(args: argparse.Namespace) -> dict:
         split = (WindowSampler(kept, shipped.window, root), WindowSampler(held_out, shipped.window, root))
         anchors[SELECTED] = _anchor(args, kept)
         model, curves[SELECTED] = train("diffusion", shipped.noise, *split, args, **tuning, anchor=anchors[SELECTED], keep=KeptWeights.BEST)
-        refiners[SELECTED] = Refiner(model, shipped.noise, "cpu")
+        refiners[SELECTED] = Refiner(model, shipped.noise, "cpu", fps=split[0].fps)
         fit_guard(refiners[SELECTED], *guard_sequences(kept, held_out, args.seed), init=shipped.guard)  # as train stores it
         scored_rows += [(SHIPPED, 1, {}), *([(UNGUARDED, 1, {"fallback": False})] if shipped.guard is not None else []),
                         (TUNED, 1, {}), (SELECTED, 1, {})]
     files = []
     for label, path, scored in val:
-        inputs = [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in scored]
         rows = [{"method": "base estimator", "metrics": _summary(pooled_report([s.poses_3d for s in scored], scored))}]
         for name, steps, options in scored_rows:
-            refined = refiners[name].refine_many(inputs, steps=steps, **options)
+            refined = refiners[name].refine_sequences(scored, steps=steps, **options)  # as refine does: at the weights' rate and back
             rows.append({"method": f"{name} K={steps}", "model": name, "steps": steps,
                          "metrics": _summary(pooled_report([r.poses_3d for r in refined], scored))})
         log(f"  {label}: " + ", ".join(f"{r['method']} {r['metrics']['mpjpe']:.2f}" for r in rows) + " mm MPJPE")
@@ -214,7 +215,7 @@ def markdown(document: dict) -> str:
              f"{TrainConfig.batch_size} windows ({document['windows_drawn'] / document['train_windows']:.2f} draws per training window; "
              "same seed) as a plain regressor, as the diffusion model (the `train` defaults) and as the diffusion model with half of "
              "its forward errors sampled from the fitted Gaussian (`--forward-errors mixed`). "
-             f"Scored on {settings['val_sequences']} validation sequences per file through `refine_many` (default smoothing): "
+             f"Scored on {settings['val_sequences']} validation sequences per file as `refine` refines them (each model at the frame rate it trained on and back; default smoothing): "
              "MPJPE and P-MPJPE in mm, acceleration error in mm/frame², in parentheses the difference to the regressor "
              "(to the base estimator when the regressor was not trained; negative: better)." + _disjoint_note(settings) + _init_note(document), ""]
     for f in document["files"]:

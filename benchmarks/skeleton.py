@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy import estimator_label, load_scored, sequence_reports
-from benchmarks.report import change_pct, fmt, markdown_table, report_head, run_probe
+from benchmarks.report import WORSE_MM, change_pct, fmt, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, rechain
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence
@@ -39,7 +39,6 @@ from d3prefine.runtime import log
 REPORTED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
 BASE, BASE_SKELETON = "base estimator", "base estimator on the subject's skeleton"
 REFINED, REFINED_SKELETON = "d3prefine (defaults)", "d3prefine --skeleton (the subject's)"
-WORSE_MM = 0.01  # a sequence is made worse when its MPJPE rises by more than this (float rounding of re-chained poses is not)
 
 
 def on_skeleton(poses: list[np.ndarray], sequences: list[PoseSequence]) -> list[np.ndarray]:
