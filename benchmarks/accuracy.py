@@ -39,6 +39,7 @@ from benchmarks.report import (
     add_weights_arguments,
     change_pct,
     fmt,
+    made_worse,
     markdown_table,
     parse_device,
     run_and_write,
@@ -163,8 +164,10 @@ class Row:
         """Share of the scored sequences whose MPJPE this row raised above ``base``'s (by more than
         :data:`~benchmarks.report.WORSE_MM`), and the
         per-sequence MPJPE change (mm, positive: made worse) at its median, 90th percentile and max."""
-        change = np.array([own.summary["mpjpe"] - other.summary["mpjpe"] for own, other in zip(self.sequence_reports, base.sequence_reports)])
-        return float(np.mean(change > WORSE_MM)), {"p50": float(np.percentile(change, 50)), "p90": float(np.percentile(change, 90)), "max": float(change.max())}
+        own = np.array([r.summary["mpjpe"] for r in self.sequence_reports])
+        other = np.array([r.summary["mpjpe"] for r in base.sequence_reports])
+        change = own - other
+        return float(np.mean(made_worse(own, other))), {"p50": float(np.percentile(change, 50)), "p90": float(np.percentile(change, 90)), "max": float(change.max())}
 
     def to_json(self, base: Row) -> dict:
         worse_share, change = self.sequence_harm(base)

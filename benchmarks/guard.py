@@ -38,7 +38,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.report import WORSE_MM, fmt, markdown_table, report_head, run_probe
+from benchmarks.report import fmt, made_worse, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.checkpoint import set_denoiser_metadata
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference
@@ -99,7 +99,7 @@ def score_sequences(refiner: Refiner, sequences: list[PoseSequence]) -> list[dic
     for seq, result in zip(sequences, results):
         before, after = 1000.0 * mpjpe(seq.poses_3d, seq.gt_3d), 1000.0 * mpjpe(result.poses_3d, seq.gt_3d)
         guard = result.guard
-        rows.append({"name": seq.name, "frames": seq.num_frames, "input_mm": before, "refined_mm": after, "worse": bool(after > before + WORSE_MM),
+        rows.append({"name": seq.name, "frames": seq.num_frames, "input_mm": before, "refined_mm": after, "worse": bool(made_worse(after, before)),
                      "score": guard.score, "condition": guard.condition, "correction": guard.correction})
     return rows
 

@@ -30,9 +30,14 @@ from d3prefine.refine import Refiner
 from d3prefine.runtime import jsonable, log, resolve_device, run_reporting
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# a sequence is made worse when its MPJPE rises by more than this, in mm (float rounding, e.g. of re-chained
-# poses or of a fallback that returns the input, is not)
-WORSE_MM = 0.01
+WORSE_MM = 0.01  # a rise in MPJPE (mm) that :func:`made_worse` counts as harm
+
+
+def made_worse(after_mm: np.ndarray | float, before_mm: np.ndarray | float) -> np.ndarray:
+    """Whether each sequence's MPJPE ``after_mm`` (mm) lies above ``before_mm`` by more than
+    :data:`WORSE_MM`: float rounding, e.g. of re-chained poses or of a fallback that returns the
+    input, is no harm."""
+    return np.asarray(after_mm) > np.asarray(before_mm) + WORSE_MM
 
 
 def parse_device(parser: argparse.ArgumentParser, device: str) -> str:

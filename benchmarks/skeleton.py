@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy import estimator_label, load_scored, sequence_reports
-from benchmarks.report import WORSE_MM, change_pct, fmt, markdown_table, report_head, run_probe
+from benchmarks.report import WORSE_MM, change_pct, fmt, made_worse, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, rechain
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence
@@ -58,7 +58,7 @@ def score_file(path: Path, refiner: Refiner, args: argparse.Namespace) -> dict:
     rows = []
     for method, own in reports.items():
         pooled = pool_reports(own).summary
-        worse = np.mean([r.summary["mpjpe"] > b + WORSE_MM for r, b in zip(own, base_mpjpe)])
+        worse = np.mean(made_worse([r.summary["mpjpe"] for r in own], base_mpjpe))
         rows.append({"method": method, "metrics": {m: pooled[m] for m in REPORTED}, "worse_share": None if method == BASE else float(worse)})
     label = estimator_label(sequences, path)
     log(f"  {label}: " + ", ".join(f"{r['method']} {r['metrics']['mpjpe']:.2f}" for r in rows) + " mm MPJPE")

@@ -26,7 +26,7 @@ from benchmarks import (
     speed,
     uncertainty,
 )
-from benchmarks.report import WORSE_MM
+from benchmarks.report import WORSE_MM, made_worse
 from d3prefine.baselines import Smoother, savgol
 from d3prefine.blend import BlendedRefiner
 from d3prefine.bones import constrain_bones, median_bone_lengths, rechain
@@ -97,6 +97,8 @@ def test_a_sequence_is_made_worse_only_beyond_float_rounding():
     base = row(50.0, 60.0, 70.0, 80.0)
     share, change = row(50.0 + 1e-5, 60.02, 69.0, 80.0).sequence_harm(base)
     assert WORSE_MM == 0.01 and share == 0.25 and change["max"] == pytest.approx(0.02)
+    assert made_worse(60.02, 60.0) and not made_worse(60.0 + 1e-5, 60.0)
+    assert made_worse(np.array([50.0, 60.02]), np.array([50.0, 60.0])).tolist() == [False, True]
 
 
 def test_accuracy_rows_columns_and_targets(files, tmp_path):
