@@ -30,7 +30,6 @@ import numpy as np
 from benchmarks.accuracy import estimator_label, load_scored, sequence_reports
 from benchmarks.report import WORSE_MM, change_pct, fmt, made_worse, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, rechain
-from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, pool_reports
 from d3prefine.refine import Refiner
@@ -80,14 +79,20 @@ def markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
+def _count(text: str) -> int:
+    """An argument that must be a whole number >= 1 (a usage error otherwise, before any work)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="pose file with gt_3d (repeatable)")
-    parser.add_argument("--max-sequences", type=int, default=None, help="seeded subsample of sequences per --val file (default: all)")
+    parser.add_argument("--max-sequences", type=_count, default=None, help="seeded subsample of sequences per --val file (default: all)")
 
 
 def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
-    if args.max_sequences is not None and args.max_sequences < 1:
-        raise InputError(f"--max-sequences must be >= 1, got {args.max_sequences}")
     return {"settings": {"max_sequences": args.max_sequences, "seed": args.seed, "threads": args.threads},
             "files": [score_file(path, refiner, args) for path in args.val]}
 

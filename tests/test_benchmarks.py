@@ -778,6 +778,9 @@ def test_skeleton_rows_are_the_subjects_bones_before_and_after_refinement(files,
     shutil.copy(files["weights"] / "noise.safetensors", weights)
     _denoiser(weights / "denoiser.safetensors", trained=True, fps=30.0)
     out = tmp_path / "skeleton"
+    with pytest.raises(SystemExit) as usage:  # a usage error, before the weights load or anything is written
+        skeleton.main([str(a) for a in ["--val", val, "--weights", tmp_path / "missing", "--max-sequences", "0", "--out", out]])
+    assert usage.value.code == 2 and not out.with_suffix(".json").exists()
     assert skeleton.main([str(a) for a in ["--val", val, "--weights", weights, "--max-sequences", "2", "--threads", "1", "--out", out]]) == 0
     (scored,) = json.loads(out.with_suffix(".json").read_text())["files"]
     rows = {r["method"]: r for r in scored["rows"]}
