@@ -20,6 +20,11 @@
 # widen the pool: stop 21's probe (benchmarks/README.md, "The pool's two ends in training") ran
 #   OUT=runs/wide INIT=weights KINDS="temporal frame temporal9 weak weakest exact2d" \
 #       EXTRA="data/actors:exact2d_strong" THREADS=2 MINUTES=40 bash recipes/pool_weights.sh
+# NOISE (a noise.safetensors fitted on the same outputs) skips fit-noise and continues with those
+# statistics; STEPS and LR set the training's schedule (4,000 steps from 2e-3 by default). Stop 26
+# continued stop 25's run, cut by --max-minutes at step 2,680 of 4,000 (learning rate then about 6e-4):
+#   OUT=runs/s26/continued INIT=runs/s25/pool_subject NOISE=runs/s25/pool_subject/noise.safetensors \
+#       EXTRA="data/actors:exact2d_subject" STEPS=1500 LR=6e-4 THREADS=1 MINUTES=45 bash recipes/pool_weights.sh
 set -euo pipefail
 BUILDS=${BUILDS:-"data/varied data/actors"}
 OUT=${OUT:-runs/pool}
@@ -28,6 +33,9 @@ THREADS=${THREADS:-1}
 MINUTES=${MINUTES:-50}
 KINDS=${KINDS:-"temporal frame temporal9 weak"}
 EXTRA=${EXTRA:-}
+NOISE=${NOISE:-}
+STEPS=${STEPS:-4000}
+LR=${LR:-2e-3}
 mkdir -p "$OUT"
 
 TRAIN=() VAL=() OUTPUTS=()  # OUTPUTS: build:kind of every training file
@@ -44,12 +52,16 @@ for pair in "${OUTPUTS[@]}"; do
 done
 for build in $BUILDS; do VAL+=(--val "$build/val_temporal.h5" --val "$build/val_frame.h5"); done
 
-d3prefine fit-noise "${TRAIN[@]}" --estimator "pool: ${OUTPUTS[*]}" \
-    -o "$OUT/noise.safetensors" --overwrite > "$OUT/fit_noise.txt"
+if [[ -n $NOISE ]]; then
+    cp "$NOISE" "$OUT/noise.safetensors" && cp "$(dirname "$NOISE")/fit_noise.txt" "$OUT/fit_noise.txt"
+else
+    d3prefine fit-noise "${TRAIN[@]}" --estimator "pool: ${OUTPUTS[*]}" \
+        -o "$OUT/noise.safetensors" --overwrite > "$OUT/fit_noise.txt"
+fi
 # --no-guard: benchmarks.guard below fits and measures the shipped guard; --anchor 0: a continued
 # training on the whole pool, not a fine-tuning on a few pairs (train --anchor, since stop 23)
 d3prefine train $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]}" --noise "$OUT/noise.safetensors" --init "$INIT/denoiser.safetensors" \
-    --anchor 0 -o "$OUT/denoiser.safetensors" --eval-every 1000 --no-guard --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
+    --anchor 0 --steps "$STEPS" --lr "$LR" -o "$OUT/denoiser.safetensors" --eval-every 1000 --no-guard --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
     > "$OUT/train.json" 2> "$OUT/train.log"
 rm -f "$OUT/denoiser.ckpt.safetensors"
 
