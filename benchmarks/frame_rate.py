@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
-from benchmarks.report import change_pct, fmt, markdown_table, report_head, run_probe
+from benchmarks.report import change_pct, count, fmt, markdown_table, report_head, run_probe
 from d3prefine.errors import InputError
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS
@@ -80,7 +80,7 @@ def markdown(document: dict) -> str:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, action="append", required=True, help="pose file with gt_3d and fps (repeatable)")
-    parser.add_argument("--sequences", type=int, default=None, help="seeded subsample of sequences per file (default: all)")
+    parser.add_argument("--sequences", type=count, default=None, help="seeded subsample of sequences per file (default: all)")
     parser.add_argument("--as-fps", type=float, default=None, help="first resample every sequence to this rate (a stand-in)")
 
 

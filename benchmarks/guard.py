@@ -38,7 +38,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.report import fmt, made_worse, markdown_table, report_head, run_probe
+from benchmarks.report import count, fmt, made_worse, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.checkpoint import set_denoiser_metadata
 from d3prefine.guard import GUARD_METADATA_KEY, GuardReference
@@ -166,7 +166,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="held-out in-distribution file with gt_3d (threshold; repeatable)")
     parser.add_argument("--test", type=Path, action="append", default=[], help="other-domain file with gt_3d, e.g. real detections (repeatable)")
     parser.add_argument("--perturb", action="store_true", help="also score perturbed copies of the validation sequences")
-    parser.add_argument("--sequences", type=int, default=300, help="seeded subsample per training file and per validation half")
+    parser.add_argument("--sequences", type=count, default=300, help="seeded subsample per training file and per validation half")
     parser.add_argument("--threshold-quantile", type=float, default=1.0,
                         help="the threshold is this quantile of the validation scores, rounded up to 0.1 (1: the highest)")
     parser.add_argument("--correction-reference", type=Path, action="append", default=[],

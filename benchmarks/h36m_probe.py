@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy import load_scored
-from benchmarks.report import change_pct, fmt, markdown_table, report_head, run_probe
+from benchmarks.report import change_pct, count, fmt, markdown_table, report_head, run_probe
 from d3prefine.io import PoseSequence, load_poses
 from d3prefine.metrics import bone_lengths, mpjpe, p_mpjpe
 from d3prefine.preprocess import normalize_screen
@@ -149,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--estimator", type=Path, required=True, help="the lifter that produced --val (to lift the other 2D inputs)")
     parser.add_argument("--cameras", type=Path, required=True, help="Human3.6M cameras.json (to project the ground truth)")
     parser.add_argument("--reference", type=Path, default=None, help="a pose file with gt_3d whose bone lengths are shown (e.g. examples/walk.npz)")
-    parser.add_argument("--max-sequences", type=int, default=12, help="seeded subsample of --val")
+    parser.add_argument("--max-sequences", type=count, default=12, help="seeded subsample of --val")
 
 
 def main(argv: list[str] | None = None) -> int:

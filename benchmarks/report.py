@@ -221,6 +221,14 @@ def run_and_write(out: Path, build: Callable[[], tuple[dict, str]]) -> int:
     return run_reporting(action)
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 1 (a usage error otherwise, at parse time, before any work)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def run_probe(
     module: str,
     doc: str,
@@ -235,7 +243,7 @@ def run_probe(
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=" ".join(doc.split("\n\n")[0].split()))
     add_weights_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the windows or sequences drawn")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=count, default=2, help="torch CPU threads")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.report import markdown_table, report_head, run_probe
+from benchmarks.report import count, markdown_table, report_head, run_probe
 from d3prefine.io import load_poses
 from d3prefine.metrics import mpjpe
 from d3prefine.refine import Refiner
@@ -85,7 +85,7 @@ def markdown(document: dict) -> str:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="validation pose file with gt_3d (repeatable)")
-    parser.add_argument("--windows", type=int, default=1024, help="fixed validation windows per file")
+    parser.add_argument("--windows", type=count, default=1024, help="fixed validation windows per file")
 
 
 def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:

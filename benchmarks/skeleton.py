@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy import estimator_label, load_scored, sequence_reports
-from benchmarks.report import WORSE_MM, change_pct, fmt, made_worse, markdown_table, report_head, run_probe
+from benchmarks.report import WORSE_MM, change_pct, count, fmt, made_worse, markdown_table, report_head, run_probe
 from d3prefine.bones import median_bone_lengths, rechain
 from d3prefine.io import PoseSequence
 from d3prefine.metrics import METRICS, pool_reports
@@ -79,17 +79,9 @@ def markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
-def _count(text: str) -> int:
-    """An argument that must be a whole number >= 1 (a usage error otherwise, before any work)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=Path, action="append", required=True, help="pose file with gt_3d (repeatable)")
-    parser.add_argument("--max-sequences", type=_count, default=None, help="seeded subsample of sequences per --val file (default: all)")
+    parser.add_argument("--max-sequences", type=count, default=None, help="seeded subsample of sequences per --val file (default: all)")
 
 
 def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.accuracy import estimator_label, load_scored, pooled_report
-from benchmarks.report import change_pct, fmt, markdown_table, report_head, run_probe
+from benchmarks.report import change_pct, count, fmt, markdown_table, report_head, run_probe
 from d3prefine.metrics import METRICS
 from d3prefine.refine import DEFAULT_SMOOTH, SMOOTH_POLYORDER, Refiner
 from d3prefine.runtime import log
@@ -64,7 +64,7 @@ def markdown(document: dict) -> str:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, action="append", required=True, help="training pose file with gt_3d (repeatable)")
-    parser.add_argument("--sequences", type=int, default=150, help="seeded subsample of sequences per file")
+    parser.add_argument("--sequences", type=count, default=150, help="seeded subsample of sequences per file")
 
 
 def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:

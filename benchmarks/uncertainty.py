@@ -36,7 +36,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from benchmarks.accuracy import estimator_label, load_scored
-from benchmarks.report import fmt, markdown_table, report_head, run_probe
+from benchmarks.report import count, fmt, markdown_table, report_head, run_probe
 from d3prefine.calibration import (
     CALIBRATION_METADATA_KEY,
     CORRECTION_WEIGHTS,
@@ -179,10 +179,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the correction widening's weight, given instead of chosen on --select files (weights that trained on "
                              "every estimator at hand: the weight chosen for another set)")
     parser.add_argument("--test", type=Path, action="append", default=[], help="other-domain file with gt_3d (repeatable)")
-    parser.add_argument("--sequences", type=int, default=100, help="seeded subsample per --val file and half, and per --select and --test file")
-    parser.add_argument("--max-frames", type=int, default=300, help="--select and --test sequences are cut to their first N frames")
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--sequences", type=count, default=100, help="seeded subsample per --val file and half, and per --select and --test file")
+    parser.add_argument("--max-frames", type=count, default=300, help="--select and --test sequences are cut to their first N frames")
+    parser.add_argument("--steps", type=count, default=5)
+    parser.add_argument("--samples", type=count, default=8)
     parser.add_argument("--eta", type=float, default=0.3)
     parser.add_argument("--level", type=float, default=0.9, help="nominal coverage of the radius")
     parser.add_argument("--widening", type=Widening, choices=list(Widening), default=Widening.GUARD,

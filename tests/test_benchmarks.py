@@ -14,6 +14,7 @@ import torch
 
 from benchmarks import (
     accuracy,
+    frame_rate,
     guard,
     h36m,
     h36m_probe,
@@ -85,6 +86,31 @@ def files(tmp_path_factory) -> dict[str, Path]:
     config = LifterConfig(LifterKind.TEMPORAL, width=16)
     save_lifter(config.build(), config, paths["estimators"] / "temporal.safetensors")
     return paths
+
+
+# each CPU probe on run_probe with its required files and one count set to 0
+PROBE_COUNTS = [
+    (skeleton, ["--val", "v.h5", "--max-sequences", "0"]),
+    (guard, ["--train", "t.h5", "--val", "v.h5", "--sequences", "0"]),
+    (uncertainty, ["--val", "v.h5", "--sequences", "0"]),
+    (uncertainty, ["--val", "v.h5", "--max-frames", "0"]),
+    (uncertainty, ["--val", "v.h5", "--samples", "0"]),
+    (frame_rate, ["--data", "v.h5", "--sequences", "0"]),
+    (h36m_probe, ["--val", "v.h5", "--estimator", "e", "--cameras", "c.json", "--max-sequences", "0"]),
+    (reverse_steps, ["--val", "v.h5", "--windows", "0"]),
+    (smoothing, ["--train", "t.h5", "--sequences", "0"]),
+    (smoothing, ["--train", "t.h5", "--threads", "0"]),
+]
+
+
+@pytest.mark.parametrize(("module", "argv"), PROBE_COUNTS, ids=lambda v: " ".join(v[-2:]) if isinstance(v, list) else v.__name__.rsplit(".")[-1])
+def test_a_probe_refuses_a_count_below_one_at_parse_time(module, argv, tmp_path, capsys):
+    """A usage error (exit 2) naming the option, before the (missing) weights load or anything is written."""
+    out = tmp_path / "probe"
+    with pytest.raises(SystemExit) as usage:
+        module.main([*argv, "--weights", str(tmp_path / "missing"), "--out", str(out)])
+    assert usage.value.code == 2 and f"{argv[-2]}: must be >= 1, got 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_sequence_is_made_worse_only_beyond_float_rounding():
