@@ -24,7 +24,7 @@
 # statistics; STEPS and LR set the training's schedule (4,000 steps from 2e-3 by default). Stop 26
 # continued stop 25's run, cut by --max-minutes at step 2,680 of 4,000 (learning rate then about 6e-4):
 #   OUT=runs/s26/continued INIT=runs/s25/pool_subject NOISE=runs/s25/pool_subject/noise.safetensors \
-#       EXTRA="data/actors:exact2d_subject" STEPS=1500 LR=6e-4 THREADS=1 MINUTES=45 bash recipes/pool_weights.sh
+#       EXTRA="data/actors:exact2d_subject" STEPS=1500 LR=6e-4 THREADS=1 MINUTES=55 bash recipes/pool_weights.sh
 set -euo pipefail
 BUILDS=${BUILDS:-"data/varied data/actors"}
 OUT=${OUT:-runs/pool}

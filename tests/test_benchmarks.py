@@ -18,6 +18,7 @@ from benchmarks import (
     guard,
     h36m,
     h36m_probe,
+    headroom,
     leave_one_out,
     report,
     reverse_steps,
@@ -91,6 +92,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 # each CPU probe on run_probe with its required files and one count set to 0
 PROBE_COUNTS = [
     (skeleton, ["--val", "v.h5", "--max-sequences", "0"]),
+    (headroom, ["--val", "v.h5", "--max-sequences", "0"]),
     (guard, ["--train", "t.h5", "--val", "v.h5", "--sequences", "0"]),
     (uncertainty, ["--val", "v.h5", "--sequences", "0"]),
     (uncertainty, ["--val", "v.h5", "--max-frames", "0"]),
@@ -823,3 +825,33 @@ def test_skeleton_rows_are_the_subjects_bones_before_and_after_refinement(files,
         assert rows[method]["metrics"]["mpjpe"] == pytest.approx(accuracy.pooled_report(poses, chosen).summary["mpjpe"], rel=1e-6)
     assert rows[skeleton.REFINED_SKELETON]["metrics"]["mpjpe"] != rows[skeleton.REFINED]["metrics"]["mpjpe"]
     assert "| base estimator on the subject's skeleton | 0.00 (-100.0%) |" in out.with_suffix(".md").read_text()
+
+
+def test_headroom_mixes_input_and_refinement_by_share():
+    """Two frames, two joints (the root at the origin): the input's joint 1 is 0.3 m off, the
+    refinement's 0.1 m: a = 0, 1 and 1.5 leave 0.15, 0.05 and 0 m per frame (summed over 2 frames)."""
+    x = np.zeros((2, 2, 3))
+    y, z = x.copy(), x.copy()
+    y[:, 1, 0], z[:, 1, 0] = 0.3, 0.1
+    errors = headroom.share_errors(y, z, x)
+    assert len(errors) == 31 and headroom.SHARES[20] == 1.0
+    assert errors[0] == pytest.approx(0.3) and errors[20] == pytest.approx(0.1) and errors[30] == pytest.approx(0.0, abs=1e-12)
+    assert int(errors.argmin()) == 30
+    y[1, 1, 0] = 0.1  # offsets 0.3 and 0.1: their mean 0.2 removed leaves 0.1 m on joint 1 in each frame
+    assert headroom.offset_removed_error(y, x) == pytest.approx(0.1) and headroom.offset_removed_error(z, x) == pytest.approx(0.0)
+
+
+def test_headroom_probe_bounds_the_fallback(files, tmp_path):
+    out = tmp_path / "headroom"
+    assert headroom.main([str(a) for a in ["--val", files["val"], "--weights", files["weights"], "--threads", "1", "--out", out]]) == 0
+    (scored,) = json.loads(out.with_suffix(".json").read_text())["files"]
+    rows = {r["method"]: r["mpjpe_mm"] for r in scored["rows"]}
+    chosen = accuracy.load_scored(files["val"], None, 0)
+    refiner = Refiner.from_pretrained(files["weights"], device="cpu")
+    pooled = lambda results: accuracy.pooled_report([r.poses_3d for r in results], chosen).summary["mpjpe"]  # mm
+    assert rows[headroom.BASE] == pytest.approx(accuracy.pooled_report([s.poses_3d for s in chosen], chosen).summary["mpjpe"], rel=1e-6)
+    assert rows[headroom.NETWORK] == pytest.approx(pooled(refiner.refine_sequences(chosen, fallback=False)), rel=1e-6)
+    assert rows[headroom.DEFAULT] == pytest.approx(pooled(refiner.refine_sequences(chosen)), rel=1e-6)
+    assert rows[headroom.PER_SEQUENCE] <= rows[headroom.GLOBAL] <= min(rows[headroom.BASE], rows[headroom.NETWORK])
+    assert rows[headroom.BASE_OFFSET] < rows[headroom.BASE] and scored["best_share"] in headroom.SHARES
+    assert f"| {headroom.PER_SEQUENCE} |" in out.with_suffix(".md").read_text()

@@ -1,0 +1,120 @@
+"""Headroom: how far any mix of the input and the refinement could go, and what a window cannot see.
+
+The fallback (``refine --fallback``, the default) leans each sequence's output on the input as
+far as the guard flags it. This probe asks how much better *any* such choice could be, on data
+with ground truth: per ``--val`` file it scores (root-relative MPJPE pooled frame-weighted, mm)
+
+- the base estimator and the network's refinement without the fallback (``--no-fallback``);
+- the defaults (with the fallback);
+- the input moved by a share ``a`` of the correction, ``y + a (z - y)`` (``y`` the input, ``z`` the
+  refinement), with the one ``a`` of 0, 0.05, ..., 1.5 best for the whole file: an oracle chosen
+  on the scored file itself;
+- each sequence with its own best ``a``: what a perfect guard could reach by leaning on the input;
+- the input and the refinement with each sequence's constant per-joint offset from the ground
+  truth removed: the part of the error that stays the same over a sequence, which a 27-frame
+  window cannot tell from the pose.
+
+Human3.6M, all sequences of the validation subject and of the three cross-fitted ones:
+
+    python -m benchmarks.headroom --val data/h36m/val_temporal.h5 --val data/h36m/val_frame.h5 \\
+        --val data/h36m/train_temporal.h5 --val data/h36m/train_frame.h5 --threads 1 --out benchmarks/results/headroom_h36m
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.accuracy import estimator_label, load_scored
+from benchmarks.report import change_pct, count, fmt, markdown_table, report_head, run_probe
+from d3prefine.refine import Refiner
+
+SHARES = np.round(np.arange(0.0, 1.5 + 1e-9, 0.05), 2)  # the a of y + a (z - y)
+BASE = "base estimator"
+NETWORK = "refined, --no-fallback (a = 1)"
+DEFAULT = "refined, defaults (with the fallback)"
+GLOBAL = "best single a for the file (oracle)"
+PER_SEQUENCE = "best a per sequence (oracle: a perfect guard)"
+BASE_OFFSET = "base estimator, constant offset removed (oracle)"
+NETWORK_OFFSET = "refined --no-fallback, constant offset removed (oracle)"
+
+
+def summed_mpjpe(poses: np.ndarray, x: np.ndarray) -> float:
+    """Per-frame MPJPE summed over the frames (metres x frames) of ``poses`` against ``x``, both
+    ``(T, J, 3)`` metres, root-relative (joint 0 subtracted)."""
+    error = (poses - poses[:, :1]).astype(np.float64) - (x - x[:, :1])
+    return float(np.linalg.norm(error, axis=-1).mean(axis=-1).sum())
+
+
+def share_errors(y: np.ndarray, z: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """:func:`summed_mpjpe` of ``y + a (z - y)`` for every ``a`` of :data:`SHARES`: ``y`` the input,
+    ``z`` the refinement, ``x`` the ground truth, each ``(T, J, 3)`` metres. Returns ``(len(SHARES),)``."""
+    y, z = y.astype(np.float64), z.astype(np.float64)
+    return np.array([summed_mpjpe(y + a * (z - y), x) for a in SHARES])
+
+
+def offset_removed_error(poses: np.ndarray, x: np.ndarray) -> float:
+    """:func:`summed_mpjpe` of ``poses`` ``(T, J, 3)`` after subtracting, per joint, their mean
+    root-relative offset from ``x`` over the sequence."""
+    rel = lambda a: (a - a[:, :1]).astype(np.float64)
+    return summed_mpjpe(rel(poses) - (rel(poses) - rel(x)).mean(axis=0), x)
+
+
+def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -> dict:
+    """The probe's rows (module docstring) for ``sequences`` seeded sequences of ``path``."""
+    chosen = load_scored(path, sequences, seed)
+    network = refiner.refine_sequences(chosen, fallback=False)
+    defaults = refiner.refine_sequences(chosen)
+    grid = np.zeros(len(SHARES))
+    sums = {DEFAULT: 0.0, PER_SEQUENCE: 0.0, BASE_OFFSET: 0.0, NETWORK_OFFSET: 0.0}
+    for seq, net, default in zip(chosen, network, defaults):
+        per_share = share_errors(seq.poses_3d, net.poses_3d, seq.gt_3d)
+        grid += per_share
+        sums[PER_SEQUENCE] += float(per_share.min())
+        sums[DEFAULT] += summed_mpjpe(default.poses_3d, seq.gt_3d)
+        sums[BASE_OFFSET] += offset_removed_error(seq.poses_3d, seq.gt_3d)
+        sums[NETWORK_OFFSET] += offset_removed_error(net.poses_3d, seq.gt_3d)
+    frames = sum(seq.num_frames for seq in chosen)
+    one = int(np.flatnonzero(SHARES == 1.0)[0])
+    best = int(grid.argmin())
+    errors = {BASE: grid[0], NETWORK: grid[one], DEFAULT: sums[DEFAULT], GLOBAL: grid[best], PER_SEQUENCE: sums[PER_SEQUENCE],
+              BASE_OFFSET: sums[BASE_OFFSET], NETWORK_OFFSET: sums[NETWORK_OFFSET]}
+    rows = [{"method": label, "mpjpe_mm": 1000 * float(total) / frames} for label, total in errors.items()]
+    for row in rows:
+        row["change_pct_vs_base"] = change_pct(row["mpjpe_mm"], rows[0]["mpjpe_mm"])
+    return {"estimator": estimator_label(chosen, path), "file": path, "sequences": len(chosen), "frames": frames,
+            "best_share": float(SHARES[best]), "rows": rows}
+
+
+def markdown(document: dict) -> str:
+    lines = [*report_head("Headroom: any mix of the input and the refinement, and the constant offset", document["run"]),
+             "MPJPE (mm, root-relative, pooled frame-weighted), in parentheses the change versus the base estimator. "
+             "'Oracle' rows use the ground truth of the scored sequences: bounds, not settings.", ""]
+    for f in document["files"]:
+        table = [[r["method"], f"{fmt(r['mpjpe_mm'], 2)} ({fmt(r['change_pct_vs_base'], 1, '%', signed=True)})"] for r in f["rows"]]
+        lines += [f"## {f['estimator']} (`{f['file']}`)", "",
+                  f"{f['sequences']} sequences, {f['frames']:,} frames; best single a = {f['best_share']:.2f}.", "",
+                  markdown_table(["method", "MPJPE (mm)"], table), ""]
+    return "\n".join(lines)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--val", type=Path, action="append", required=True, help="pose file with gt_3d (repeatable)")
+    parser.add_argument("--max-sequences", type=count, default=None, help="seeded subsample of sequences per --val file (default: all)")
+
+
+def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
+    return {"settings": {"max_sequences": args.max_sequences, "seed": args.seed, "shares": SHARES.tolist()},
+            "files": [score_file(refiner, path, args.max_sequences, args.seed) for path in args.val]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return run_probe("benchmarks.headroom", __doc__, argv, _add_arguments, _measure, markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
