@@ -12,7 +12,7 @@ with ground truth: per ``--val`` file it scores (root-relative MPJPE pooled fram
 - each sequence with its own best ``a``: what a perfect guard could reach by leaning on the input;
 - the input and the refinement with each sequence's constant per-joint offset from the ground
   truth removed: the part of the error that stays the same over a sequence, which a 27-frame
-  window cannot tell from the pose.
+  window cannot tell from the pose; and that offset's length per joint, for both.
 
 Human3.6M, all sequences of the validation subject and of the three cross-fitted ones:
 
@@ -56,11 +56,16 @@ def share_errors(y: np.ndarray, z: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.array([summed_mpjpe(y + a * (z - y), x) for a in SHARES])
 
 
-def offset_removed_error(poses: np.ndarray, x: np.ndarray) -> float:
-    """:func:`summed_mpjpe` of ``poses`` ``(T, J, 3)`` after subtracting, per joint, their mean
-    root-relative offset from ``x`` over the sequence."""
+def constant_offset(poses: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The mean root-relative error of ``poses`` against ``x`` (both ``(T, J, 3)`` metres) over
+    the sequence: ``(J, 3)`` metres, the part of the error that stays the same in every frame."""
     rel = lambda a: (a - a[:, :1]).astype(np.float64)
-    return summed_mpjpe(rel(poses) - (rel(poses) - rel(x)).mean(axis=0), x)
+    return (rel(poses) - rel(x)).mean(axis=0)
+
+
+def offset_removed_error(poses: np.ndarray, x: np.ndarray) -> float:
+    """:func:`summed_mpjpe` of ``poses`` ``(T, J, 3)`` less their :func:`constant_offset`."""
+    return summed_mpjpe(poses - constant_offset(poses, x), x)
 
 
 def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -> dict:
@@ -70,7 +75,10 @@ def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -
     defaults = refiner.refine_sequences(chosen)
     grid = np.zeros(len(SHARES))
     sums = {DEFAULT: 0.0, PER_SEQUENCE: 0.0, BASE_OFFSET: 0.0, NETWORK_OFFSET: 0.0}
+    offsets = {BASE: 0.0, NETWORK: 0.0}  # frame-weighted sums of |constant offset| per joint, (J,) metres x frames
     for seq, net, default in zip(chosen, network, defaults):
+        offsets[BASE] = offsets[BASE] + seq.num_frames * np.linalg.norm(constant_offset(seq.poses_3d, seq.gt_3d), axis=-1)
+        offsets[NETWORK] = offsets[NETWORK] + seq.num_frames * np.linalg.norm(constant_offset(net.poses_3d, seq.gt_3d), axis=-1)
         per_share = share_errors(seq.poses_3d, net.poses_3d, seq.gt_3d)
         grid += per_share
         sums[PER_SEQUENCE] += float(per_share.min())
@@ -86,7 +94,8 @@ def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -
     for row in rows:
         row["change_pct_vs_base"] = change_pct(row["mpjpe_mm"], rows[0]["mpjpe_mm"])
     return {"estimator": estimator_label(chosen, path), "file": path, "sequences": len(chosen), "frames": frames,
-            "best_share": float(SHARES[best]), "rows": rows}
+            "best_share": float(SHARES[best]), "rows": rows, "joints": list(chosen[0].layout.joint_names),
+            "offset_per_joint_mm": {label: (1000 * total / frames).tolist() for label, total in offsets.items()}}
 
 
 def markdown(document: dict) -> str:
@@ -97,7 +106,11 @@ def markdown(document: dict) -> str:
         table = [[r["method"], f"{fmt(r['mpjpe_mm'], 2)} ({fmt(r['change_pct_vs_base'], 1, '%', signed=True)})"] for r in f["rows"]]
         lines += [f"## {f['estimator']} (`{f['file']}`)", "",
                   f"{f['sequences']} sequences, {f['frames']:,} frames; best single a = {f['best_share']:.2f}.", "",
-                  markdown_table(["method", "MPJPE (mm)"], table), ""]
+                  markdown_table(["method", "MPJPE (mm)"], table), "",
+                  "The constant offset per joint (mm; the length of each sequence's mean root-relative error, frame-weighted "
+                  "over the sequences):", "",
+                  markdown_table(["joint", *f["offset_per_joint_mm"]],
+                                 [[name, *(fmt(v[j], 1) for v in f["offset_per_joint_mm"].values())] for j, name in enumerate(f["joints"])]), ""]
     return "\n".join(lines)
 
 

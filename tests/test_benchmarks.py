@@ -839,6 +839,7 @@ def test_headroom_mixes_input_and_refinement_by_share():
     assert int(errors.argmin()) == 30
     y[1, 1, 0] = 0.1  # offsets 0.3 and 0.1: their mean 0.2 removed leaves 0.1 m on joint 1 in each frame
     assert headroom.offset_removed_error(y, x) == pytest.approx(0.1) and headroom.offset_removed_error(z, x) == pytest.approx(0.0)
+    np.testing.assert_allclose(headroom.constant_offset(y, x), [[0, 0, 0], [0.2, 0, 0]], atol=1e-12)
 
 
 def test_headroom_probe_bounds_the_fallback(files, tmp_path):
@@ -854,4 +855,8 @@ def test_headroom_probe_bounds_the_fallback(files, tmp_path):
     assert rows[headroom.DEFAULT] == pytest.approx(pooled(refiner.refine_sequences(chosen)), rel=1e-6)
     assert rows[headroom.PER_SEQUENCE] <= rows[headroom.GLOBAL] <= min(rows[headroom.BASE], rows[headroom.NETWORK])
     assert rows[headroom.BASE_OFFSET] < rows[headroom.BASE] and scored["best_share"] in headroom.SHARES
+    offsets = scored["offset_per_joint_mm"]
+    assert len(offsets[headroom.BASE]) == 17 == len(scored["joints"]) and offsets[headroom.BASE][0] == 0.0  # the root
+    weighted = sum(s.num_frames * np.linalg.norm(headroom.constant_offset(s.poses_3d, s.gt_3d), axis=-1) for s in chosen)
+    np.testing.assert_allclose(offsets[headroom.BASE], 1000 * weighted / sum(s.num_frames for s in chosen), rtol=1e-9)
     assert f"| {headroom.PER_SEQUENCE} |" in out.with_suffix(".md").read_text()
