@@ -40,9 +40,9 @@ def as_fps(seq: PoseSequence, fps: float) -> PoseSequence:
     return dataclasses.replace(seq, **arrays, fps=fps)
 
 
-def score_file(refiner: Refiner, path: Path, count: int | None, seed: int, fps: float | None) -> dict:
-    """Pooled metrics of the estimate and of both ways of refining it, for ``count`` sequences of ``path``."""
-    sequences = load_scored(path, count, seed)
+def score_file(refiner: Refiner, path: Path, max_sequences: int | None, seed: int, fps: float | None) -> dict:
+    """Pooled metrics of the estimate and of both ways of refining it, for ``max_sequences`` sequences of ``path``."""
+    sequences = load_scored(path, max_sequences, seed)
     if fps is not None:
         sequences = [as_fps(seq, fps) for seq in sequences]
     rates = {seq.fps for seq in sequences}

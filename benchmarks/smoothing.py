@@ -26,9 +26,9 @@ WINDOWS = (0, 5, 7, 9, 11, 13)  # candidate windows (frames); 0 = the network ou
 SCORED = ("mpjpe", "p_mpjpe", "accel_error")  # of d3prefine.metrics.METRICS
 
 
-def score_windows(refiner: Refiner, path: Path, count: int, seed: int) -> dict:
-    """Pooled metrics of ``count`` sequences of ``path`` refined with every window of :data:`WINDOWS`."""
-    sequences = load_scored(path, count, seed)
+def score_windows(refiner: Refiner, path: Path, max_sequences: int, seed: int) -> dict:
+    """Pooled metrics of ``max_sequences`` sequences of ``path`` refined with every window of :data:`WINDOWS`."""
+    sequences = load_scored(path, max_sequences, seed)
     inputs = [(seq.poses_2d, seq.poses_3d, seq.image_size) for seq in sequences]
     rows = []
     for window in WINDOWS:
