@@ -34,13 +34,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.errors import D3PrefineError, InputError
 from d3prefine.io import PoseSequence, save_poses
 from d3prefine.runtime import run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
-from recipes.bodies import BodyVariation, random_bone_scales
+from recipes.bodies import BodyVariation, reshape_body
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DETECTORS, DetectorNoise
 from recipes.estimators import LIFTERS, FitConfig, LifterKind, estimator_summary, lifter_input, pooled_errors_mm
@@ -151,6 +150,10 @@ def assign_folds(motions: list[Motion], seed: int) -> dict[str, int]:
     return {names[i]: rank % NUM_FOLDS for rank, i in enumerate(order)}
 
 
+# --bodies: None keeps the actors' builds
+BODIES: dict[str, BodyVariation | None] = {"actors": None, "varied": BodyVariation(), "varied-hips": BodyVariation(hip_raise_m=(0.0, 0.04))}
+
+
 def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int], seed: int, noise: DetectorNoise, config: ViewConfig, progress: Progress, bodies: BodyVariation | None = None) -> tuple[list[Clip], Counter, list[str]]:
     """All clips: TRAIN windows x (4 Human3.6M cameras + 1 random); VAL windows x (1 cycled Human3.6M + 1 random).
 
@@ -174,7 +177,7 @@ def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int],
             yaw = float(rng.uniform(0.0, 360.0))
             world = recentre(motion.poses[start:end].astype(np.float64), ROOT, np.deg2rad(yaw))
             if bodies is not None:
-                world = scale_bones(world, random_bone_scales(rng, median_bone_lengths(world, H36M_17), bodies), H36M_17)
+                world = reshape_body(rng, world, bodies)
             if motion.info.split == Split.TRAIN:
                 cameras = list(h36m)
             else:
@@ -381,14 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-motions", type=int, default=None, help="smoke test: use about this many BVH files")
     parser.add_argument("--detector", choices=sorted(DETECTORS), default="bandai",
                         help="2D detector simulation: 'bandai' (the shipped weights' data) or 'h36m-sh' (fitted on Human3.6M's Stacked-Hourglass detections)")
-    parser.add_argument("--bodies", choices=("actors", "varied"), default="actors",
-                        help="'varied': per-window bone lengths (height 0.85-1.15, proportions +-10 %%, hips 60-150 mm, shoulders 110-190 mm from their parent)")
+    parser.add_argument("--bodies", choices=sorted(BODIES), default="actors",
+                        help="'varied': per-window bone lengths (height 0.85-1.15, proportions +-10 %%, hips 60-150 mm, shoulders 110-190 mm "
+                             "from their parent); 'varied-hips': the same with the hips first raised 0-40 mm toward the pelvis level")
     args = parser.parse_args(argv)
     if not args.raw.exists():
         parser.error(f"--raw {args.raw}: no such file or directory")
     return run_reporting(lambda: build(
         args.raw, args.out, args.cameras, args.seed, args.workers, args.overwrite, args.max_motions, args.detector,
-        BodyVariation() if args.bodies == "varied" else None,
+        BODIES[args.bodies],
     ))
 
 
