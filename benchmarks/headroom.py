@@ -30,6 +30,8 @@ import numpy as np
 
 from benchmarks.accuracy import estimator_label, load_scored
 from benchmarks.report import change_pct, count, fmt, markdown_table, report_head, run_probe
+from d3prefine.metrics import mpjpe
+from d3prefine.preprocess import root_relative
 from d3prefine.refine import Refiner
 
 SHARES = np.round(np.arange(0.0, 1.5 + 1e-9, 0.05), 2)  # the a of y + a (z - y)
@@ -43,10 +45,9 @@ NETWORK_OFFSET = "refined --no-fallback, constant offset removed (oracle)"
 
 
 def summed_mpjpe(poses: np.ndarray, x: np.ndarray) -> float:
-    """Per-frame MPJPE summed over the frames (metres x frames) of ``poses`` against ``x``, both
-    ``(T, J, 3)`` metres, root-relative (joint 0 subtracted)."""
-    error = (poses - poses[:, :1]).astype(np.float64) - (x - x[:, :1])
-    return float(np.linalg.norm(error, axis=-1).mean(axis=-1).sum())
+    """Per-frame MPJPE (:func:`d3prefine.metrics.mpjpe`, root-relative) summed over the frames
+    (metres x frames) of ``poses`` against ``x``, both ``(T, J, 3)`` metres."""
+    return float(mpjpe(poses, x, reduce="frame").sum())
 
 
 def share_errors(y: np.ndarray, z: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -59,8 +60,7 @@ def share_errors(y: np.ndarray, z: np.ndarray, x: np.ndarray) -> np.ndarray:
 def constant_offset(poses: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The mean root-relative error of ``poses`` against ``x`` (both ``(T, J, 3)`` metres) over
     the sequence: ``(J, 3)`` metres, the part of the error that stays the same in every frame."""
-    rel = lambda a: (a - a[:, :1]).astype(np.float64)
-    return (rel(poses) - rel(x)).mean(axis=0)
+    return (root_relative(poses, 0).astype(np.float64) - root_relative(x, 0)).mean(axis=0)
 
 
 def offset_removed_error(poses: np.ndarray, x: np.ndarray) -> float:
