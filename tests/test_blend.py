@@ -44,7 +44,7 @@ def test_blend_of_the_shipped_sets_on_the_example(blended):
         expected = constrain_bones(mean, rel(seq.poses_3d), "input", blended.layout) + seq.poses_3d[:, :1]
         np.testing.assert_allclose(result.poses_3d, expected, atol=1e-6)
         errors = [1000 * mpjpe(p, seq.gt_3d) for p in (result.poses_3d, default.poses_3d, varied.poses_3d)]
-        assert errors[0] == pytest.approx(20.34, abs=0.01) and errors[0] < min(errors[1:]) + 0.1 and errors[2] == pytest.approx(28.51, abs=0.01)
+        assert errors[0] == pytest.approx(20.48, abs=0.01) and errors[0] < min(errors[1:]) + 0.1 and errors[2] == pytest.approx(28.51, abs=0.01)
     assert 0.001 < result.input_weight < 0.01
 
 
