@@ -1,4 +1,4 @@
-"""The shipped weights/ on the shipped examples/: refinement lowers the error of real estimator output."""
+"""The shipped weights/ on the shipped examples/: each example's refined error is pinned (the walks gain 30 %, wave.npz loses 4.7 %)."""
 
 from __future__ import annotations
 
