@@ -68,8 +68,8 @@ class BodyVariation:
 
 
 # Human3.6M-17 joints below each hip (the hips included): they move together in raise_hips.
-_LEGS = (1, 2, 3, 4, 5, 6)
-_SPINE = 7
+_LEGS = _GROUPS["hip"] + _GROUPS["thigh"] + _GROUPS["shin"]
+(_SPINE,) = _GROUPS["spine"]
 
 
 def raise_hips(poses: np.ndarray, raise_m: float) -> np.ndarray:
