@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The shipped default weights/ (since stop 20; stop 16's weights/pool/), trained on a pool of base
+# The pool recipe behind the shipped default weights/ (stop 20's default, stop 16's weights/pool/, and
+# each default since, fine-tuned from the one before: weights/README.md has each run's command), trained on a pool of base
 # estimators (issue 15), from the Bandai-Namco motion capture only (CC BY-NC 4.0). Run from the repository root after recipes/new_weights.sh
 # (its weights are the starting point; it builds data/varied) and the idealised-detector build:
 #
@@ -25,6 +26,9 @@
 # continued stop 25's run, cut by --max-minutes at step 2,680 of 4,000 (learning rate then about 6e-4):
 #   OUT=runs/s26/continued INIT=runs/s25/pool_subject NOISE=runs/s25/pool_subject/noise.safetensors \
 #       EXTRA="data/actors:exact2d_subject" STEPS=1500 LR=6e-4 THREADS=1 MINUTES=55 bash recipes/pool_weights.sh
+# Stop 27's default swapped data/varied for the raised-hips build (recipes/README.md, --bodies varied-hips), same schedule:
+#   OUT=runs/s27/hips INIT=runs/s25/pool_subject NOISE=runs/s25/pool_subject/noise.safetensors BUILDS="data/varied_hips data/actors" \
+#       EXTRA="data/actors:exact2d_subject data/varied_hips:exact2d_subject" STEPS=1500 LR=6e-4 THREADS=2 MINUTES=55 bash recipes/pool_weights.sh
 set -euo pipefail
 BUILDS=${BUILDS:-"data/varied data/actors"}
 OUT=${OUT:-runs/pool}
