@@ -5,7 +5,10 @@ pelvis, thigh ~384 mm), while Human3.6M's subjects have hips ~130 mm from the pe
 marker definition) and thighs ~450 mm. Weights trained on one build pull every bone toward it.
 :func:`random_bone_scales` draws one multiplier per bone for a sequence;
 :func:`d3prefine.bones.scale_bones` applies them, keeping the root trajectory and every bone's direction (so the motion's joint
-angles are unchanged).
+angles are unchanged). :func:`reshape_head` and :func:`move_spine` change where joints sit rather
+than how long the bones are: Bandai's neck/nose joint is its ``Head`` joint, on the thorax-to-head-top
+line (the head top is extrapolated along it), while Human3.6M's nose sits about halfway up that line
+and 50-70 mm in front of it, and Human3.6M's spine joint sits further behind the pelvis-thorax line.
 """
 
 from __future__ import annotations
@@ -33,6 +36,31 @@ _GROUPS = {
 
 
 @dataclass(frozen=True)
+class HeadVariation:
+    """Where the nose and the head top sit, drawn per sequence (uniform) for :func:`reshape_head`.
+
+    Attributes:
+        nose_fraction: ``(min, max)`` of the nose's position along the thorax-to-head-top line, as a
+            fraction of its length (Bandai 0.35, Human3.6M's subjects 0.51-0.53).
+        nose_forward_m: ``(min, max)`` metres the nose sits in front of that line (Bandai 0,
+            Human3.6M's subjects 0.04-0.08 per sequence, 5th-95th percentiles).
+        tilt_deg: ``(min, max)`` degrees the thorax-to-head-top line is tilted forward about the
+            shoulders' axis (Human3.6M leans it 11-14 degrees forward of the pelvis-thorax line on
+            median, Bandai's actors 0.5-7).
+    """
+
+    nose_fraction: tuple[float, float] = (0.33, 0.55)
+    nose_forward_m: tuple[float, float] = (0.0, 0.08)
+    tilt_deg: tuple[float, float] = (0.0, 15.0)
+
+    def __post_init__(self) -> None:
+        for name in ("nose_fraction", "nose_forward_m", "tilt_deg"):
+            low, high = getattr(self, name)
+            if not low <= high:
+                raise ValueError(f"{name} must be (min, max) with min <= max, got {(low, high)}")
+
+
+@dataclass(frozen=True)
 class BodyVariation:
     """How bone lengths vary between sequences (all draws uniform or log-normal, per sequence).
 
@@ -48,6 +76,10 @@ class BodyVariation:
             pelvis-to-spine direction before the bones are rescaled (:func:`raise_hips`): Bandai's
             hips sit about 32 mm below its pelvis joint, Human3.6M's level with it (its pelvis is
             their midpoint); ``None`` keeps the capture's (the builds of stops 15-26).
+        head: where the nose and head top sit (:func:`reshape_head`, drawn after the hips);
+            ``None`` keeps the capture's (the builds of stops 15-27).
+        spine_back_m: ``(min, max)`` metres the spine joint is moved backwards
+            (:func:`move_spine`, drawn after the head); ``None`` keeps it.
     """
 
     height: tuple[float, float] = (0.85, 1.15)
@@ -55,14 +87,18 @@ class BodyVariation:
     hip_width_m: tuple[float, float] | None = (0.06, 0.15)
     shoulder_width_m: tuple[float, float] | None = (0.11, 0.19)
     hip_raise_m: tuple[float, float] | None = None
+    head: HeadVariation | None = None
+    spine_back_m: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("height", "hip_width_m", "shoulder_width_m"):
             bounds = getattr(self, name)
             if bounds is not None and not 0 < bounds[0] <= bounds[1]:
                 raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {bounds}")
-        if self.hip_raise_m is not None and not self.hip_raise_m[0] <= self.hip_raise_m[1]:
-            raise ValueError(f"hip_raise_m must be (min, max) with min <= max, got {self.hip_raise_m}")
+        for name in ("hip_raise_m", "spine_back_m"):
+            bounds = getattr(self, name)
+            if bounds is not None and not bounds[0] <= bounds[1]:
+                raise ValueError(f"{name} must be (min, max) with min <= max, got {bounds}")
         if self.proportion_std < 0:
             raise ValueError(f"proportion_std must be >= 0, got {self.proportion_std}")
 
@@ -70,6 +106,24 @@ class BodyVariation:
 # Human3.6M-17 joints below each hip (the hips included): they move together in raise_hips.
 _LEGS = _GROUPS["hip"] + _GROUPS["thigh"] + _GROUPS["shin"]
 (_SPINE,) = _GROUPS["spine"]
+(_THORAX,) = _GROUPS["thorax"]
+(_NOSE,) = _GROUPS["neck"]
+(_HEAD_TOP,) = _GROUPS["head"]
+_LEFT_SHOULDER, _RIGHT_SHOULDER = _GROUPS["shoulder"]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def torso_axes(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit ``(left, up, forward)``, each ``(T, 3)``, of ``poses (T, J, 3)`` h36m17: left from the
+    right to the left shoulder, up from the pelvis to the thorax (made orthogonal to left),
+    forward = left x up (the way the chest faces)."""
+    left = _unit(poses[:, _LEFT_SHOULDER] - poses[:, _RIGHT_SHOULDER])
+    up = poses[:, _THORAX] - poses[:, H36M_17.root]
+    up = _unit(up - (up * left).sum(-1, keepdims=True) * left)
+    return left, up, np.cross(left, up)
 
 
 def raise_hips(poses: np.ndarray, raise_m: float) -> np.ndarray:
@@ -82,11 +136,42 @@ def raise_hips(poses: np.ndarray, raise_m: float) -> np.ndarray:
     return out
 
 
+def reshape_head(poses: np.ndarray, nose_fraction: float, nose_forward_m: float, tilt_deg: float) -> np.ndarray:
+    """``poses (T, J, 3)`` metres, h36m17, with the thorax-to-head-top line (its length kept) tilted
+    ``tilt_deg`` forward about each frame's left axis (:func:`torso_axes`), and the nose put
+    ``nose_fraction`` of the way along it and ``nose_forward_m`` metres in front of it."""
+    left, _, forward = torso_axes(poses)
+    line = poses[:, _HEAD_TOP] - poses[:, _THORAX]
+    length = np.linalg.norm(line, axis=-1, keepdims=True)
+    u = line / length
+    t = np.radians(tilt_deg)  # Rodrigues about `left`; the left component of u is kept
+    u = u * np.cos(t) + np.cross(left, u) * np.sin(t) + left * (left * u).sum(-1, keepdims=True) * (1 - np.cos(t))
+    ahead = _unit(forward - (forward * u).sum(-1, keepdims=True) * u)
+    out = poses.copy()
+    out[:, _HEAD_TOP] = poses[:, _THORAX] + length * u
+    out[:, _NOSE] = poses[:, _THORAX] + nose_fraction * length * u + nose_forward_m * ahead
+    return out
+
+
+def move_spine(poses: np.ndarray, back_m: float) -> np.ndarray:
+    """``poses (T, J, 3)`` metres, h36m17, with the spine joint alone moved ``back_m`` metres against
+    each frame's forward direction (:func:`torso_axes`)."""
+    out = poses.copy()
+    out[:, _SPINE] -= back_m * torso_axes(poses)[2]
+    return out
+
+
 def reshape_body(rng: np.random.Generator, poses: np.ndarray, variation: BodyVariation) -> np.ndarray:
-    """``poses (T, J, 3)`` metres, h36m17, with a body drawn from ``variation``: the hips raised
-    (when ``hip_raise_m`` is set, drawn first), then every bone rescaled (:func:`random_bone_scales`)."""
+    """``poses (T, J, 3)`` metres, h36m17, with a body drawn from ``variation``, in this order (each
+    step drawn only when its field is set): the hips raised, the head reshaped, the spine moved back,
+    then every bone rescaled (:func:`random_bone_scales`)."""
     if variation.hip_raise_m is not None:
         poses = raise_hips(poses, rng.uniform(*variation.hip_raise_m))
+    if variation.head is not None:
+        head = variation.head
+        poses = reshape_head(poses, rng.uniform(*head.nose_fraction), rng.uniform(*head.nose_forward_m), rng.uniform(*head.tilt_deg))
+    if variation.spine_back_m is not None:
+        poses = move_spine(poses, rng.uniform(*variation.spine_back_m))
     return scale_bones(poses, random_bone_scales(rng, median_bone_lengths(poses, H36M_17), variation), H36M_17)
 
 

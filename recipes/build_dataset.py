@@ -39,7 +39,7 @@ from d3prefine.io import PoseSequence, save_poses
 from d3prefine.runtime import run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
-from recipes.bodies import BodyVariation, reshape_body
+from recipes.bodies import BodyVariation, HeadVariation, reshape_body
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DETECTORS, DetectorNoise
 from recipes.estimators import LIFTERS, FitConfig, LifterKind, estimator_summary, lifter_input, pooled_errors_mm
@@ -151,7 +151,12 @@ def assign_folds(motions: list[Motion], seed: int) -> dict[str, int]:
 
 
 # --bodies: None keeps the actors' builds
-BODIES: dict[str, BodyVariation | None] = {"actors": None, "varied": BodyVariation(), "varied-hips": BodyVariation(hip_raise_m=(0.0, 0.04))}
+BODIES: dict[str, BodyVariation | None] = {
+    "actors": None,
+    "varied": BodyVariation(),
+    "varied-hips": BodyVariation(hip_raise_m=(0.0, 0.04)),
+    "varied-head": BodyVariation(hip_raise_m=(0.0, 0.04), head=HeadVariation(), spine_back_m=(0.0, 0.03)),
+}
 
 
 def make_clips(motions: list[Motion], h36m: list[Camera], folds: dict[str, int], seed: int, noise: DetectorNoise, config: ViewConfig, progress: Progress, bodies: BodyVariation | None = None) -> tuple[list[Clip], Counter, list[str]]:
@@ -386,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="2D detector simulation: 'bandai' (the shipped weights' data) or 'h36m-sh' (fitted on Human3.6M's Stacked-Hourglass detections)")
     parser.add_argument("--bodies", choices=sorted(BODIES), default="actors",
                         help="'varied': per-window bone lengths (height 0.85-1.15, proportions +-10 %%, hips 60-150 mm, shoulders 110-190 mm "
-                             "from their parent); 'varied-hips': the same with the hips first raised 0-40 mm toward the pelvis level")
+                             "from their parent); 'varied-hips': the same with the hips first raised 0-40 mm toward the pelvis level; "
+                             "'varied-head': varied-hips with the nose 33-55 %% up the thorax-head-top line and 0-80 mm in front of it, "
+                             "that line tilted 0-15 degrees forward, the spine joint 0-30 mm back")
     args = parser.parse_args(argv)
     if not args.raw.exists():
         parser.error(f"--raw {args.raw}: no such file or directory")

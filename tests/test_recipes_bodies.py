@@ -5,7 +5,7 @@ import pytest
 
 from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.skeleton import H36M_17
-from recipes.bodies import BodyVariation, raise_hips, random_bone_scales, reshape_body
+from recipes.bodies import BodyVariation, HeadVariation, move_spine, raise_hips, random_bone_scales, reshape_body, reshape_head
 from recipes.build_dataset import BODIES
 from tests.conftest import synthetic_motion
 
@@ -70,3 +70,49 @@ def test_reshape_body_keeps_the_earlier_builds_and_raises_the_hips_when_asked():
     assert BODIES["actors"] is None and BODIES["varied-hips"].hip_raise_m == (0.0, 0.04)
     with pytest.raises(ValueError, match="hip_raise_m"):
         BodyVariation(hip_raise_m=(0.04, 0.0))
+
+
+def _upright_pose() -> np.ndarray:
+    """Pelvis at the origin, thorax 0.4 m above it, shoulders along x (left +x): facing -y.
+    Bandai's head: the nose 35 % up the 0.2 m thorax-to-head-top line, on it."""
+    poses = np.zeros((1, 17, 3))
+    poses[:, 7] = [0.0, 0.0, 0.2]
+    poses[:, 8] = [0.0, 0.0, 0.4]
+    poses[:, 9] = [0.0, 0.0, 0.47]
+    poses[:, 10] = [0.0, 0.0, 0.6]
+    poses[:, 11], poses[:, 14] = [0.15, 0.0, 0.4], [-0.15, 0.0, 0.4]
+    return poses
+
+
+def test_reshape_head_tilts_the_head_and_puts_the_nose_in_front():
+    """A 30 degree forward tilt: the head top at 0.2 (0, -sin 30, cos 30) from the thorax; the nose halfway
+    up that line and 60 mm ahead of it, perpendicular to it ((0, -cos 30, -sin 30))."""
+    poses = _upright_pose()
+    out = reshape_head(poses, 0.5, 0.06, 30.0)
+    np.testing.assert_allclose(out[0, 10], [0.0, -0.1, 0.4 + 0.2 * np.cos(np.pi / 6)], atol=1e-12)
+    np.testing.assert_allclose(out[0, 9], [0.0, -0.05 - 0.06 * np.cos(np.pi / 6), 0.4 + 0.1 * np.cos(np.pi / 6) - 0.03], atol=1e-12)
+    np.testing.assert_array_equal(np.delete(out, [9, 10], axis=1), np.delete(poses, [9, 10], axis=1))
+    np.testing.assert_allclose(reshape_head(poses, 0.35, 0.0, 0.0), poses, atol=1e-12)  # Bandai's own head
+
+
+def test_move_spine_moves_the_spine_joint_alone_backwards():
+    poses = _upright_pose()
+    out = move_spine(poses, 0.02)
+    np.testing.assert_allclose(out[0, 7], [0.0, 0.02, 0.2], atol=1e-12)  # facing -y: back is +y
+    np.testing.assert_array_equal(np.delete(out, 7, axis=1), np.delete(poses, 7, axis=1))
+
+
+def test_varied_head_preset_reshapes_the_head_and_spine_before_the_bones():
+    poses = synthetic_motion(10, np.random.default_rng(5))
+    fixed = BodyVariation(height=(1.0, 1.0), proportion_std=0.0, hip_width_m=None, shoulder_width_m=None,
+                          head=HeadVariation(nose_fraction=(0.5, 0.5), nose_forward_m=(0.05, 0.05), tilt_deg=(10.0, 10.0)),
+                          spine_back_m=(0.02, 0.02))
+    expected = move_spine(reshape_head(poses, 0.5, 0.05, 10.0), 0.02)
+    np.testing.assert_allclose(reshape_body(np.random.default_rng(0), poses, fixed), expected, atol=1e-12)
+    preset = BODIES["varied-head"]
+    assert preset.hip_raise_m == BODIES["varied-hips"].hip_raise_m and preset.head == HeadVariation()
+    assert preset.spine_back_m == (0.0, 0.03)
+    with pytest.raises(ValueError, match="tilt_deg"):
+        HeadVariation(tilt_deg=(20.0, 10.0))
+    with pytest.raises(ValueError, match="spine_back_m"):
+        BodyVariation(spine_back_m=(0.03, 0.0))
