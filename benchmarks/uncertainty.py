@@ -14,6 +14,12 @@ training data); ``--widening`` (default ``guard``) picks the one written. Also r
 (10th / 50th / 90th percentile of the per-sequence coverage: a single sequence, such as an
 example file, lands anywhere in that band).
 
+``--pooling`` sets how the calibration half fits the scale: ``pooled`` (default) takes one quantile
+over every ``--val`` file's errors together; ``worst-file`` fits each ``--val`` file (an estimator
+on a build) on its own and takes the largest scale, so the radius reaches ``--level`` on every
+calibration estimator rather than on their average: a hedge for a new estimator or domain, fitted
+without it.
+
     python -m benchmarks.uncertainty --val data/val_temporal.h5 --val data/val_frame.h5 \\
         --test data/h36m/val_temporal.h5 --test data/h36m/val_frame.h5 --threads 1 \\
         --out benchmarks/results/uncertainty --write-weights
@@ -30,6 +36,7 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +79,28 @@ class Parts:
         return unscaled_radius(rule[0], self.spread, self.correction, self.score, rule[1])
 
 
+def concat_parts(parts: list[Parts]) -> Parts:
+    """One :class:`Parts` of several sets, their sequence indices renumbered one after the other."""
+    offsets = np.cumsum([0] + [int(p.sequence.max()) + 1 if len(p.sequence) else 0 for p in parts[:-1]])
+    return Parts(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("spread", "correction", "score", "error")),
+                 np.concatenate([p.sequence + offset for p, offset in zip(parts, offsets)]))
+
+
+class Pooling(str, Enum):
+    """How the calibration half's ``--val`` files fit the scale."""
+
+    POOLED = "pooled"  # one conformal quantile over every file's ratios
+    WORST_FILE = "worst-file"  # each file's own quantile; the largest
+
+
+def fit_scale(files: list[Parts], rule: Rule, level: float, pooling: Pooling) -> float:
+    """The conformal scale of ``rule`` on the calibration half, one :class:`Parts` per ``--val`` file."""
+    if Pooling(pooling) is Pooling.WORST_FILE:
+        return max(conformal_scale(p.error / p.unscaled(rule), level) for p in files)
+    pooled = concat_parts(files)
+    return conformal_scale(pooled.error / pooled.unscaled(rule), level)
+
+
 Rule = tuple[Widening, float]  # a widening rule and its correction weight (0 unless Widening.CORRECTION)
 FIXED_RULES: tuple[Rule, ...] = ((Widening.NONE, 0.0), (Widening.GUARD, 0.0))
 CORRECTION_RULES: tuple[Rule, ...] = tuple((Widening.CORRECTION, w) for w in CORRECTION_WEIGHTS)
@@ -94,13 +123,13 @@ def radius_parts(refiner: Refiner, sequences: list[PoseSequence], args: argparse
     return Parts(*(np.concatenate(bucket) for bucket in pieces))
 
 
-def choose_correction_weight(fit: Parts, select: list[Parts], level: float) -> tuple[float, dict[float, dict]]:
-    """The smallest :data:`CORRECTION_WEIGHTS` entry whose radius, scaled on ``fit``, covers at least
-    ``level`` of the errors of every ``select`` set (none does: the largest); and every weight's
-    ``{"scale", "coverage": [share per select set]}``."""
+def choose_correction_weight(fit: list[Parts], select: list[Parts], level: float, pooling: Pooling) -> tuple[float, dict[float, dict]]:
+    """The smallest :data:`CORRECTION_WEIGHTS` entry whose radius, scaled on ``fit`` (one :class:`Parts`
+    per ``--val`` file, :func:`fit_scale`), covers at least ``level`` of the errors of every ``select``
+    set (none does: the largest); and every weight's ``{"scale", "coverage": [share per select set]}``."""
     grid = {}
     for rule in CORRECTION_RULES:
-        scale = conformal_scale(fit.error / fit.unscaled(rule), level)
+        scale = fit_scale(fit, rule, level, pooling)
         grid[rule[1]] = {"scale": scale, "coverage": [coverage(parts.error, scale * parts.unscaled(rule)) for parts in select]}
     reaching = [weight for weight, row in grid.items() if min(row["coverage"]) >= level]
     return (min(reaching) if reaching else max(grid)), grid
@@ -138,12 +167,13 @@ def markdown(document: dict) -> str:
     c = document["calibration"]
     widening = {Widening.NONE.value: "none: scale x spread", Widening.GUARD.value: "guard: scale x spread x 2^max(0, guard score)",
                 Widening.CORRECTION.value: f"correction: scale x (spread + {c['correction_weight']:g} x correction length)"}
+    pooling = {Pooling.POOLED.value: "", Pooling.WORST_FILE.value: "; each validation file fitted on its own, the largest scale taken"}
     others = ", ".join(f"{rule} {scale:.2f}" for rule, scale in document["scales"].items() if rule != c["widening"])
     lines = [*report_head("Calibrated uncertainty of refine --samples", document["run"]),
              f"Settings: K = {c['steps']}, S = {c['samples']}, eta = {c['eta']}, widening **{widening[c['widening']]}**. Scale "
              f"**{c['scale']:.2f}** = split-conformal {100 * c['level']:g} % quantile of error / (widened) spread over "
              f"{document['fit']['joint_frames']:,} joint-frames of {document['fit']['sequences']} validation sequences (the first "
-             f"half); the other rules' scales: {others}. `uncertainty` is the radius (metres) of the ball around each refined joint "
+             f"half{pooling[document['settings']['pooling']]}); the other rules' scales: {others}. `uncertainty` is the radius (metres) of the ball around each refined joint "
              f"that should hold the true joint {100 * c['level']:g} % of the time.", ""]
     rules = list(document["scales"])
     header = ["data", "sequences", "joint-frames", f"coverage of the {100 * c['level']:g} % radius", "per sequence p10 / p50 / p90",
@@ -188,6 +218,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--widening", type=Widening, choices=list(Widening), default=Widening.GUARD,
                         help="the rule written with --write-weights and shown as the calibrated coverage (all are measured; "
                              "correction needs --select or --correction-weight)")
+    parser.add_argument("--pooling", type=Pooling, choices=list(Pooling), default=Pooling.POOLED,
+                        help="'pooled': one quantile over every --val file; 'worst-file': each --val file's own quantile, the largest")
     parser.add_argument("--write-weights", action="store_true", help="store the calibration in the denoiser file")
 
 
@@ -207,7 +239,8 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     loaded = {path: load_scored(path, 2 * args.sequences, args.seed) for path in args.val}
     fit = [seq for seqs in loaded.values() for seq in seqs[0::2]]
     check = [seq for seqs in loaded.values() for seq in seqs[1::2]]
-    fit_parts = radius_parts(refiner, fit, args)
+    fit_files = [radius_parts(refiner, seqs[0::2], args) for seqs in loaded.values()]
+    fit_parts = concat_parts(fit_files)
     other = {}  # label -> (sequences, parts) of the --select and --test files
     for paths, kind in ((args.select, "selection"), (args.test, "test")):
         for path in paths:
@@ -217,12 +250,12 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     grid = {}
     if args.select:
         select = list(other)[: len(args.select)]
-        weight, rows = choose_correction_weight(fit_parts, [other[label][1] for label in select], args.level)
+        weight, rows = choose_correction_weight(fit_files, [other[label][1] for label in select], args.level, args.pooling)
         rules[Widening.CORRECTION.value] = (Widening.CORRECTION, weight)
         grid = {"select": select, "chosen": weight, "weights": {str(w): row for w, row in rows.items()}}
     elif args.correction_weight is not None:
         rules[Widening.CORRECTION.value] = (Widening.CORRECTION, args.correction_weight)
-    scales = {name: conformal_scale(fit_parts.error / fit_parts.unscaled(rule), args.level) for name, rule in rules.items()}
+    scales = {name: fit_scale(fit_files, rule, args.level, args.pooling) for name, rule in rules.items()}
     chosen = args.widening.value
     calibration = UncertaintyCalibration(scale=scales[chosen], level=args.level, steps=args.steps, samples=args.samples, eta=args.eta,
                                          widening=args.widening, correction_weight=rules[chosen][1],
@@ -237,7 +270,7 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     if args.write_weights:
         set_denoiser_metadata(refiner.weights_path, refiner.weights_path, {CALIBRATION_METADATA_KEY: calibration.to_json()})
         log(f"stored the calibration in {refiner.weights_path}")
-    return {"settings": {"sequences": args.sequences, "seed": args.seed, "max_frames": args.max_frames},
+    return {"settings": {"sequences": args.sequences, "seed": args.seed, "max_frames": args.max_frames, "pooling": args.pooling.value},
             "calibration": json.loads(calibration.to_json()),
             "scales": scales, "correction_grid": grid,
             "fit": {"sequences": len(fit), "joint_frames": int(len(fit_parts.error))}, "sets": sets}

@@ -493,6 +493,21 @@ def test_per_sequence_coverage_counts_each_sequence_on_its_own():
     assert uncertainty.per_sequence_coverage(error, radius, np.array([0, 0, 0, 1, 1])).tolist() == pytest.approx([2 / 3, 1 / 2])
 
 
+def test_worst_file_pooling_takes_the_largest_scale_of_the_files_on_their_own():
+    """Two files of ratios error / spread: 1..10 and 11..20 (spread 1). The pooled 90 % quantile is the
+    ceil(21 x 0.9) = 19th smallest of 20 ratios (19); each file's own is its 10th of 10 (10 and 20), the largest 20."""
+    def parts(errors: np.ndarray, first: int) -> uncertainty.Parts:
+        n = len(errors)
+        return uncertainty.Parts(np.ones(n), np.zeros(n), np.zeros(n), errors, np.arange(n) // 5 + first)
+    files = [parts(np.arange(1.0, 11.0), 0), parts(np.arange(11.0, 21.0), 0)]
+    rule = (Widening.NONE, 0.0)
+    assert uncertainty.fit_scale(files, rule, 0.9, uncertainty.Pooling.POOLED) == 19.0
+    assert uncertainty.fit_scale(files, rule, 0.9, uncertainty.Pooling.WORST_FILE) == 20.0
+    assert uncertainty.concat_parts(files).sequence.tolist() == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5
+    with pytest.raises(ValueError):
+        uncertainty.Pooling("mean")
+
+
 def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(files, tmp_path):
     weights = tmp_path / "weights"
     shutil.copytree(files["weights"], weights)
