@@ -142,16 +142,20 @@ def per_sequence_coverage(error: np.ndarray, radius: np.ndarray, sequence: np.nd
     return inside / np.bincount(sequence)
 
 
-def describe(parts: Parts, rules: dict[str, Rule], scales: dict[str, float], chosen: str, sequences: list[PoseSequence]) -> dict:
-    """Coverage of each rule's calibrated radius (``coverage_calibrated``: the ``chosen`` rule's)
-    and raw-spread statistics of one set."""
+def describe(parts: Parts, rules: dict[str, Rule], scales: dict[str, float], chosen: str, sequences: list[PoseSequence],
+             pooled_scale: float) -> dict:
+    """Coverage of each rule's calibrated radius (``coverage_calibrated``: the ``chosen`` rule's;
+    ``coverage_pooled_scale``: the chosen rule's with the pooled fit's scale) and raw-spread
+    statistics of one set."""
     spread, error = parts.spread, parts.error
-    radius = scales[chosen] * parts.unscaled(rules[chosen])
+    unscaled = parts.unscaled(rules[chosen])
+    radius = scales[chosen] * unscaled
     per_sequence = per_sequence_coverage(error, radius, parts.sequence)
     return {
         "sequences": len(sequences),
         "joint_frames": int(len(error)),
         "coverage_calibrated": coverage(error, radius),
+        "coverage_pooled_scale": coverage(error, pooled_scale * unscaled),
         "coverage_per_sequence": {f"p{q}": float(np.percentile(per_sequence, q)) for q in (10, 50, 90)},
         "coverage_by_widening": {name: coverage(error, scales[name] * parts.unscaled(rule)) for name, rule in rules.items()},
         "coverage_raw_1x": coverage(error, spread),
@@ -176,10 +180,13 @@ def markdown(document: dict) -> str:
              f"half{pooling[document['settings']['pooling']]}); the other rules' scales: {others}. `uncertainty` is the radius (metres) of the ball around each refined joint "
              f"that should hold the true joint {100 * c['level']:g} % of the time.", ""]
     rules = list(document["scales"])
-    header = ["data", "sequences", "joint-frames", f"coverage of the {100 * c['level']:g} % radius", "per sequence p10 / p50 / p90",
+    worst = document["settings"]["pooling"] == Pooling.WORST_FILE.value
+    pooled = [f"coverage at the pooled scale {document['pooled_scale']:.2f}"] if worst else []
+    header = ["data", "sequences", "joint-frames", f"coverage of the {100 * c['level']:g} % radius", *pooled, "per sequence p10 / p50 / p90",
               *(f"coverage, widening {rule}" for rule in rules), "raw spread 1x / 3x",
               "Spearman(spread, error)", "median spread / radius / error (mm)"]
     rows = [[name, str(s["sequences"]), f"{s['joint_frames']:,}", fmt(100 * s["coverage_calibrated"], 1, " %"),
+             *([fmt(100 * s["coverage_pooled_scale"], 1, " %")] if worst else []),
              " / ".join(fmt(100 * s["coverage_per_sequence"][p], 1, " %") for p in ("p10", "p50", "p90")),
              *(fmt(100 * s["coverage_by_widening"][rule], 1, " %") for rule in rules),
              f"{fmt(100 * s['coverage_raw_1x'], 1, ' %')} / {fmt(100 * s['coverage_raw_3x'], 1, ' %')}", fmt(s["spearman"], 2),
@@ -261,10 +268,11 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
                                          widening=args.widening, correction_weight=rules[chosen][1],
                                          fallback=DEFAULT_FALLBACK)  # refined as refine does by default
     log(f"scales {', '.join(f'{rule} {scale:.3f}' for rule, scale in scales.items())} from {len(fit_parts.error):,} joint-frames")
-    sets = {"validation, calibration half (fitted on)": describe(fit_parts, rules, scales, chosen, fit),
-            "validation, other half (held out)": describe(radius_parts(refiner, check, args), rules, scales, chosen, check)}
+    pooled_scale = fit_scale(fit_files, rules[chosen], args.level, Pooling.POOLED)
+    sets = {"validation, calibration half (fitted on)": describe(fit_parts, rules, scales, chosen, fit, pooled_scale),
+            "validation, other half (held out)": describe(radius_parts(refiner, check, args), rules, scales, chosen, check, pooled_scale)}
     for label, (sequences, parts) in other.items():
-        sets[label] = describe(parts, rules, scales, chosen, sequences)
+        sets[label] = describe(parts, rules, scales, chosen, sequences, pooled_scale)
     for name, s in sets.items():
         log(f"{name}: coverage {s['coverage_by_widening']}, Spearman {s['spearman']:.2f}")
     if args.write_weights:
@@ -272,7 +280,7 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
         log(f"stored the calibration in {refiner.weights_path}")
     return {"settings": {"sequences": args.sequences, "seed": args.seed, "max_frames": args.max_frames, "pooling": args.pooling.value},
             "calibration": json.loads(calibration.to_json()),
-            "scales": scales, "correction_grid": grid,
+            "scales": scales, "pooled_scale": pooled_scale, "correction_grid": grid,
             "fit": {"sequences": len(fit), "joint_frames": int(len(fit_parts.error))}, "sets": sets}
 
 

@@ -477,6 +477,7 @@ def test_uncertainty_benchmark_fits_and_stores_a_conformal_scale(files, tmp_path
     assert document["calibration"]["widening"] == "none" and document["scales"] == {"none": scale, "guard": scale}  # no guard: factor 1
     fitted = document["sets"]["validation, calibration half (fitted on)"]
     assert fitted["joint_frames"] == 40 * 16 and fitted["coverage_calibrated"] >= 0.9  # conformal: at least the level on its own data
+    assert document["pooled_scale"] == scale and fitted["coverage_pooled_scale"] == fitted["coverage_calibrated"]  # pooled by default
     assert fitted["coverage_by_widening"] == {"none": fitted["coverage_calibrated"], "guard": fitted["coverage_calibrated"]}
     assert fitted["median_radius_mm"] == pytest.approx(scale * fitted["median_spread_mm"])
     assert set(fitted["coverage_per_sequence"].values()) == {fitted["coverage_calibrated"]}  # one sequence: its own coverage
@@ -485,6 +486,11 @@ def test_uncertainty_benchmark_fits_and_stores_a_conformal_scale(files, tmp_path
     assert refiner.calibration.widening is Widening.NONE
     assert f"Scale **{scale:.2f}**" in out.with_suffix(".md").read_text()
     assert document["correction_grid"] == {} and "Choosing the correction weight" not in out.with_suffix(".md").read_text()
+    # one --val file: its own quantile is the pooled one
+    assert uncertainty.main([str(a) for a in [*argv, "--widening", "none", "--pooling", "worst-file"]]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["settings"]["pooling"] == "worst-file" and document["calibration"]["scale"] == document["pooled_scale"] == scale
+    assert f"coverage at the pooled scale {scale:.2f}" in out.with_suffix(".md").read_text()
 
 
 def test_per_sequence_coverage_counts_each_sequence_on_its_own():
