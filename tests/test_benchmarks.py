@@ -19,6 +19,7 @@ from benchmarks import (
     h36m,
     h36m_probe,
     headroom,
+    joint_geometry,
     leave_one_out,
     report,
     reverse_steps,
@@ -93,6 +94,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 PROBE_COUNTS = [
     (skeleton, ["--val", "v.h5", "--max-sequences", "0"]),
     (headroom, ["--val", "v.h5", "--max-sequences", "0"]),
+    (joint_geometry, ["--val", "v.h5", "--max-sequences", "0"]),
     (guard, ["--train", "t.h5", "--val", "v.h5", "--sequences", "0"]),
     (uncertainty, ["--val", "v.h5", "--sequences", "0"]),
     (uncertainty, ["--val", "v.h5", "--max-frames", "0"]),
@@ -881,3 +883,28 @@ def test_headroom_probe_bounds_the_fallback(files, tmp_path):
     weighted = sum(s.num_frames * np.linalg.norm(headroom.constant_offset(s.poses_3d, s.gt_3d), axis=-1) for s in chosen)
     np.testing.assert_allclose(offsets[headroom.BASE], 1000 * weighted / sum(s.num_frames for s in chosen), rtol=1e-9)
     assert f"| {headroom.PER_SEQUENCE} |" in out.with_suffix(".md").read_text()
+
+
+def test_head_geometry_measures_a_hand_built_pose():
+    """Facing -y (left +x, up +z): the thorax-to-head-top line (0.2 m) leans 30 degrees forward, the nose
+    halfway up it and 60 mm in front, the spine 20 mm behind the pelvis-thorax line 0.2 m up (atan 0.1)."""
+    pose = np.zeros((2, 17, 3))
+    pose[:, 7] = [0.0, 0.02, 0.2]
+    pose[:, 8] = [0.0, 0.0, 0.4]
+    pose[:, 10] = [0.0, -0.1, 0.4 + 0.2 * np.cos(np.pi / 6)]
+    pose[:, 9] = [0.0, -0.05 - 0.06 * np.cos(np.pi / 6), 0.4 + 0.1 * np.cos(np.pi / 6) - 0.03]
+    pose[:, 11], pose[:, 14] = [0.15, 0.0, 0.4], [-0.15, 0.0, 0.4]
+    measured = joint_geometry.head_geometry(pose)
+    assert measured == pytest.approx({"nose_fraction": 0.5, "nose_forward_mm": 60.0, "head_tilt_deg": 30.0,
+                                      "spine_back_deg": np.degrees(np.arctan(0.1))})
+
+
+def test_joint_geometry_probe_reports_each_source(files, tmp_path):
+    out = tmp_path / "geometry"
+    assert joint_geometry.main([str(a) for a in ["--val", files["val"], "--weights", files["weights"], "--threads", "1", "--out", out]]) == 0
+    document = json.loads(out.with_suffix(".json").read_text())
+    (entry,) = document["files"]
+    assert entry["sequences"] == 3 and list(entry["rows"]) == list(joint_geometry.SOURCES)
+    truth = [joint_geometry.head_geometry(s.gt_3d) for s in load_poses(files["val"])]
+    assert entry["rows"]["ground truth"]["nose_fraction"] == pytest.approx(np.percentile([g["nose_fraction"] for g in truth], [5, 50, 95]))
+    assert "## " + entry["estimator"] in out.with_suffix(".md").read_text()
