@@ -51,7 +51,8 @@ def head_geometry(poses: np.ndarray) -> dict[str, float]:
     """The four measures (module docstring) of ``poses (T, 17, 3)`` metres, h36m17, averaged over frames."""
     poses = np.asarray(poses, np.float64)
     _, up, forward = torso_axes(poses)
-    thorax, nose, head_top, pelvis, spine = (poses[:, j] for j in (8, 9, 10, 0, 7))
+    thorax, nose, head_top, pelvis, spine = (poses[:, H36M_17.joint_names.index(name)]
+                                             for name in ("thorax", "neck_nose", "head_top", "pelvis", "spine"))
     line = head_top - thorax
     length = np.linalg.norm(line, axis=-1)
     u = line / length[:, None]
