@@ -45,8 +45,8 @@ class HeadVariation:
         nose_forward_m: ``(min, max)`` metres the nose sits in front of that line (Bandai 0,
             Human3.6M's subjects 0.04-0.08 per sequence, 5th-95th percentiles).
         tilt_deg: ``(min, max)`` degrees the thorax-to-head-top line is tilted forward about the
-            shoulders' axis (Human3.6M leans it 11-14 degrees forward of the pelvis-thorax line on
-            median, Bandai's actors 0.5-7).
+            shoulders' axis (Human3.6M leans it 12-16 degrees forward of the pelvis-thorax line on
+            median, Bandai's validation actor 6; ``benchmarks.joint_geometry``).
     """
 
     nose_fraction: tuple[float, float] = (0.33, 0.55)
