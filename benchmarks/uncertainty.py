@@ -101,7 +101,7 @@ def fit_scale(files: list[Parts], rule: Rule, level: float, pooling: Pooling) ->
     return conformal_scale(pooled.error / pooled.unscaled(rule), level)
 
 
-Rule = tuple[Widening, float]  # a widening rule and its correction weight (0 unless Widening.CORRECTION)
+Rule = tuple[Widening, float]  # a widening rule and its correction weight (0 unless the rule uses the correction)
 FIXED_RULES: tuple[Rule, ...] = ((Widening.NONE, 0.0), (Widening.GUARD, 0.0))
 CORRECTION_RULES: tuple[Rule, ...] = tuple((Widening.CORRECTION, w) for w in CORRECTION_WEIGHTS)
 
@@ -170,7 +170,9 @@ def describe(parts: Parts, rules: dict[str, Rule], scales: dict[str, float], cho
 def markdown(document: dict) -> str:
     c = document["calibration"]
     widening = {Widening.NONE.value: "none: scale x spread", Widening.GUARD.value: "guard: scale x spread x 2^max(0, guard score)",
-                Widening.CORRECTION.value: f"correction: scale x (spread + {c['correction_weight']:g} x correction length)"}
+                Widening.CORRECTION.value: f"correction: scale x (spread + {c['correction_weight']:g} x correction length)",
+                Widening.CORRECTION_GUARD.value: f"correction-guard: scale x (spread + {c['correction_weight']:g} x correction length) "
+                                                 "x 2^max(0, guard score)"}
     pooling = {Pooling.POOLED.value: "", Pooling.WORST_FILE.value: "; each validation file fitted on its own, the largest scale taken"}
     others = ", ".join(f"{rule} {scale:.2f}" for rule, scale in document["scales"].items() if rule != c["widening"])
     lines = [*report_head("Calibrated uncertainty of refine --samples", document["run"]),
@@ -224,7 +226,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--level", type=float, default=0.9, help="nominal coverage of the radius")
     parser.add_argument("--widening", type=Widening, choices=list(Widening), default=Widening.GUARD,
                         help="the rule written with --write-weights and shown as the calibrated coverage (all are measured; "
-                             "correction needs --select or --correction-weight)")
+                             "correction and correction-guard need --select or --correction-weight)")
     parser.add_argument("--pooling", type=Pooling, choices=list(Pooling), default=Pooling.POOLED,
                         help="'pooled': one quantile over every --val file; 'worst-file': each --val file's own quantile, the largest")
     parser.add_argument("--write-weights", action="store_true", help="store the calibration in the denoiser file")
@@ -235,13 +237,13 @@ def _cut(sequences: list[PoseSequence], frames: int) -> list[PoseSequence]:
 
 
 def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
-    if args.widening is Widening.GUARD and refiner.guard is None:
-        raise WeightsError(f"{refiner.weights_path}: --widening guard needs the guard reference in the file "
+    if args.widening.uses_guard and refiner.guard is None:
+        raise WeightsError(f"{refiner.weights_path}: --widening {args.widening.value} needs the guard reference in the file "
                            "(python -m benchmarks.guard --write-weights first), or pass --widening none")
     if args.select and args.correction_weight is not None:
         raise UsageError("--select chooses the correction weight, --correction-weight gives it: pass one of them")
-    if args.widening is Widening.CORRECTION and not args.select and args.correction_weight is None:
-        raise UsageError("--widening correction chooses its weight on --select files (estimators the weights did not train on) "
+    if args.widening.uses_correction and not args.select and args.correction_weight is None:
+        raise UsageError(f"--widening {args.widening.value} chooses its weight on --select files (estimators the weights did not train on) "
                          "or takes --correction-weight")
     loaded = {path: load_scored(path, 2 * args.sequences, args.seed) for path in args.val}
     fit = [seq for seqs in loaded.values() for seq in seqs[0::2]]
@@ -258,10 +260,10 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
     if args.select:
         select = list(other)[: len(args.select)]
         weight, rows = choose_correction_weight(fit_files, [other[label][1] for label in select], args.level, args.pooling)
-        rules[Widening.CORRECTION.value] = (Widening.CORRECTION, weight)
+        rules.update({rule.value: (rule, weight) for rule in (Widening.CORRECTION, Widening.CORRECTION_GUARD)})
         grid = {"select": select, "chosen": weight, "weights": {str(w): row for w, row in rows.items()}}
     elif args.correction_weight is not None:
-        rules[Widening.CORRECTION.value] = (Widening.CORRECTION, args.correction_weight)
+        rules.update({rule.value: (rule, args.correction_weight) for rule in (Widening.CORRECTION, Widening.CORRECTION_GUARD)})
     scales = {name: fit_scale(fit_files, rule, args.level, args.pooling) for name, rule in rules.items()}
     chosen = args.widening.value
     calibration = UncertaintyCalibration(scale=scales[chosen], level=args.level, steps=args.steps, samples=args.samples, eta=args.eta,

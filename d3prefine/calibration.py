@@ -22,6 +22,11 @@ rules (:class:`Widening`) widen the radius there:
   whose radius reaches ``level`` on each of them; ``python -m benchmarks.uncertainty
   --select``), ``scale`` then fitted as above.
 
+- :attr:`Widening.CORRECTION_GUARD`: both, ``scale * (spread + correction_weight * |refined -
+  input|) * 2**max(0, score)``: the correction rule's radius, doubled per unit of guard score
+  above 0 (most of the calibration data scores below 0, so the scale barely changes; a sequence
+  far from the training data gets a wider radius even where the network moves little).
+
 ``scale`` is always fitted on the widened ratios.
 
 The calibration is stored as JSON in the denoiser file's metadata under ``"calibration"``
@@ -46,6 +51,15 @@ class Widening(str, Enum):
     NONE = "none"  # scale * spread
     GUARD = "guard"  # scale * spread * 2 ** max(0, guard score)
     CORRECTION = "correction"  # scale * (spread + correction_weight * |refined - input|)
+    CORRECTION_GUARD = "correction-guard"  # scale * (spread + correction_weight * |refined - input|) * 2 ** max(0, guard score)
+
+    @property
+    def uses_guard(self) -> bool:
+        return self in (Widening.GUARD, Widening.CORRECTION_GUARD)
+
+    @property
+    def uses_correction(self) -> bool:
+        return self in (Widening.CORRECTION, Widening.CORRECTION_GUARD)
 
 
 # The correction weights python -m benchmarks.uncertainty chooses from (dimensionless).
@@ -54,8 +68,8 @@ CORRECTION_WEIGHTS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 def widening_factor(widening: Widening, score: float | np.ndarray | None) -> float | np.ndarray:
     """The radius multiplier of a sequence with guard ``score`` (``None``: no guard, 1; an array:
-    one score per element); 1 under every rule but :attr:`Widening.GUARD`."""
-    if Widening(widening) is not Widening.GUARD or score is None:
+    one score per element); 1 under the rules that do not use the guard."""
+    if not Widening(widening).uses_guard or score is None:
         return 1.0
     return np.exp2(np.maximum(0.0, score))
 
@@ -65,9 +79,8 @@ def unscaled_radius(widening: Widening, spread: np.ndarray, correction: np.ndarr
     """What the calibration's scale multiplies under rule ``widening`` (metres, the shape of ``spread``):
     ``spread`` and ``correction`` (the length of refined minus input) per joint and frame, ``score``
     the sequence's guard score (``None``: no guard)."""
-    if Widening(widening) is Widening.CORRECTION:
-        return spread + correction_weight * correction
-    return spread * widening_factor(widening, score)
+    base = spread + correction_weight * correction if Widening(widening).uses_correction else spread
+    return base * widening_factor(widening, score)
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ class UncertaintyCalibration:
         widening: how the radius grows on sequences unlike the training data (files written
             before it: :attr:`Widening.NONE`).
         correction_weight: the weight of the correction length under :attr:`Widening.CORRECTION`
-            (dimensionless, >= 0; 0 under the other rules).
+            and :attr:`Widening.CORRECTION_GUARD` (dimensionless, >= 0; 0 under the other rules).
         fallback: whether the calibration run leaned on the input where the guard flags
             (``refine --fallback``; files written before it: ``False``).
     """

@@ -30,7 +30,7 @@ import torch
 
 from d3prefine.baselines import savgol
 from d3prefine.bones import DEFAULT_BONE_LENGTHS, BoneLengthMode, constrain_bones
-from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration, Widening
+from d3prefine.calibration import CALIBRATION_METADATA_KEY, UncertaintyCalibration
 from d3prefine.checkpoint import NOISE_DIGEST_KEY, denoiser_metadata, load_denoiser, training_fps
 from d3prefine.config import (
     DEFAULT_BATCH_SIZE,
@@ -213,7 +213,7 @@ class Refiner(StreamRefiner):
             fps = training_fps(meta)
         except ValueError as err:
             raise WeightsError(f"{path}: {err}") from None
-        if calibration is not None and calibration.widening is Widening.GUARD and guard is None:
+        if calibration is not None and calibration.widening.uses_guard and guard is None:
             raise WeightsError(f"{path}: the uncertainty calibration widens by the guard score, but the file holds no guard reference")
         refiner = cls(
             model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard,

@@ -533,7 +533,7 @@ def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(fil
     assert calibration["scale"] == document["scales"]["correction"] == grid["weights"][str(grid["chosen"])]["scale"]
     selected = document["sets"][grid["select"][0]]
     assert selected["coverage_by_widening"]["correction"] == grid["weights"][str(grid["chosen"])]["coverage"][0]
-    assert set(selected["coverage_by_widening"]) == {"none", "guard", "correction"}
+    assert set(selected["coverage_by_widening"]) == {"none", "guard", "correction", "correction-guard"}
     refiner = Refiner.from_pretrained(weights, device="cpu")
     assert refiner.calibration.widening is Widening.CORRECTION and refiner.calibration.correction_weight == grid["chosen"]
     assert f"**{grid['chosen']:g}**" in out.with_suffix(".md").read_text()
@@ -543,7 +543,7 @@ def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(fil
     assert uncertainty.main([str(a) for a in given]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
     assert document["calibration"]["correction_weight"] == 0.5 and document["correction_grid"] == {}
-    assert set(document["sets"]["validation, other half (held out)"]["coverage_by_widening"]) == {"none", "guard", "correction"}
+    assert set(document["sets"]["validation, other half (held out)"]["coverage_by_widening"]) == {"none", "guard", "correction", "correction-guard"}
     assert "The correction weight 0.5 was given" in out.with_suffix(".md").read_text()
     assert Refiner.from_pretrained(weights, device="cpu").calibration.correction_weight == 0.5
 

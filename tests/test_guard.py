@@ -261,6 +261,20 @@ def test_widening_by_the_correction():
         dataclasses.replace(calibration, correction_weight=-0.1)
 
 
+def test_widening_by_the_correction_and_the_guard():
+    """(spread + 0.5 x correction) = [0.06, 0.02], doubled per unit of guard score above 0."""
+    spread, correction = np.array([[0.01, 0.02]]), np.array([[0.1, 0.0]])
+    np.testing.assert_allclose(unscaled_radius(Widening.CORRECTION_GUARD, spread, correction, 1.0, 0.5), [[0.12, 0.04]])
+    np.testing.assert_allclose(unscaled_radius(Widening.CORRECTION_GUARD, spread, correction, -1.0, 0.5), [[0.06, 0.02]])
+    np.testing.assert_allclose(unscaled_radius(Widening.CORRECTION_GUARD, spread, correction, None, 0.5), [[0.06, 0.02]])
+    assert [w.uses_guard for w in Widening] == [False, True, False, True]
+    assert [w.uses_correction for w in Widening] == [False, False, True, True]
+    calibration = UncertaintyCalibration(scale=3.0, level=0.9, steps=2, samples=3, eta=0.3, widening=Widening.CORRECTION_GUARD,
+                                         correction_weight=0.5)
+    assert UncertaintyCalibration.from_json(calibration.to_json()) == calibration
+    np.testing.assert_allclose(calibration.radius(spread, correction, 2.0), [[0.72, 0.24]])
+
+
 def test_correction_widened_uncertainty_adds_the_correction_length(weights):
     plain = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
     widened = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
