@@ -9,7 +9,7 @@ joint and frame is collected and ``scale`` is its ``ceil((n + 1) level) / n`` em
 true joint with probability ``level`` (90 %) on data like the calibration data: an interval, not
 a standard deviation.
 
-On data unlike the calibration data the errors grow and the spread does not follow them. Two
+On data unlike the calibration data the errors grow and the spread does not follow them. Three
 rules (:class:`Widening`) widen the radius there:
 
 - :attr:`Widening.GUARD`: ``scale * spread * 2**max(0, score)``, ``score`` the guard score of
@@ -24,8 +24,9 @@ rules (:class:`Widening`) widen the radius there:
 
 - :attr:`Widening.CORRECTION_GUARD`: both, ``scale * (spread + correction_weight * |refined -
   input|) * 2**max(0, score)``: the correction rule's radius, doubled per unit of guard score
-  above 0 (most of the calibration data scores below 0, so the scale barely changes; a sequence
-  far from the training data gets a wider radius even where the network moves little).
+  above 0 (the calibration data mostly scores low, so the scale changes little: 1.58 to 1.35 for
+  the shipped set; a sequence far from the training data gets a wider radius even where the
+  network moves little).
 
 ``scale`` is always fitted on the widened ratios.
 
