@@ -35,7 +35,7 @@ from d3prefine.errors import InputError
 from d3prefine.refine import Refiner
 from d3prefine.runtime import log
 from d3prefine.skeleton import H36M_17
-from recipes.bodies import torso_axes
+from recipes.bodies import orthogonal_unit, torso_axes
 
 MEASURES = ("nose_fraction", "nose_forward_mm", "head_tilt_deg", "spine_back_deg")
 SOURCES = ("ground truth", "base estimator", "d3prefine (defaults)")
@@ -57,8 +57,7 @@ def head_geometry(poses: np.ndarray) -> dict[str, float]:
     length = np.linalg.norm(line, axis=-1)
     u = line / length[:, None]
     along = ((nose - thorax) * u).sum(-1)
-    ahead = forward - (forward * u).sum(-1, keepdims=True) * u
-    ahead /= np.linalg.norm(ahead, axis=-1, keepdims=True)
+    ahead = orthogonal_unit(forward, u)
     return {
         "nose_fraction": float(np.mean(along / length)),
         "nose_forward_mm": 1000 * float(np.mean(((nose - thorax) * ahead).sum(-1))),

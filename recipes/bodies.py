@@ -116,21 +116,24 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
+def orthogonal_unit(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """The unit part of ``v (..., 3)`` orthogonal to the unit ``axis (..., 3)``."""
+    return _unit(v - (v * axis).sum(-1, keepdims=True) * axis)
+
+
 def torso_axes(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit ``(left, up, forward)``, each ``(T, 3)``, of ``poses (T, J, 3)`` h36m17: left from the
     right to the left shoulder, up from the pelvis to the thorax (made orthogonal to left),
     forward = left x up (the way the chest faces)."""
     left = _unit(poses[:, _LEFT_SHOULDER] - poses[:, _RIGHT_SHOULDER])
-    up = poses[:, _THORAX] - poses[:, H36M_17.root]
-    up = _unit(up - (up * left).sum(-1, keepdims=True) * left)
+    up = orthogonal_unit(poses[:, _THORAX] - poses[:, H36M_17.root], left)
     return left, up, np.cross(left, up)
 
 
 def raise_hips(poses: np.ndarray, raise_m: float) -> np.ndarray:
     """``poses (T, J, 3)`` metres, h36m17, with the hips and everything below them moved
     ``raise_m`` metres along each frame's pelvis-to-spine direction (negative: down)."""
-    up = poses[:, _SPINE] - poses[:, H36M_17.root]
-    up = up / np.linalg.norm(up, axis=-1, keepdims=True)
+    up = _unit(poses[:, _SPINE] - poses[:, H36M_17.root])
     out = poses.copy()
     out[:, list(_LEGS)] += raise_m * up[:, None]
     return out
@@ -146,7 +149,7 @@ def reshape_head(poses: np.ndarray, nose_fraction: float, nose_forward_m: float,
     u = line / length
     t = np.radians(tilt_deg)  # Rodrigues about `left`; the left component of u is kept
     u = u * np.cos(t) + np.cross(left, u) * np.sin(t) + left * (left * u).sum(-1, keepdims=True) * (1 - np.cos(t))
-    ahead = _unit(forward - (forward * u).sum(-1, keepdims=True) * u)
+    ahead = orthogonal_unit(forward, u)
     out = poses.copy()
     out[:, _HEAD_TOP] = poses[:, _THORAX] + length * u
     out[:, _NOSE] = poses[:, _THORAX] + nose_fraction * length * u + nose_forward_m * ahead
