@@ -184,6 +184,7 @@ class TrainConfig:
     seed: int = 0
     keep: KeptWeights = KeptWeights.BEST  # the weights written at the end (KeptWeights)
     anchor: float = 0.0  # fine-tuning only: pull toward the initial weights after every step (d3prefine.train, "Anchor")
+    mirror: float = 0.0  # share of training windows replaced by their mirror image (d3prefine.train, "Mirror")
 
     def __post_init__(self) -> None:
         if self.warmup is None:
@@ -200,5 +201,7 @@ class TrainConfig:
             raise ValueError(f"anchor must be >= 0, got {self.anchor}")
         if not 0.0 <= self.final_step_share <= 1.0:
             raise ValueError(f"final_step_share must be in [0, 1], got {self.final_step_share}")
+        if not 0.0 <= self.mirror <= 1.0:
+            raise ValueError(f"mirror must be in [0, 1], got {self.mirror}")
         if min(self.steps, self.batch_size, self.eval_every, self.val_windows) < 1:
             raise ValueError("steps, batch_size, eval_every and val_windows must be >= 1")

@@ -28,6 +28,9 @@ it started from by ``lr_t * anchor`` of the distance, ``w <- w - lr_t * anchor *
 few pairs of a new estimator, a run learns what they share and forgets less of what the init
 weights know. At the peak learning rate 2e-3 an anchor of 25 takes back 5 % of the drift per step
 (at most all of it: ``lr_t * anchor`` is capped at 1).
+Mirror (``mirror``): each training window is replaced, with that probability, by its mirror
+image (:meth:`JointLayout.mirror`: camera x and image u negated, left and right joints swapped, in
+2D, estimate and ground truth alike), the same transform ``refine --flip`` applies at test time.
 Kept weights (``keep``): the EMA weights of the validation with the lowest MPJPE (``best``; a
 fine-tuning run is validated at step 0 too, so it hands its start back when training only hurts)
 or of the last step (``last``).
@@ -58,6 +61,7 @@ from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import model_inputs, root_relative
 from d3prefine.runtime import derived_seed
 from d3prefine.schedule import ErrorSchedule
+from d3prefine.skeleton import get_layout
 from d3prefine.windows import frame_indices, window_starts
 
 
@@ -153,6 +157,7 @@ class Trainer:
         self.device = device
         self.noise = noise.to(device)
         self.schedule = ErrorSchedule(model_config.num_train_timesteps)
+        self.layout = get_layout(model_config.layout)
         self.train_data, self.val_data = train_data, val_data
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, the same on every process;
@@ -208,7 +213,6 @@ class Trainer:
         """One optimizer step; returns the loss (metres)."""
         st, cfg = self.state, self.config
         p, y, x = self.train_data.sample(cfg.batch_size, st.generator, self.device)
-        mean = self.noise.mean(p, y)
         T = self.schedule.num_train_timesteps
         if cfg.objective is Objective.REGRESSION:
             t = torch.full((len(y),), T)
@@ -216,6 +220,10 @@ class Trainer:
             t = torch.randint(1, T + 1, (len(y),), generator=st.generator)
             t[torch.rand(len(y), generator=st.generator) < cfg.final_step_share] = T
         t = t.to(self.device)
+        if cfg.mirror > 0:  # drawn after t, so mirror 0 leaves every other draw as it was
+            flip = (torch.rand(len(y), generator=st.generator) < cfg.mirror).to(self.device).reshape(-1, 1, 1, 1)
+            p, y, x = (torch.where(flip, self.layout.mirror(a), a) for a in (p, y, x))
+        mean = self.noise.mean(p, y)
         error = self._forward_errors(y, x, mean)
         x_t = self.schedule.add_noise(x, error, t)
         if cfg.intermediate_states is IntermediateStates.SAMPLER:

@@ -23,7 +23,8 @@
 #   OUT=runs/wide INIT=weights KINDS="temporal frame temporal9 weak weakest exact2d" \
 #       EXTRA="data/actors:exact2d_strong" THREADS=2 MINUTES=40 bash recipes/pool_weights.sh
 # NOISE (a noise.safetensors fitted on the same outputs) skips fit-noise and continues with those
-# statistics; STEPS and LR set the training's schedule (4,000 steps from 2e-3 by default). Stop 26
+# statistics; STEPS and LR set the training's schedule (4,000 steps from 2e-3 by default); MIRROR (0 by default) the
+# share of training windows mirrored (train --mirror). Stop 26
 # continued stop 25's run, cut by --max-minutes at step 2,680 of 4,000 (learning rate then about 6e-4):
 #   OUT=runs/s26/continued INIT=runs/s25/pool_subject NOISE=runs/s25/pool_subject/noise.safetensors \
 #       EXTRA="data/actors:exact2d_subject" STEPS=1500 LR=6e-4 THREADS=1 MINUTES=55 bash recipes/pool_weights.sh
@@ -40,6 +41,7 @@ KINDS=${KINDS:-"temporal frame temporal9 weak"}
 EXTRA=${EXTRA:-}
 NOISE=${NOISE:-}
 STEPS=${STEPS:-4000}
+MIRROR=${MIRROR:-0}
 LR=${LR:-2e-3}
 mkdir -p "$OUT"
 
@@ -66,7 +68,7 @@ fi
 # --no-guard: benchmarks.guard below fits and measures the shipped guard; --anchor 0: a continued
 # training on the whole pool, not a fine-tuning on a few pairs (train --anchor, since stop 23)
 d3prefine train $(printf -- '--data %s ' "${TRAIN[@]}") "${VAL[@]}" --noise "$OUT/noise.safetensors" --init "$INIT/denoiser.safetensors" \
-    --anchor 0 --steps "$STEPS" --lr "$LR" -o "$OUT/denoiser.safetensors" --eval-every 1000 --no-guard --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
+    --anchor 0 --steps "$STEPS" --lr "$LR" --mirror "$MIRROR" -o "$OUT/denoiser.safetensors" --eval-every 1000 --no-guard --max-minutes "$MINUTES" --threads "$THREADS" --device cpu --json --overwrite \
     > "$OUT/train.json" 2> "$OUT/train.log"
 rm -f "$OUT/denoiser.ckpt.safetensors"
 

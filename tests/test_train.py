@@ -16,8 +16,8 @@ from tests.conftest import build_sequence
 TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)
 
 
-def _setup(config: TrainConfig, sequences, init: dict[str, torch.Tensor] | None = None):
-    noise = NoiseModel.fit(
+def _setup(config: TrainConfig, sequences, init: dict[str, torch.Tensor] | None = None, noise: NoiseModel | None = None):
+    noise = noise or NoiseModel.fit(
         [error_triple(s.poses_2d, s.poses_3d, s.gt_3d, s.image_size, 0) for s in sequences], layout="h36m17"
     )
     data = WindowSampler(sequences, TINY.window, root=0)
@@ -170,3 +170,19 @@ def test_sequences_without_ground_truth_are_refused():
     seq.gt_3d = None
     with pytest.raises(ValueError, match="gt_3d"):
         WindowSampler([seq], window=9, root=0)
+
+
+def test_mirror_trains_on_the_mirror_images_of_the_windows(biased):
+    """A step with mirror=1 on the data equals one with mirror=0 on its mirror image (the mirror draw is the step's last)."""
+    from d3prefine.skeleton import H36M_17
+
+    mirrored = [replace(s, poses_2d=H36M_17.mirror(s.poses_2d.copy()), poses_3d=H36M_17.mirror(s.poses_3d.copy()),
+                        gt_3d=H36M_17.mirror(s.gt_3d.copy())) for s in biased]
+    config = TrainConfig(steps=1, batch_size=8, warmup=1, val_windows=4, seed=2)
+    flipped = _setup(replace(config, mirror=1.0), biased)
+    direct, plain = _setup(config, mirrored, noise=flipped.noise), _setup(config, biased)
+    losses = [t.train_step() for t in (flipped, direct, plain)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert losses[0] != pytest.approx(losses[2], rel=1e-3)  # the data are not mirror-symmetric
+    with pytest.raises(ValueError, match="mirror"):
+        TrainConfig(mirror=1.5)

@@ -100,6 +100,9 @@ def command(
         typer.Option(help="Diffusion, t < T: the states the sampler's first step reaches (y - (1 - s_t) e_hat_T for real errors), or forward-process states."),
     ] = TrainConfig.intermediate_states,
     velocity_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the velocity error in the loss.")] = TrainConfig.velocity_weight,
+    mirror: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of training windows replaced by their mirror image (left and right swapped, as refine --flip).")
+    ] = TrainConfig.mirror,
     warmup: Annotated[
         Optional[int],
         typer.Option(min=1, help=f"Steps of linear learning-rate warm-up (default: an eighth of --steps, at most {MAX_SPAN_STEPS})."),
@@ -162,7 +165,7 @@ def command(
             steps=steps, batch_size=batch_size, lr=lr, objective=objective, forward_errors=forward_errors,
             velocity_weight=velocity_weight, eval_every=eval_every, seed=seed, final_step_share=final_step_share,
             intermediate_states=intermediate_states, warmup=warmup, ema_decay=ema_decay, keep=keep,
-            anchor=anchor or 0.0,  # with --init and no --anchor: set by the number of training sequences, below
+            mirror=mirror, anchor=anchor or 0.0,  # with --init and no --anchor: set by the number of training sequences, below
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
