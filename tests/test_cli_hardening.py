@@ -382,10 +382,13 @@ def test_a_short_training_run_moves_the_weights(tmp_path):
     assert invoke("fit-noise", tmp_path / "train.npz", "-o", noise, "--force").exit_code == 0
     result = invoke("train", "--data", tmp_path / "train.npz", "--val", tmp_path / "train.npz", "--noise", noise, "-o", model,
                     "--steps", "8", "--batch-size", "4", "--eval-every", "8", "--device", "cpu",
-                    "--window", "9", "--dim", "16", "--depth", "1", "--heads", "2")
+                    "--window", "9", "--dim", "16", "--depth", "1", "--heads", "2", "--mirror", "0.5")
     assert result.exit_code == 0, result.output
     info = json.loads(read_tensors(model, "d3prefine-denoiser")[1]["info"])
-    assert info["train_config"]["warmup"] == 1 and info["train_config"]["ema_decay"] == 0.0
+    assert info["train_config"]["warmup"] == 1 and info["train_config"]["ema_decay"] == 0.0 and info["train_config"]["mirror"] == 0.5
+    refused = invoke("train", "--data", tmp_path / "train.npz", "--val", tmp_path / "train.npz", "--noise", noise, "-o", tmp_path / "m2.safetensors",
+                     "--mirror", "1.5")
+    assert refused.exit_code == 2 and "--mirror" in refused.output and not (tmp_path / "m2.safetensors").exists()
     torch.manual_seed(0)  # the initial weights (zero head) of the same seed
     start = PoseDenoiser(DenoiserConfig(window=9, dim=16, depth=1, heads=2))
     trained = load_denoiser(model)
