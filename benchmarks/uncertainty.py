@@ -256,14 +256,13 @@ def _measure(refiner: Refiner, args: argparse.Namespace) -> dict:
             sequences = _cut(load_scored(path, args.sequences, args.seed), args.max_frames)
             other[f"{estimator_label(sequences, path)} ({path}, {kind})"] = sequences, radius_parts(refiner, sequences, args)
     rules = {rule.value: (rule, weight) for rule, weight in FIXED_RULES}
-    grid = {}
+    grid, weight = {}, args.correction_weight
     if args.select:
         select = list(other)[: len(args.select)]
         weight, rows = choose_correction_weight(fit_files, [other[label][1] for label in select], args.level, args.pooling)
-        rules.update({rule.value: (rule, weight) for rule in (Widening.CORRECTION, Widening.CORRECTION_GUARD)})
         grid = {"select": select, "chosen": weight, "weights": {str(w): row for w, row in rows.items()}}
-    elif args.correction_weight is not None:
-        rules.update({rule.value: (rule, args.correction_weight) for rule in (Widening.CORRECTION, Widening.CORRECTION_GUARD)})
+    if weight is not None:
+        rules.update({rule.value: (rule, weight) for rule in Widening if rule.uses_correction})
     scales = {name: fit_scale(fit_files, rule, args.level, args.pooling) for name, rule in rules.items()}
     chosen = args.widening.value
     calibration = UncertaintyCalibration(scale=scales[chosen], level=args.level, steps=args.steps, samples=args.samples, eta=args.eta,

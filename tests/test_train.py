@@ -10,6 +10,7 @@ from d3prefine.checkpoint import load_denoiser
 from d3prefine.model import DenoiserConfig
 from d3prefine.noise import NoiseModel
 from d3prefine.preprocess import error_triple
+from d3prefine.skeleton import H36M_17
 from d3prefine.train import TrainConfig, Trainer, WindowSampler
 from tests.conftest import build_sequence
 
@@ -17,7 +18,7 @@ TINY = DenoiserConfig(window=9, dim=16, depth=1, heads=2)
 
 
 def _setup(config: TrainConfig, sequences, init: dict[str, torch.Tensor] | None = None, noise: NoiseModel | None = None):
-    noise = noise or NoiseModel.fit(
+    noise = noise if noise is not None else NoiseModel.fit(
         [error_triple(s.poses_2d, s.poses_3d, s.gt_3d, s.image_size, 0) for s in sequences], layout="h36m17"
     )
     data = WindowSampler(sequences, TINY.window, root=0)
@@ -173,11 +174,10 @@ def test_sequences_without_ground_truth_are_refused():
 
 
 def test_mirror_trains_on_the_mirror_images_of_the_windows(biased):
-    """A step with mirror=1 on the data equals one with mirror=0 on its mirror image (the mirror draw is the step's last)."""
-    from d3prefine.skeleton import H36M_17
-
-    mirrored = [replace(s, poses_2d=H36M_17.mirror(s.poses_2d.copy()), poses_3d=H36M_17.mirror(s.poses_3d.copy()),
-                        gt_3d=H36M_17.mirror(s.gt_3d.copy())) for s in biased]
+    """A step with mirror=1 on the data equals one with mirror=0 on its mirror image (the mirror draw is the step's last;
+    pixel x negated: the mirror about x = 0, the same as about the image centre once the poses are root-relative)."""
+    mirrored = [replace(s, poses_2d=H36M_17.mirror(s.poses_2d), poses_3d=H36M_17.mirror(s.poses_3d), gt_3d=H36M_17.mirror(s.gt_3d))
+                for s in biased]
     config = TrainConfig(steps=1, batch_size=8, warmup=1, val_windows=4, seed=2)
     flipped = _setup(replace(config, mirror=1.0), biased)
     direct, plain = _setup(config, mirrored, noise=flipped.noise), _setup(config, biased)
