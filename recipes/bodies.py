@@ -9,6 +9,10 @@ angles are unchanged). :func:`reshape_head` and :func:`move_spine` change where 
 than how long the bones are: Bandai's neck/nose joint is its ``Head`` joint, on the thorax-to-head-top
 line (the head top is extrapolated along it), while Human3.6M's nose sits about halfway up that line
 and 50-70 mm in front of it, and Human3.6M's spine joint sits further behind the pelvis-thorax line.
+:func:`bend_posture` changes the pose itself: the capture holds no sitting (walks, runs, waves,
+dances, fights), while a third of Human3.6M's actions are seated (Sitting, SittingDown, and much of
+Eating, Phoning, Smoking), where the shipped weights did not help (benchmarks/README.md, "Seated
+postures"); it flexes the hips and knees and leans the trunk, keeping every bone's length.
 """
 
 from __future__ import annotations
@@ -61,6 +65,34 @@ class HeadVariation:
 
 
 @dataclass(frozen=True)
+class PostureVariation:
+    """Seated-like postures drawn per sequence for :func:`bend_posture` (angles uniform, degrees).
+
+    Attributes:
+        share: probability that a sequence is bent at all (the others keep the capture's pose).
+        hip_flexion_deg: ``(min, max)`` of the thighs' forward swing about the hips' left-right
+            axis (a chair: about 90).
+        knee_flexion_deg: ``(min, max)`` of the shins' backward swing about the knees (a chair: about 90).
+        leg_offset_deg: each leg's hip and knee angles differ from the drawn ones by up to this much.
+        lean_deg: ``(min, max)`` of the trunk's (and the arms' and head's) forward lean about the pelvis.
+    """
+
+    share: float = 0.4
+    hip_flexion_deg: tuple[float, float] = (30.0, 110.0)
+    knee_flexion_deg: tuple[float, float] = (30.0, 120.0)
+    leg_offset_deg: float = 15.0
+    lean_deg: tuple[float, float] = (-10.0, 30.0)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.share <= 1 or self.leg_offset_deg < 0:
+            raise ValueError(f"share must lie in [0, 1] and leg_offset_deg be >= 0, got {self.share}, {self.leg_offset_deg}")
+        for name in ("hip_flexion_deg", "knee_flexion_deg", "lean_deg"):
+            low, high = getattr(self, name)
+            if not low <= high:
+                raise ValueError(f"{name} must be (min, max) with min <= max, got {(low, high)}")
+
+
+@dataclass(frozen=True)
 class BodyVariation:
     """How bone lengths vary between sequences (all draws uniform or log-normal, per sequence).
 
@@ -80,6 +112,8 @@ class BodyVariation:
             ``None`` keeps the capture's (the builds of stops 15-27).
         spine_back_m: ``(min, max)`` metres the spine joint is moved backwards
             (:func:`move_spine`, drawn after the head); ``None`` keeps it.
+        posture: seated-like postures (:func:`bend_posture`, drawn after the spine); ``None``
+            keeps the capture's poses (the builds of stops 15-29).
     """
 
     height: tuple[float, float] = (0.85, 1.15)
@@ -89,6 +123,7 @@ class BodyVariation:
     hip_raise_m: tuple[float, float] | None = None
     head: HeadVariation | None = None
     spine_back_m: tuple[float, float] | None = None
+    posture: PostureVariation | None = None
 
     def __post_init__(self) -> None:
         for name in ("height", "hip_width_m", "shoulder_width_m"):
@@ -110,6 +145,8 @@ _LEGS = _GROUPS["hip"] + _GROUPS["thigh"] + _GROUPS["shin"]
 (_NOSE,) = _GROUPS["neck"]
 (_HEAD_TOP,) = _GROUPS["head"]
 _LEFT_SHOULDER, _RIGHT_SHOULDER = _GROUPS["shoulder"]
+_LEG_CHAINS = tuple(zip(_GROUPS["hip"], _GROUPS["thigh"], _GROUPS["shin"]))  # (hip, knee, ankle), right then left
+_UPPER_BODY = [j for j in range(H36M_17.num_joints) if j != H36M_17.root and j not in _LEGS]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -119,6 +156,12 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def orthogonal_unit(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
     """The unit part of ``v (..., 3)`` orthogonal to the unit ``axis (..., 3)``."""
     return _unit(v - (v * axis).sum(-1, keepdims=True) * axis)
+
+
+def rotate_about(v: np.ndarray, axis: np.ndarray, angle_rad: float) -> np.ndarray:
+    """``v (..., 3)`` rotated ``angle_rad`` about the unit ``axis`` (broadcast against ``v``), right-handed (Rodrigues)."""
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return v * c + np.cross(axis, v) * s + axis * (axis * v).sum(-1, keepdims=True) * (1 - c)
 
 
 def torso_axes(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,8 +190,7 @@ def reshape_head(poses: np.ndarray, nose_fraction: float, nose_forward_m: float,
     line = poses[:, _HEAD_TOP] - poses[:, _THORAX]
     length = np.linalg.norm(line, axis=-1, keepdims=True)
     u = line / length
-    t = np.radians(tilt_deg)  # Rodrigues about `left`; the left component of u is kept
-    u = u * np.cos(t) + np.cross(left, u) * np.sin(t) + left * (left * u).sum(-1, keepdims=True) * (1 - np.cos(t))
+    u = rotate_about(u, left, np.radians(tilt_deg))  # forward = left x up: a positive angle tilts up toward forward
     ahead = orthogonal_unit(forward, u)
     out = poses.copy()
     out[:, _HEAD_TOP] = poses[:, _THORAX] + length * u
@@ -164,10 +206,36 @@ def move_spine(poses: np.ndarray, back_m: float) -> np.ndarray:
     return out
 
 
+def bend_posture(poses: np.ndarray, hip_deg: tuple[float, float], knee_deg: tuple[float, float], lean_deg: float) -> np.ndarray:
+    """``poses (T, J, 3)`` metres, h36m17, with each leg (right, then left) flexed ``hip_deg`` at the
+    hip (the knee and ankle swung forward about each frame's right-to-left hip axis) and ``knee_deg``
+    at the knee (the ankle swung backward about the same axis), and everything above the pelvis
+    leaned ``lean_deg`` forward about it. Bone lengths and the root are kept."""
+    left = _unit(poses[:, _GROUPS["hip"][1]] - poses[:, _GROUPS["hip"][0]])
+    root = poses[:, H36M_17.root : H36M_17.root + 1]
+    out = poses.copy()
+    out[:, _UPPER_BODY] = root + rotate_about(poses[:, _UPPER_BODY] - root, left[:, None], np.radians(lean_deg))
+    for (hip, knee, ankle), flex_hip, flex_knee in zip(_LEG_CHAINS, hip_deg, knee_deg):
+        # forward = left x up: rotating by -angle swings a downward thigh forward, by +angle a forward shin down
+        for joint in (knee, ankle):
+            out[:, joint] = out[:, hip] + rotate_about(out[:, joint] - out[:, hip], left, -np.radians(flex_hip))
+        out[:, ankle] = out[:, knee] + rotate_about(out[:, ankle] - out[:, knee], left, np.radians(flex_knee))
+    return out
+
+
+def random_posture(rng: np.random.Generator, poses: np.ndarray, variation: PostureVariation) -> np.ndarray:
+    """:func:`bend_posture` with angles drawn from ``variation`` (``poses`` unchanged with probability ``1 - share``)."""
+    if rng.uniform() >= variation.share:
+        return poses
+    hip, knee = rng.uniform(*variation.hip_flexion_deg), rng.uniform(*variation.knee_flexion_deg)
+    offsets = rng.uniform(-variation.leg_offset_deg, variation.leg_offset_deg, size=(2, 2))
+    return bend_posture(poses, tuple(hip + offsets[0]), tuple(knee + offsets[1]), rng.uniform(*variation.lean_deg))
+
+
 def reshape_body(rng: np.random.Generator, poses: np.ndarray, variation: BodyVariation) -> np.ndarray:
     """``poses (T, J, 3)`` metres, h36m17, with a body drawn from ``variation``, in this order (each
     step drawn only when its field is set): the hips raised, the head reshaped, the spine moved back,
-    then every bone rescaled (:func:`random_bone_scales`)."""
+    the posture bent, then every bone rescaled (:func:`random_bone_scales`)."""
     if variation.hip_raise_m is not None:
         poses = raise_hips(poses, rng.uniform(*variation.hip_raise_m))
     if variation.head is not None:
@@ -175,6 +243,8 @@ def reshape_body(rng: np.random.Generator, poses: np.ndarray, variation: BodyVar
         poses = reshape_head(poses, rng.uniform(*head.nose_fraction), rng.uniform(*head.nose_forward_m), rng.uniform(*head.tilt_deg))
     if variation.spine_back_m is not None:
         poses = move_spine(poses, rng.uniform(*variation.spine_back_m))
+    if variation.posture is not None:
+        poses = random_posture(rng, poses, variation.posture)
     return scale_bones(poses, random_bone_scales(rng, median_bone_lengths(poses, H36M_17), variation), H36M_17)
 
 

@@ -39,7 +39,7 @@ from d3prefine.io import PoseSequence, save_poses
 from d3prefine.runtime import run_reporting
 from d3prefine.skeleton import H36M_17
 from recipes.bandai import MotionInfo, Split, motion_info, read_h36m
-from recipes.bodies import BodyVariation, HeadVariation, reshape_body
+from recipes.bodies import BodyVariation, HeadVariation, PostureVariation, reshape_body
 from recipes.cameras import Camera, load_h36m_cameras, recentre
 from recipes.detector import DETECTORS, DetectorNoise
 from recipes.estimators import LIFTERS, FitConfig, LifterKind, estimator_summary, lifter_input, pooled_errors_mm
@@ -156,6 +156,7 @@ BODIES: dict[str, BodyVariation | None] = {
     "varied": BodyVariation(),
     "varied-hips": BodyVariation(hip_raise_m=(0.0, 0.04)),
     "varied-head": BodyVariation(hip_raise_m=(0.0, 0.04), head=HeadVariation(), spine_back_m=(0.0, 0.03)),
+    "varied-seated": BodyVariation(hip_raise_m=(0.0, 0.04), posture=PostureVariation()),
 }
 
 

@@ -5,7 +5,18 @@ import pytest
 
 from d3prefine.bones import median_bone_lengths, scale_bones
 from d3prefine.skeleton import H36M_17
-from recipes.bodies import BodyVariation, HeadVariation, move_spine, raise_hips, random_bone_scales, reshape_body, reshape_head
+from recipes.bodies import (
+    BodyVariation,
+    HeadVariation,
+    PostureVariation,
+    bend_posture,
+    move_spine,
+    raise_hips,
+    random_bone_scales,
+    random_posture,
+    reshape_body,
+    reshape_head,
+)
 from recipes.build_dataset import BODIES
 from tests.conftest import synthetic_motion
 
@@ -116,3 +127,44 @@ def test_varied_head_preset_reshapes_the_head_and_spine_before_the_bones():
         HeadVariation(tilt_deg=(20.0, 10.0))
     with pytest.raises(ValueError, match="spine_back_m"):
         BodyVariation(spine_back_m=(0.03, 0.0))
+
+
+def test_bend_posture_seats_the_legs_and_leans_the_trunk():
+    """Facing -y (left +x, up +z): hips flexed 90 degrees put the knees 0.4 m in front of the hips,
+    knees flexed 90 put the ankles 0.4 m below the knees; a 90 degree lean lays the thorax forward."""
+    poses = _upright_pose()
+    poses[:, 1], poses[:, 4] = [-0.1, 0.0, 0.0], [0.1, 0.0, 0.0]
+    poses[:, 2], poses[:, 5] = [-0.1, 0.0, -0.4], [0.1, 0.0, -0.4]
+    poses[:, 3], poses[:, 6] = [-0.1, 0.0, -0.8], [0.1, 0.0, -0.8]
+    seated = bend_posture(poses, (90.0, 90.0), (90.0, 90.0), 0.0)
+    np.testing.assert_allclose(seated[0, [2, 5]], [[-0.1, -0.4, 0.0], [0.1, -0.4, 0.0]], atol=1e-12)
+    np.testing.assert_allclose(seated[0, [3, 6]], [[-0.1, -0.4, -0.4], [0.1, -0.4, -0.4]], atol=1e-12)
+    np.testing.assert_array_equal(np.delete(seated, [2, 3, 5, 6], axis=1), np.delete(poses, [2, 3, 5, 6], axis=1))
+    leaned = bend_posture(poses, (0.0, 0.0), (0.0, 0.0), 90.0)
+    np.testing.assert_allclose(leaned[0, 8], [0.0, -0.4, 0.0], atol=1e-12)
+    np.testing.assert_allclose(leaned[0, :7], poses[0, :7], atol=1e-12)
+    one_leg = bend_posture(poses, (0.0, 45.0), (0.0, 0.0), 0.0)  # the left leg alone, straight
+    np.testing.assert_allclose(one_leg[0, 6], [0.1, -0.8 / np.sqrt(2), -0.8 / np.sqrt(2)], atol=1e-12)
+    np.testing.assert_allclose(one_leg[0, 3], poses[0, 3], atol=1e-12)
+    parents = np.maximum(np.asarray(H36M_17.parents), 0)
+    for bent in (seated, leaned, one_leg):
+        np.testing.assert_allclose(np.linalg.norm(bent - bent[:, parents], axis=-1), np.linalg.norm(poses - poses[:, parents], axis=-1), atol=1e-12)
+
+
+def test_varied_seated_preset_bends_a_share_of_the_sequences_after_the_spine():
+    poses = synthetic_motion(10, np.random.default_rng(6))
+    preset = BODIES["varied-seated"]
+    assert preset.hip_raise_m == BODIES["varied-hips"].hip_raise_m and preset.posture == PostureVariation()
+    always = BodyVariation(height=(1.0, 1.0), proportion_std=0.0, hip_width_m=None, shoulder_width_m=None,
+                           posture=PostureVariation(share=1.0, hip_flexion_deg=(80.0, 80.0), knee_flexion_deg=(70.0, 70.0),
+                                                    leg_offset_deg=0.0, lean_deg=(20.0, 20.0)))
+    np.testing.assert_allclose(reshape_body(np.random.default_rng(0), poses, always),
+                               bend_posture(poses, (80.0, 80.0), (70.0, 70.0), 20.0), atol=1e-12)
+    never = BodyVariation(height=(1.0, 1.0), proportion_std=0.0, hip_width_m=None, shoulder_width_m=None, posture=PostureVariation(share=0.0))
+    np.testing.assert_allclose(reshape_body(np.random.default_rng(0), poses, never), poses, atol=1e-12)
+    bent = [not np.allclose(random_posture(np.random.default_rng(seed), poses, PostureVariation()), poses) for seed in range(200)]
+    assert 0.3 < np.mean(bent) < 0.5  # share 0.4
+    with pytest.raises(ValueError, match="knee_flexion_deg"):
+        PostureVariation(knee_flexion_deg=(90.0, 10.0))
+    with pytest.raises(ValueError, match="share"):
+        PostureVariation(share=1.5)
