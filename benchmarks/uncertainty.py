@@ -7,9 +7,10 @@ non-root joints, every frame). The sequences are split in two halves: the first 
 split-conformal scale of a nominal ``--level`` (90 %) error radius
 (:func:`d3prefine.calibration.conformal_scale`), the second, and every ``--test`` file (e.g. Human3.6M
 with real detections: another domain), measure the share of errors within ``scale x spread``.
-Both rules of :class:`d3prefine.calibration.Widening` are fitted and measured: the raw spread,
-and the spread times ``2**max(0, guard score)`` of its sequence (wider on sequences unlike the
-training data); ``--widening`` (default ``guard``) picks the one written. Also reported: the Spearman correlation of spread and error, their medians, the coverage of
+Every rule of :class:`d3prefine.calibration.Widening` is fitted and measured (the raw spread;
+the spread times ``2**max(0, guard score)`` of its sequence, wider on sequences unlike the
+training data; and, given a correction weight, the three rules that add the correction length);
+``--widening`` (default ``guard``) picks the one written. Also reported: the Spearman correlation of spread and error, their medians, the coverage of
 1 and 3 times the raw spread, and how the calibrated coverage spreads over a set's sequences
 (10th / 50th / 90th percentile of the per-sequence coverage: a single sequence, such as an
 example file, lands anywhere in that band).
@@ -65,24 +66,25 @@ from d3prefine.runtime import log
 class Parts:
     """The pieces of every rule's radius, flat over the non-root joints of every frame of a set
     (metres): the samples' ``spread``, the ``correction`` (length of refined minus input), the
-    guard ``score`` of each element's sequence (0 without a guard reference), the ``error``, and
-    the index of each element's ``sequence`` in the set."""
+    guard ``score`` and ``condition`` ratio of each element's sequence (0 and 1 without a guard
+    reference), the ``error``, and the index of each element's ``sequence`` in the set."""
 
     spread: np.ndarray
     correction: np.ndarray
     score: np.ndarray
+    condition: np.ndarray
     error: np.ndarray
     sequence: np.ndarray
 
     def unscaled(self, rule: Rule) -> np.ndarray:
         """What the calibration's scale multiplies under ``rule`` (:func:`d3prefine.calibration.unscaled_radius`)."""
-        return unscaled_radius(rule[0], self.spread, self.correction, self.score, rule[1])
+        return unscaled_radius(rule[0], self.spread, self.correction, self.score, rule[1], self.condition)
 
 
 def concat_parts(parts: list[Parts]) -> Parts:
     """One :class:`Parts` of several sets, their sequence indices renumbered one after the other."""
     offsets = np.cumsum([0] + [int(p.sequence.max()) + 1 if len(p.sequence) else 0 for p in parts[:-1]])
-    return Parts(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("spread", "correction", "score", "error")),
+    return Parts(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("spread", "correction", "score", "condition", "error")),
                  np.concatenate([p.sequence + offset for p, offset in zip(parts, offsets)]))
 
 
@@ -112,13 +114,13 @@ def radius_parts(refiner: Refiner, sequences: list[PoseSequence], args: argparse
     results = refiner.refine_sequences(sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed, fallback=DEFAULT_FALLBACK)
     root = refiner.layout.root
     moving = np.arange(refiner.layout.num_joints) != root
-    pieces: list[list[np.ndarray]] = [[], [], [], [], []]
+    pieces: list[list[np.ndarray]] = [[], [], [], [], [], []]
     for index, (seq, result) in enumerate(zip(sequences, results)):
         pred, gt, given = (a - a[:, root : root + 1] for a in (result.poses_3d, seq.gt_3d, seq.poses_3d))
         error = np.linalg.norm(pred - gt, axis=-1)[:, moving].ravel()
-        score = 0.0 if result.guard is None else result.guard.score
+        score, condition = (0.0, 1.0) if result.guard is None else (result.guard.score, result.guard.condition)
         for bucket, values in zip(pieces, (result.uncertainty[:, moving].ravel(), np.linalg.norm(pred - given, axis=-1)[:, moving].ravel(),
-                                           np.full(len(error), score), error, np.full(len(error), index))):
+                                           np.full(len(error), score), np.full(len(error), condition), error, np.full(len(error), index))):
             bucket.append(values)
     return Parts(*(np.concatenate(bucket) for bucket in pieces))
 
@@ -172,7 +174,9 @@ def markdown(document: dict) -> str:
     widening = {Widening.NONE.value: "none: scale x spread", Widening.GUARD.value: "guard: scale x spread x 2^max(0, guard score)",
                 Widening.CORRECTION.value: f"correction: scale x (spread + {c['correction_weight']:g} x correction length)",
                 Widening.CORRECTION_GUARD.value: f"correction-guard: scale x (spread + {c['correction_weight']:g} x correction length) "
-                                                 "x 2^max(0, guard score)"}
+                                                 "x 2^max(0, guard score)",
+                Widening.CORRECTION_CONDITION.value: f"correction-condition: scale x (spread + {c['correction_weight']:g} x correction "
+                                                     "length) x sqrt(guard condition ratio)"}
     pooling = {Pooling.POOLED.value: "", Pooling.WORST_FILE.value: "; each validation file fitted on its own, the largest scale taken"}
     others = ", ".join(f"{rule} {scale:.2f}" for rule, scale in document["scales"].items() if rule != c["widening"])
     lines = [*report_head("Calibrated uncertainty of refine --samples", document["run"]),
@@ -226,7 +230,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--level", type=float, default=0.9, help="nominal coverage of the radius")
     parser.add_argument("--widening", type=Widening, choices=list(Widening), default=Widening.GUARD,
                         help="the rule written with --write-weights and shown as the calibrated coverage (all are measured; "
-                             "correction and correction-guard need --select or --correction-weight)")
+                             "correction, correction-guard and correction-condition need --select or --correction-weight)")
     parser.add_argument("--pooling", type=Pooling, choices=list(Pooling), default=Pooling.POOLED,
                         help="'pooled': one quantile over every --val file; 'worst-file': each --val file's own quantile, the largest")
     parser.add_argument("--write-weights", action="store_true", help="store the calibration in the denoiser file")

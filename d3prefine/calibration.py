@@ -27,6 +27,14 @@ rules (:class:`Widening`) widen the radius there:
   above 0 (the calibration data mostly scores low, so the scale changes little: 1.58 to 1.35 for
   the shipped set; a sequence far from the training data gets a wider radius even where the
   network moves little).
+- :attr:`Widening.CORRECTION_CONDITION`: ``scale * (spread + correction_weight * |refined -
+  input|) * sqrt(condition)``, ``condition`` the guard's condition ratio of the sequence (the
+  median squared Mahalanobis distance of its 2D and 3D inputs under the training inputs' Gaussian,
+  per dimension: about 1 in distribution), so its square root is a distance, in standard
+  deviations, as the error is a length. Unlike :attr:`Widening.CORRECTION_GUARD` it does not count
+  the correction twice (the guard score is the larger of the condition's and the correction's
+  logarithms, so a sequence the network corrects far was widened once per joint and again per
+  sequence), and it narrows the radius on inputs more typical than the calibration data's.
 
 ``scale`` is always fitted on the widened ratios.
 
@@ -40,8 +48,12 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from d3prefine.guard import GuardScore
 
 CALIBRATION_METADATA_KEY = "calibration"
 
@@ -53,35 +65,41 @@ class Widening(str, Enum):
     GUARD = "guard"  # scale * spread * 2 ** max(0, guard score)
     CORRECTION = "correction"  # scale * (spread + correction_weight * |refined - input|)
     CORRECTION_GUARD = "correction-guard"  # scale * (spread + correction_weight * |refined - input|) * 2 ** max(0, guard score)
+    CORRECTION_CONDITION = "correction-condition"  # scale * (spread + correction_weight * |refined - input|) * sqrt(guard condition)
 
     @property
     def uses_guard(self) -> bool:
-        return self in (Widening.GUARD, Widening.CORRECTION_GUARD)
+        """Whether the rule needs the guard's verdict on the sequence (the guard reference in the weights)."""
+        return self in (Widening.GUARD, Widening.CORRECTION_GUARD, Widening.CORRECTION_CONDITION)
 
     @property
     def uses_correction(self) -> bool:
-        return self in (Widening.CORRECTION, Widening.CORRECTION_GUARD)
+        return self in (Widening.CORRECTION, Widening.CORRECTION_GUARD, Widening.CORRECTION_CONDITION)
 
 
 # The correction weights python -m benchmarks.uncertainty chooses from (dimensionless).
 CORRECTION_WEIGHTS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
-def widening_factor(widening: Widening, score: float | np.ndarray | None) -> float | np.ndarray:
-    """The radius multiplier of a sequence with guard ``score`` (``None``: no guard, 1; an array:
-    one score per element); 1 under the rules that do not use the guard."""
-    if not Widening(widening).uses_guard or score is None:
+def widening_factor(widening: Widening, score: float | np.ndarray | None, condition: float | np.ndarray | None = None) -> float | np.ndarray:
+    """The radius multiplier of a sequence with guard ``score`` and guard ``condition`` ratio
+    (``None``: no guard, 1; arrays: one value per element): ``2**max(0, score)`` under the guard
+    rules, ``sqrt(condition)`` under :attr:`Widening.CORRECTION_CONDITION`, 1 under the others."""
+    widening = Widening(widening)
+    if widening is Widening.CORRECTION_CONDITION:
+        return 1.0 if condition is None else np.sqrt(condition)
+    if not widening.uses_guard or score is None:
         return 1.0
     return np.exp2(np.maximum(0.0, score))
 
 
 def unscaled_radius(widening: Widening, spread: np.ndarray, correction: np.ndarray, score: float | np.ndarray | None,
-                    correction_weight: float = 0.0) -> np.ndarray:
+                    correction_weight: float = 0.0, condition: float | np.ndarray | None = None) -> np.ndarray:
     """What the calibration's scale multiplies under rule ``widening`` (metres, the shape of ``spread``):
     ``spread`` and ``correction`` (the length of refined minus input) per joint and frame, ``score``
-    the sequence's guard score (``None``: no guard)."""
+    and ``condition`` the sequence's guard score and condition ratio (``None``: no guard)."""
     base = spread + correction_weight * correction if Widening(widening).uses_correction else spread
-    return base * widening_factor(widening, score)
+    return base * widening_factor(widening, score, condition)
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,8 @@ class UncertaintyCalibration:
         widening: how the radius grows on sequences unlike the training data (files written
             before it: :attr:`Widening.NONE`).
         correction_weight: the weight of the correction length under :attr:`Widening.CORRECTION`
-            and :attr:`Widening.CORRECTION_GUARD` (dimensionless, >= 0; 0 under the other rules).
+            :attr:`Widening.CORRECTION_GUARD` and :attr:`Widening.CORRECTION_CONDITION` (dimensionless,
+            >= 0; 0 under the other rules).
         fallback: whether the calibration run leaned on the input where the guard flags
             (``refine --fallback``; files written before it: ``False``).
     """
@@ -115,9 +134,11 @@ class UncertaintyCalibration:
         if not (math.isfinite(self.correction_weight) and self.correction_weight >= 0):
             raise ValueError(f"calibration needs correction_weight >= 0, got {self.correction_weight}")
 
-    def radius(self, spread: np.ndarray, correction: np.ndarray, score: float | None) -> np.ndarray:
-        """The calibrated radius (metres) of :func:`unscaled_radius`'s arguments."""
-        return self.scale * unscaled_radius(self.widening, spread, correction, score, self.correction_weight)
+    def radius(self, spread: np.ndarray, correction: np.ndarray, guard: GuardScore | None) -> np.ndarray:
+        """The calibrated radius (metres) of :func:`unscaled_radius`'s arguments, ``guard`` the
+        guard's verdict on the sequence (``None``: no guard reference)."""
+        score, condition = (None, None) if guard is None else (guard.score, guard.condition)
+        return self.scale * unscaled_radius(self.widening, spread, correction, score, self.correction_weight, condition)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "widening": self.widening.value})

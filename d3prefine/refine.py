@@ -214,7 +214,7 @@ class Refiner(StreamRefiner):
         except ValueError as err:
             raise WeightsError(f"{path}: {err}") from None
         if calibration is not None and calibration.widening.uses_guard and guard is None:
-            raise WeightsError(f"{path}: the uncertainty calibration widens by the guard score, but the file holds no guard reference")
+            raise WeightsError(f"{path}: the uncertainty calibration widens by the guard's verdict, but the file holds no guard reference")
         refiner = cls(
             model, NoiseModel.load(noise_path), device, weights_path=path, noise_path=noise_path, guard=guard,
             calibration=calibration, fps=fps, noise_trained_with=meta.get(NOISE_DIGEST_KEY),
@@ -401,7 +401,7 @@ class Refiner(StreamRefiner):
         with a ``smooth``-frame window; the mean's bone lengths set by ``bones``, the guard
         score of that mean; with ``fallback``, that mean leant on the filtered input by the
         score (:meth:`refine_stream`); the spread turned into the calibration's radius (widened
-        by that score or by the final correction, :mod:`d3prefine.calibration`), if any; the
+        by the guard's verdict or by the final correction, :mod:`d3prefine.calibration`), if any; the
         input root trajectory is added back."""
         blended = smoothed(blended, smooth)
         mean = blended.mean(axis=1)
@@ -415,7 +415,7 @@ class Refiner(StreamRefiner):
             spread = None if spread is None else spread * weights[0]
         if spread is not None and self.calibration is not None:
             correction = np.linalg.norm(mean - inputs.y, axis=-1)  # (T, J) metres, root-relative
-            spread = self.calibration.radius(spread, correction, None if guard is None else guard.score)
+            spread = self.calibration.radius(spread, correction, guard)
         return RefineResult(poses_3d=(mean + inputs.root[:, None]).astype(np.float32), uncertainty=spread, guard=guard,
                             input_weight=input_weight)
 

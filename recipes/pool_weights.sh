@@ -13,9 +13,9 @@
 #    $INIT on them (4,000 steps; --max-minutes stops it earlier on a slow machine);
 # 3. the guard reference (on the same Bandai files) and the uncertainty calibration (on the
 #    real-detector build's validation, with the correction weight 2 chosen for weights/varied on
-#    lifters it never saw; this set trained on all of them; since stop 28 also doubled per unit of
-#    guard score above 0, --widening correction-guard), written into the denoiser's
-#    metadata. Human3.6M is never read here.
+#    lifters it never saw; this set trained on all of them; since stop 30 times the square root of
+#    the guard's condition ratio, --widening correction-condition; stops 28-29 doubled it per unit of
+#    guard score above 0, correction-guard), written into the denoiser's metadata. Human3.6M is never read here.
 # Copy $OUT/denoiser.safetensors and $OUT/noise.safetensors to weights/ to ship them.
 #
 # KINDS (the estimator outputs trained on, in every build) and EXTRA (more "build:member" outputs)
@@ -75,5 +75,5 @@ rm -f "$OUT/denoiser.ckpt.safetensors"
 python -m benchmarks.guard --weights "$OUT/denoiser.safetensors" $(printf -- '--train %s ' "${TRAIN[@]}") "${VAL[@]}" \
     --sequences 300 --threshold-quantile 0.99 --out "$OUT/guard" --write-weights --threads "$THREADS" > "$OUT/guard.log" 2>&1
 python -m benchmarks.uncertainty --weights "$OUT/denoiser.safetensors" --val data/varied/val_temporal.h5 --val data/varied/val_frame.h5 \
-    --widening correction-guard --correction-weight 2 --sequences 15 --out "$OUT/uncertainty" --write-weights --threads "$THREADS" \
+    --widening correction-condition --correction-weight 2 --sequences 15 --out "$OUT/uncertainty" --write-weights --threads "$THREADS" \
     > "$OUT/uncertainty.log" 2>&1

@@ -506,12 +506,13 @@ def test_worst_file_pooling_takes_the_largest_scale_of_the_files_on_their_own():
     ceil(21 x 0.9) = 19th smallest of 20 ratios (19); each file's own is its 10th of 10 (10 and 20), the largest 20."""
     def parts(errors: np.ndarray, first: int) -> uncertainty.Parts:
         n = len(errors)
-        return uncertainty.Parts(np.ones(n), np.zeros(n), np.zeros(n), errors, np.arange(n) // 5 + first)
+        return uncertainty.Parts(np.ones(n), np.zeros(n), np.zeros(n), np.full(n, first + 1.0), errors, np.arange(n) // 5 + first)
     files = [parts(np.arange(1.0, 11.0), 0), parts(np.arange(11.0, 21.0), 0)]
     rule = (Widening.NONE, 0.0)
     assert uncertainty.fit_scale(files, rule, 0.9, uncertainty.Pooling.POOLED) == 19.0
     assert uncertainty.fit_scale(files, rule, 0.9, uncertainty.Pooling.WORST_FILE) == 20.0
     assert uncertainty.concat_parts(files).sequence.tolist() == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5
+    assert uncertainty.concat_parts([files[0], parts(np.ones(2), 3)]).condition.tolist() == [1.0] * 10 + [4.0] * 2
     with pytest.raises(ValueError):
         uncertainty.Pooling("mean")
 
@@ -533,7 +534,7 @@ def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(fil
     assert calibration["scale"] == document["scales"]["correction"] == grid["weights"][str(grid["chosen"])]["scale"]
     selected = document["sets"][grid["select"][0]]
     assert selected["coverage_by_widening"]["correction"] == grid["weights"][str(grid["chosen"])]["coverage"][0]
-    assert set(selected["coverage_by_widening"]) == {"none", "guard", "correction", "correction-guard"}
+    assert set(selected["coverage_by_widening"]) == {"none", "guard", "correction", "correction-guard", "correction-condition"}
     refiner = Refiner.from_pretrained(weights, device="cpu")
     assert refiner.calibration.widening is Widening.CORRECTION and refiner.calibration.correction_weight == grid["chosen"]
     assert f"**{grid['chosen']:g}**" in out.with_suffix(".md").read_text()
@@ -543,7 +544,7 @@ def test_uncertainty_benchmark_chooses_the_correction_weight_on_select_files(fil
     assert uncertainty.main([str(a) for a in given]) == 0
     document = json.loads(out.with_suffix(".json").read_text())
     assert document["calibration"]["correction_weight"] == 0.5 and document["correction_grid"] == {}
-    assert set(document["sets"]["validation, other half (held out)"]["coverage_by_widening"]) == {"none", "guard", "correction", "correction-guard"}
+    assert set(document["sets"]["validation, other half (held out)"]["coverage_by_widening"]) == {"none", "guard", "correction", "correction-guard", "correction-condition"}
     assert "The correction weight 0.5 was given" in out.with_suffix(".md").read_text()
     assert Refiner.from_pretrained(weights, device="cpu").calibration.correction_weight == 0.5
 

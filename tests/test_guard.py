@@ -22,7 +22,7 @@ from d3prefine.calibration import (
 )
 from d3prefine.checkpoint import denoiser_metadata, save_denoiser, set_denoiser_metadata
 from d3prefine.errors import ExitCode, WeightsError
-from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, familiar_mean, fit_reference, guard_score, score_weights
+from d3prefine.guard import GUARD_METADATA_KEY, GuardReference, GuardScore, familiar_mean, fit_reference, guard_score, score_weights
 from d3prefine.guard_fit import GUARD_QUANTILE, MIN_THRESHOLD, fit_guard, guard_scores, threshold_of
 from d3prefine.io import load_poses, save_poses
 from d3prefine.model import DenoiserConfig, PoseDenoiser
@@ -267,12 +267,27 @@ def test_widening_by_the_correction_and_the_guard():
     np.testing.assert_allclose(unscaled_radius(Widening.CORRECTION_GUARD, spread, correction, 1.0, 0.5), [[0.12, 0.04]])
     np.testing.assert_allclose(unscaled_radius(Widening.CORRECTION_GUARD, spread, correction, -1.0, 0.5), [[0.06, 0.02]])
     np.testing.assert_allclose(unscaled_radius(Widening.CORRECTION_GUARD, spread, correction, None, 0.5), [[0.06, 0.02]])
-    assert [w.uses_guard for w in Widening] == [False, True, False, True]
-    assert [w.uses_correction for w in Widening] == [False, False, True, True]
+    assert [w.uses_guard for w in Widening] == [False, True, False, True, True]
+    assert [w.uses_correction for w in Widening] == [False, False, True, True, True]
     calibration = UncertaintyCalibration(scale=3.0, level=0.9, steps=2, samples=3, eta=0.3, widening=Widening.CORRECTION_GUARD,
                                          correction_weight=0.5)
     assert UncertaintyCalibration.from_json(calibration.to_json()) == calibration
-    np.testing.assert_allclose(calibration.radius(spread, correction, 2.0), [[0.72, 0.24]])
+    np.testing.assert_allclose(calibration.radius(spread, correction, GuardScore(2.0, 0.5, 4.0, 1.0)), [[0.72, 0.24]])
+
+
+def test_widening_by_the_correction_and_the_square_root_of_the_condition():
+    """(spread + 0.5 x correction) = [0.06, 0.02] times sqrt(condition): twice as wide at condition 4,
+    half as wide at 0.25 (inputs more typical than the calibration data's), whatever the score."""
+    spread, correction = np.array([[0.01, 0.02]]), np.array([[0.1, 0.0]])
+    rule = Widening.CORRECTION_CONDITION
+    np.testing.assert_allclose(unscaled_radius(rule, spread, correction, 3.0, 0.5, 4.0), [[0.12, 0.04]])
+    np.testing.assert_allclose(unscaled_radius(rule, spread, correction, 3.0, 0.5, 0.25), [[0.03, 0.01]])
+    np.testing.assert_allclose(unscaled_radius(rule, spread, correction, None, 0.5, None), [[0.06, 0.02]])  # no guard
+    np.testing.assert_allclose(widening_factor(rule, np.zeros(3), np.array([1.0, 4.0, 9.0])), [1.0, 2.0, 3.0])  # one ratio per element
+    calibration = UncertaintyCalibration(scale=3.0, level=0.9, steps=2, samples=3, eta=0.3, widening=rule, correction_weight=0.5)
+    assert UncertaintyCalibration.from_json(calibration.to_json()) == calibration
+    np.testing.assert_allclose(calibration.radius(spread, correction, GuardScore(-1.0, 0.25, 0.5, 1.0)), [[0.09, 0.03]])
+    np.testing.assert_allclose(calibration.radius(spread, correction, None), [[0.18, 0.06]])
 
 
 def test_correction_widened_uncertainty_adds_the_correction_length(weights):
@@ -300,10 +315,23 @@ def test_guard_widened_uncertainty_grows_with_the_guard_score(weights):
     np.testing.assert_array_equal(a.poses_3d, b.poses_3d)
 
 
+def test_condition_widened_uncertainty_scales_with_the_square_root_of_the_condition(weights):
+    plain = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
+    widened = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
+    widened.calibration = dataclasses.replace(plain.calibration, widening=Widening.CORRECTION_CONDITION, correction_weight=0.5)
+    seq = build_sequence(30, seed=3)
+    args = {"image_size": seq.image_size, "steps": 2, "samples": 3, "seed": 1}
+    a, b = plain.refine(seq.poses_2d, seq.poses_3d, **args), widened.refine(seq.poses_2d, seq.poses_3d, **args)
+    assert a.guard == b.guard and a.guard.condition != 1.0
+    moved = np.linalg.norm((a.poses_3d - a.poses_3d[:, :1]) - (seq.poses_3d - seq.poses_3d[:, :1]), axis=-1)  # root-relative, metres
+    expected = np.sqrt(a.guard.condition) * (a.uncertainty + plain.calibration.scale * 0.5 * moved)
+    np.testing.assert_allclose(b.uncertainty, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_guard_widening_without_a_guard_reference_is_refused(weights):
     calibration = UncertaintyCalibration(scale=3.0, level=0.9, steps=2, samples=3, eta=0.3, widening=Widening.GUARD)
     set_denoiser_metadata(weights / "plain.safetensors", weights / "widened.safetensors", {CALIBRATION_METADATA_KEY: calibration.to_json()})
-    with pytest.raises(WeightsError, match="widens by the guard score, but the file holds no guard reference"):
+    with pytest.raises(WeightsError, match="widens by the guard's verdict, but the file holds no guard reference"):
         Refiner.from_pretrained(weights / "widened.safetensors", weights / "noise.safetensors", device="cpu")
 
 

@@ -123,8 +123,8 @@ def test_refine_output_of_the_shipped_weights_is_unchanged(refiner, options, err
         assert result.uncertainty is None
     else:  # the golden number is the raw spread; the shipped calibration turns it into scale x (a x spread + b) (d3prefine.calibration)
         moved = np.linalg.norm((result.poses_3d - result.poses_3d[:, :1]) - (seq.poses_3d - seq.poses_3d[:, :1]), axis=-1)
-        b = refiner.calibration.radius(np.zeros_like(moved), moved, result.guard.score)
-        a = refiner.calibration.radius(np.ones_like(moved), moved, result.guard.score) - b
+        b = refiner.calibration.radius(np.zeros_like(moved), moved, result.guard)
+        a = refiner.calibration.radius(np.ones_like(moved), moved, result.guard) - b
         assert float(((result.uncertainty - b) / a).mean()) == pytest.approx(spread, rel=1e-4)
 
 
