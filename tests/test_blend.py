@@ -29,7 +29,7 @@ def test_blend_of_the_shipped_sets_on_the_example(blended):
     """walk.npz (the previous build's idealised detector): the default set (trained on a pool of
     lifters of both builds) knows it better than weights/varied (lower guard score) and weighs
     more; the blend lies between the two sets, nearer the default (since stop 29 the default alone
-    is better here, 19.06 mm; README, "Blending"). Both sets find it familiar, so the fallback's
+    is better here, 18.12 mm; README, "Blending"). Both sets find it familiar, so the fallback's
     input weighs under 1 %."""
     (seq,) = load_poses(WALK)
     default, varied = (r.refine(seq.poses_2d, seq.poses_3d, image_size=seq.image_size, fallback=False) for r in blended.refiners)
@@ -45,7 +45,7 @@ def test_blend_of_the_shipped_sets_on_the_example(blended):
         expected = constrain_bones(mean, rel(seq.poses_3d), "input", blended.layout) + seq.poses_3d[:, :1]
         np.testing.assert_allclose(result.poses_3d, expected, atol=1e-6)
         errors = [1000 * mpjpe(p, seq.gt_3d) for p in (result.poses_3d, default.poses_3d, varied.poses_3d)]
-        assert errors[0] == pytest.approx(19.85, abs=0.01) and errors[1] < errors[0] < errors[2] and errors[2] == pytest.approx(28.51, abs=0.01)
+        assert errors[0] == pytest.approx(18.63, abs=0.01) and errors[1] < errors[0] < errors[2] and errors[2] == pytest.approx(28.51, abs=0.01)
     assert 0.001 < result.input_weight < 0.01
 
 
