@@ -290,13 +290,19 @@ def test_widening_by_the_correction_and_the_square_root_of_the_condition():
     np.testing.assert_allclose(calibration.radius(spread, correction, None), [[0.18, 0.06]])
 
 
-def test_correction_widened_uncertainty_adds_the_correction_length(weights):
+def _refine_plain_and_widened(weights, **changes):
+    """The tiny refiner's calibration, and that calibration with ``changes``, on one sequence
+    (2 steps, 3 samples): ``(plain refiner, sequence, plain result, widened result)``."""
     plain = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
     widened = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
-    widened.calibration = dataclasses.replace(plain.calibration, widening=Widening.CORRECTION, correction_weight=0.5)
+    widened.calibration = dataclasses.replace(plain.calibration, **changes)
     seq = build_sequence(30, seed=3)
     args = {"image_size": seq.image_size, "steps": 2, "samples": 3, "seed": 1}
-    a, b = plain.refine(seq.poses_2d, seq.poses_3d, **args), widened.refine(seq.poses_2d, seq.poses_3d, **args)
+    return plain, seq, plain.refine(seq.poses_2d, seq.poses_3d, **args), widened.refine(seq.poses_2d, seq.poses_3d, **args)
+
+
+def test_correction_widened_uncertainty_adds_the_correction_length(weights):
+    plain, seq, a, b = _refine_plain_and_widened(weights, widening=Widening.CORRECTION, correction_weight=0.5)
     np.testing.assert_array_equal(a.poses_3d, b.poses_3d)
     moved = np.linalg.norm((a.poses_3d - a.poses_3d[:, :1]) - (seq.poses_3d - seq.poses_3d[:, :1]), axis=-1)  # root-relative, metres
     assert moved[:, 1:].min() > 0 and np.all(moved[:, 0] == 0)
@@ -304,24 +310,14 @@ def test_correction_widened_uncertainty_adds_the_correction_length(weights):
 
 
 def test_guard_widened_uncertainty_grows_with_the_guard_score(weights):
-    plain = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
-    widened = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
-    widened.calibration = dataclasses.replace(plain.calibration, widening=Widening.GUARD)
-    seq = build_sequence(30, seed=3)
-    args = {"image_size": seq.image_size, "steps": 2, "samples": 3, "seed": 1}
-    a, b = plain.refine(seq.poses_2d, seq.poses_3d, **args), widened.refine(seq.poses_2d, seq.poses_3d, **args)
+    _, _, a, b = _refine_plain_and_widened(weights, widening=Widening.GUARD)
     assert a.guard == b.guard and a.guard.score > 0  # this tiny model's inputs lie far from its reference
     np.testing.assert_allclose(b.uncertainty, 2 ** a.guard.score * a.uncertainty, rtol=1e-6)
     np.testing.assert_array_equal(a.poses_3d, b.poses_3d)
 
 
 def test_condition_widened_uncertainty_scales_with_the_square_root_of_the_condition(weights):
-    plain = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
-    widened = Refiner.from_pretrained(weights / "high.safetensors", weights / "noise.safetensors", device="cpu")
-    widened.calibration = dataclasses.replace(plain.calibration, widening=Widening.CORRECTION_CONDITION, correction_weight=0.5)
-    seq = build_sequence(30, seed=3)
-    args = {"image_size": seq.image_size, "steps": 2, "samples": 3, "seed": 1}
-    a, b = plain.refine(seq.poses_2d, seq.poses_3d, **args), widened.refine(seq.poses_2d, seq.poses_3d, **args)
+    plain, seq, a, b = _refine_plain_and_widened(weights, widening=Widening.CORRECTION_CONDITION, correction_weight=0.5)
     assert a.guard == b.guard and a.guard.condition != 1.0
     moved = np.linalg.norm((a.poses_3d - a.poses_3d[:, :1]) - (seq.poses_3d - seq.poses_3d[:, :1]), axis=-1)  # root-relative, metres
     expected = np.sqrt(a.guard.condition) * (a.uncertainty + plain.calibration.scale * 0.5 * moved)
