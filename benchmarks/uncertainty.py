@@ -84,8 +84,8 @@ class Parts:
 def concat_parts(parts: list[Parts]) -> Parts:
     """One :class:`Parts` of several sets, their sequence indices renumbered one after the other."""
     offsets = np.cumsum([0] + [int(p.sequence.max()) + 1 if len(p.sequence) else 0 for p in parts[:-1]])
-    return Parts(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("spread", "correction", "score", "condition", "error")),
-                 np.concatenate([p.sequence + offset for p, offset in zip(parts, offsets)]))
+    pooled = {field.name: np.concatenate([getattr(p, field.name) for p in parts]) for field in dataclasses.fields(Parts) if field.name != "sequence"}
+    return Parts(**pooled, sequence=np.concatenate([p.sequence + offset for p, offset in zip(parts, offsets)]))
 
 
 class Pooling(str, Enum):
@@ -114,15 +114,15 @@ def radius_parts(refiner: Refiner, sequences: list[PoseSequence], args: argparse
     results = refiner.refine_sequences(sequences, steps=args.steps, samples=args.samples, eta=args.eta, seed=args.seed, fallback=DEFAULT_FALLBACK)
     root = refiner.layout.root
     moving = np.arange(refiner.layout.num_joints) != root
-    pieces: list[list[np.ndarray]] = [[], [], [], [], [], []]
-    for index, (seq, result) in enumerate(zip(sequences, results)):
+    pieces = []  # one Parts per sequence, its index 0; concat_parts numbers them
+    for seq, result in zip(sequences, results):
         pred, gt, given = (a - a[:, root : root + 1] for a in (result.poses_3d, seq.gt_3d, seq.poses_3d))
         error = np.linalg.norm(pred - gt, axis=-1)[:, moving].ravel()
         score, condition = (0.0, 1.0) if result.guard is None else (result.guard.score, result.guard.condition)
-        for bucket, values in zip(pieces, (result.uncertainty[:, moving].ravel(), np.linalg.norm(pred - given, axis=-1)[:, moving].ravel(),
-                                           np.full(len(error), score), np.full(len(error), condition), error, np.full(len(error), index))):
-            bucket.append(values)
-    return Parts(*(np.concatenate(bucket) for bucket in pieces))
+        pieces.append(Parts(spread=result.uncertainty[:, moving].ravel(), correction=np.linalg.norm(pred - given, axis=-1)[:, moving].ravel(),
+                            score=np.full(len(error), score), condition=np.full(len(error), condition), error=error,
+                            sequence=np.zeros(len(error), dtype=int)))
+    return concat_parts(pieces)
 
 
 def choose_correction_weight(fit: list[Parts], select: list[Parts], level: float, pooling: Pooling) -> tuple[float, dict[float, dict]]:

@@ -145,6 +145,7 @@ _LEGS = _GROUPS["hip"] + _GROUPS["thigh"] + _GROUPS["shin"]
 (_NOSE,) = _GROUPS["neck"]
 (_HEAD_TOP,) = _GROUPS["head"]
 _LEFT_SHOULDER, _RIGHT_SHOULDER = _GROUPS["shoulder"]
+_RIGHT_HIP, _LEFT_HIP = _GROUPS["hip"]
 _LEG_CHAINS = tuple(zip(_GROUPS["hip"], _GROUPS["thigh"], _GROUPS["shin"]))  # (hip, knee, ankle), right then left
 _UPPER_BODY = [j for j in range(H36M_17.num_joints) if j != H36M_17.root and j not in _LEGS]
 
@@ -211,14 +212,14 @@ def bend_posture(poses: np.ndarray, hip_deg: tuple[float, float], knee_deg: tupl
     hip (the knee and ankle swung forward about each frame's right-to-left hip axis) and ``knee_deg``
     at the knee (the ankle swung backward about the same axis), and everything above the pelvis
     leaned ``lean_deg`` forward about it. Bone lengths and the root are kept."""
-    left = _unit(poses[:, _GROUPS["hip"][1]] - poses[:, _GROUPS["hip"][0]])
+    left = _unit(poses[:, _LEFT_HIP] - poses[:, _RIGHT_HIP])
     root = poses[:, H36M_17.root : H36M_17.root + 1]
     out = poses.copy()
     out[:, _UPPER_BODY] = root + rotate_about(poses[:, _UPPER_BODY] - root, left[:, None], np.radians(lean_deg))
     for (hip, knee, ankle), flex_hip, flex_knee in zip(_LEG_CHAINS, hip_deg, knee_deg):
         # forward = left x up: rotating by -angle swings a downward thigh forward, by +angle a forward shin down
-        for joint in (knee, ankle):
-            out[:, joint] = out[:, hip] + rotate_about(out[:, joint] - out[:, hip], left, -np.radians(flex_hip))
+        pivot = out[:, hip : hip + 1]
+        out[:, [knee, ankle]] = pivot + rotate_about(out[:, [knee, ankle]] - pivot, left[:, None], -np.radians(flex_hip))
         out[:, ankle] = out[:, knee] + rotate_about(out[:, ankle] - out[:, knee], left, np.radians(flex_knee))
     return out
 
