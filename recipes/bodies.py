@@ -75,6 +75,10 @@ class PostureVariation:
         knee_flexion_deg: ``(min, max)`` of the shins' backward swing about the knees (a chair: about 90).
         leg_offset_deg: each leg's hip and knee angles differ from the drawn ones by up to this much.
         lean_deg: ``(min, max)`` of the trunk's (and the arms' and head's) forward lean about the pelvis.
+        stillness: ``(min, max)`` of how far a bent sequence is held still before it is bent
+            (:func:`hold_still`: 0 moves as captured, 1 keeps the legs' pose in the pelvis frame and the
+            root's position fixed); drawn after the angles, and only when ``max > 0``, so a variation
+            without it draws the same sequences as before the field existed.
     """
 
     share: float = 0.4
@@ -82,14 +86,17 @@ class PostureVariation:
     knee_flexion_deg: tuple[float, float] = (30.0, 120.0)
     leg_offset_deg: float = 15.0
     lean_deg: tuple[float, float] = (-10.0, 30.0)
+    stillness: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if not 0 <= self.share <= 1 or self.leg_offset_deg < 0:
             raise ValueError(f"share must lie in [0, 1] and leg_offset_deg be >= 0, got {self.share}, {self.leg_offset_deg}")
-        for name in ("hip_flexion_deg", "knee_flexion_deg", "lean_deg"):
+        for name in ("hip_flexion_deg", "knee_flexion_deg", "lean_deg", "stillness"):
             low, high = getattr(self, name)
             if not low <= high:
                 raise ValueError(f"{name} must be (min, max) with min <= max, got {(low, high)}")
+        if not 0 <= self.stillness[0] <= self.stillness[1] <= 1:
+            raise ValueError(f"stillness must lie in [0, 1], got {self.stillness}")
 
 
 @dataclass(frozen=True)
@@ -165,13 +172,23 @@ def rotate_about(v: np.ndarray, axis: np.ndarray, angle_rad: float) -> np.ndarra
     return v * c + np.cross(axis, v) * s + axis * (axis * v).sum(-1, keepdims=True) * (1 - c)
 
 
+def _axes(poses: np.ndarray, right: int, left: int, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit ``(left, up, forward)``, each ``(T, 3)``, of ``poses (T, J, 3)``: left from joint ``right``
+    to joint ``left``, up from the root to joint ``top`` (made orthogonal to left), forward = left x up."""
+    across = _unit(poses[:, left] - poses[:, right])
+    up = orthogonal_unit(poses[:, top] - poses[:, H36M_17.root], across)
+    return across, up, np.cross(across, up)
+
+
 def torso_axes(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit ``(left, up, forward)``, each ``(T, 3)``, of ``poses (T, J, 3)`` h36m17: left from the
-    right to the left shoulder, up from the pelvis to the thorax (made orthogonal to left),
-    forward = left x up (the way the chest faces)."""
-    left = _unit(poses[:, _LEFT_SHOULDER] - poses[:, _RIGHT_SHOULDER])
-    up = orthogonal_unit(poses[:, _THORAX] - poses[:, H36M_17.root], left)
-    return left, up, np.cross(left, up)
+    """:func:`_axes` of ``poses (T, J, 3)`` h36m17 across the shoulders and up to the thorax (forward:
+    the way the chest faces)."""
+    return _axes(poses, _RIGHT_SHOULDER, _LEFT_SHOULDER, _THORAX)
+
+
+def pelvis_axes(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_axes` of ``poses (T, J, 3)`` h36m17 across the hips and up to the spine joint."""
+    return _axes(poses, _RIGHT_HIP, _LEFT_HIP, _SPINE)
 
 
 def raise_hips(poses: np.ndarray, raise_m: float) -> np.ndarray:
@@ -207,12 +224,31 @@ def move_spine(poses: np.ndarray, back_m: float) -> np.ndarray:
     return out
 
 
+def hold_still(poses: np.ndarray, stillness: float) -> np.ndarray:
+    """``poses (T, J, 3)`` metres, h36m17, with the legs and the root moved ``stillness`` of the way
+    (0: unchanged, 1: all the way) toward a still pose: each thigh's and shin's direction in the
+    pelvis frame (:func:`pelvis_axes`) toward its mean over the frames (each frame's bone lengths
+    kept), and the whole body toward the root's mean position. The upper body moves as captured:
+    someone seated who eats, phones or talks."""
+    axes = np.stack(pelvis_axes(poses), axis=1)  # (T, 3 axes, 3 world)
+    root = poses[:, H36M_17.root : H36M_17.root + 1]
+    out = poses - stillness * (root - root.mean(axis=0))
+    for hip, knee, ankle in _LEG_CHAINS:
+        for parent, child in ((hip, knee), (knee, ankle)):
+            bone = poses[:, child] - poses[:, parent]
+            length = np.linalg.norm(bone, axis=-1, keepdims=True)
+            local = np.einsum("tij,tj->ti", axes, bone / length)  # world -> pelvis frame
+            held = _unit((1 - stillness) * local + stillness * _unit(local.mean(axis=0)))
+            out[:, child] = out[:, parent] + length * np.einsum("tij,ti->tj", axes, held)  # pelvis frame -> world
+    return out
+
+
 def bend_posture(poses: np.ndarray, hip_deg: tuple[float, float], knee_deg: tuple[float, float], lean_deg: float) -> np.ndarray:
     """``poses (T, J, 3)`` metres, h36m17, with each leg (right, then left) flexed ``hip_deg`` at the
     hip (the knee and ankle swung forward about each frame's right-to-left hip axis) and ``knee_deg``
     at the knee (the ankle swung backward about the same axis), and everything above the pelvis
     leaned ``lean_deg`` forward about it. Bone lengths and the root are kept."""
-    left = _unit(poses[:, _LEFT_HIP] - poses[:, _RIGHT_HIP])
+    left = pelvis_axes(poses)[0]
     root = poses[:, H36M_17.root : H36M_17.root + 1]
     out = poses.copy()
     out[:, _UPPER_BODY] = root + rotate_about(poses[:, _UPPER_BODY] - root, left[:, None], np.radians(lean_deg))
@@ -225,12 +261,16 @@ def bend_posture(poses: np.ndarray, hip_deg: tuple[float, float], knee_deg: tupl
 
 
 def random_posture(rng: np.random.Generator, poses: np.ndarray, variation: PostureVariation) -> np.ndarray:
-    """:func:`bend_posture` with angles drawn from ``variation`` (``poses`` unchanged with probability ``1 - share``)."""
+    """:func:`bend_posture` with angles drawn from ``variation``, after :func:`hold_still` when the
+    variation holds sequences still (``poses`` unchanged with probability ``1 - share``)."""
     if rng.uniform() >= variation.share:
         return poses
     hip, knee = rng.uniform(*variation.hip_flexion_deg), rng.uniform(*variation.knee_flexion_deg)
     offsets = rng.uniform(-variation.leg_offset_deg, variation.leg_offset_deg, size=(2, 2))
-    return bend_posture(poses, tuple(hip + offsets[0]), tuple(knee + offsets[1]), rng.uniform(*variation.lean_deg))
+    lean = rng.uniform(*variation.lean_deg)
+    if variation.stillness[1] > 0:
+        poses = hold_still(poses, rng.uniform(*variation.stillness))
+    return bend_posture(poses, tuple(hip + offsets[0]), tuple(knee + offsets[1]), lean)
 
 
 def reshape_body(rng: np.random.Generator, poses: np.ndarray, variation: BodyVariation) -> np.ndarray:

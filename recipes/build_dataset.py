@@ -157,6 +157,9 @@ BODIES: dict[str, BodyVariation | None] = {
     "varied-hips": BodyVariation(hip_raise_m=(0.0, 0.04)),
     "varied-head": BodyVariation(hip_raise_m=(0.0, 0.04), head=HeadVariation(), spine_back_m=(0.0, 0.03)),
     "varied-seated": BodyVariation(hip_raise_m=(0.0, 0.04), posture=PostureVariation()),
+    # most windows seated and still below the waist, on chairs and on the floor (legs straight out to squatting)
+    "varied-still": BodyVariation(hip_raise_m=(0.0, 0.04), posture=PostureVariation(
+        share=0.6, hip_flexion_deg=(30.0, 120.0), knee_flexion_deg=(0.0, 150.0), lean_deg=(-20.0, 30.0), stillness=(0.5, 1.0))),
 }
 
 

@@ -10,6 +10,7 @@ from recipes.bodies import (
     HeadVariation,
     PostureVariation,
     bend_posture,
+    hold_still,
     move_spine,
     raise_hips,
     random_bone_scales,
@@ -168,3 +169,47 @@ def test_varied_seated_preset_bends_a_share_of_the_sequences_after_the_spine():
         PostureVariation(knee_flexion_deg=(90.0, 10.0))
     with pytest.raises(ValueError, match="share"):
         PostureVariation(share=1.5)
+
+
+def test_hold_still_fixes_the_legs_in_the_pelvis_frame_and_the_root():
+    """Two frames facing -y: the right leg hangs straight down, then points straight forward, and the
+    body moves 0.2 m along x. Held still, both frames point that leg halfway, 45 degrees down and forward
+    ((0, -1, -1) / sqrt 2 from the hip), and the root sits at its mean; the straight left leg and the
+    bone lengths stay."""
+    poses = np.repeat(_upright_pose(), 2, axis=0)
+    poses[:, 1], poses[:, 4] = [-0.1, 0.0, 0.0], [0.1, 0.0, 0.0]
+    poses[:, 5], poses[:, 6] = [0.1, 0.0, -0.4], [0.1, 0.0, -0.8]
+    poses[0, 2], poses[0, 3] = [-0.1, 0.0, -0.4], [-0.1, 0.0, -0.8]
+    poses[1, 2], poses[1, 3] = [-0.1, -0.4, 0.0], [-0.1, -0.8, 0.0]
+    poses[1] += [0.2, 0.0, 0.0]
+    held = hold_still(poses, 1.0)
+    np.testing.assert_allclose(held[:, 0], [[0.1, 0.0, 0.0], [0.1, 0.0, 0.0]], atol=1e-12)
+    d = 0.4 / np.sqrt(2)
+    for t in range(2):
+        np.testing.assert_allclose(held[t, [2, 3]], [[0.0, -d, -d], [0.0, -2 * d, -2 * d]], atol=1e-12)
+        np.testing.assert_allclose(held[t, 4:7], [[0.2, 0.0, 0.0], [0.2, 0.0, -0.4], [0.2, 0.0, -0.8]], atol=1e-12)
+    np.testing.assert_allclose(hold_still(poses, 0.0), poses, atol=1e-12)
+    parents = np.maximum(np.asarray(H36M_17.parents), 0)
+    walk = synthetic_motion(30, np.random.default_rng(3))
+    for stillness in (0.5, 1.0):
+        out = hold_still(walk, stillness)
+        np.testing.assert_allclose(np.linalg.norm(out - out[:, parents], axis=-1), np.linalg.norm(walk - walk[:, parents], axis=-1), atol=1e-12)
+    assert np.ptp(hold_still(walk, 1.0)[:, 0], axis=0).max() < 1e-12 < np.ptp(walk[:, 0], axis=0).max()
+
+
+def test_varied_still_preset_holds_the_bent_sequences_still_and_leaves_earlier_presets_alone():
+    poses = synthetic_motion(10, np.random.default_rng(7))
+    posture = BODIES["varied-still"].posture
+    assert posture.share == 0.6 and posture.knee_flexion_deg == (0.0, 150.0) and posture.stillness == (0.5, 1.0)
+    always = PostureVariation(share=1.0, hip_flexion_deg=(80.0, 80.0), knee_flexion_deg=(70.0, 70.0), leg_offset_deg=0.0,
+                              lean_deg=(20.0, 20.0), stillness=(1.0, 1.0))
+    np.testing.assert_allclose(random_posture(np.random.default_rng(0), poses, always),
+                               bend_posture(hold_still(poses, 1.0), (80.0, 80.0), (70.0, 70.0), 20.0), atol=1e-12)
+    # without stillness nothing more is drawn: the generator ends where it did before the field existed
+    rng = np.random.default_rng(1)
+    random_posture(rng, poses, PostureVariation(share=1.0))
+    reference = np.random.default_rng(1)
+    reference.uniform(size=8)  # share, hip, knee, the 2 x 2 offsets, lean
+    assert rng.uniform() == reference.uniform()
+    with pytest.raises(ValueError, match="stillness"):
+        PostureVariation(stillness=(0.5, 1.5))
