@@ -13,6 +13,8 @@ and 50-70 mm in front of it, and Human3.6M's spine joint sits further behind the
 dances, fights), while a third of Human3.6M's actions are seated (Sitting, SittingDown, and much of
 Eating, Phoning, Smoking), where the shipped weights did not help (benchmarks/README.md, "Seated
 postures"); it flexes the hips and knees and leans the trunk, keeping every bone's length.
+:func:`hold_still` first quiets a bent sequence below the waist (the legs fixed in the pelvis frame,
+the root at its mean) while the upper body moves as captured.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class PostureVariation:
             low, high = getattr(self, name)
             if not low <= high:
                 raise ValueError(f"{name} must be (min, max) with min <= max, got {(low, high)}")
-        if not 0 <= self.stillness[0] <= self.stillness[1] <= 1:
+        if not (0 <= self.stillness[0] and self.stillness[1] <= 1):  # min <= max checked above
             raise ValueError(f"stillness must lie in [0, 1], got {self.stillness}")
 
 
