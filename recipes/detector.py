@@ -16,6 +16,10 @@ The error model (all parameters in :class:`DetectorNoise`):
    head 80 % of the neck-head bone above the mocap head-top). Each joint is moved by
    ``(along, across)`` fractions of its 2D bone from its parent (:func:`bone_axes`), before the
    random errors.
+5. **Posture** (``posture``, optional, :class:`PostureErrors`): the jitter's std and the outliers'
+   start rate of each joint and frame are multiplied by a factor of its posture bin
+   (:func:`posture_bins`): how foreshortened its bone is (a thigh pointing at the camera) and, for
+   the limbs, whether the torso hides it. Needs the camera-frame ground truth.
 
 ``person_size`` is the median over frames of the larger side of the 2D bounding box, pixels.
 Randomness comes only from the ``numpy.random.Generator`` passed in.
@@ -23,7 +27,7 @@ Randomness comes only from the ``numpy.random.Generator`` passed in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +46,75 @@ _JOINT_SCALE = (
 # (left, right) joint pairs swapped together: distal arm and distal leg.
 _SWAP_LIMBS = (((12, 15), (13, 16)), ((5, 2), (6, 3)))
 
+# Posture bins (:func:`posture_bins`): foreshortening edges of a bone's projected fraction, then
+# one bin for a limb joint hidden behind the torso. Joint classes share one row of factors.
+FORESHORTENING_EDGES = (0.2, 0.4, 0.6, 0.8)
+OCCLUDED_BIN = len(FORESHORTENING_EDGES) + 1
+POSTURE_CLASSES = ("trunk", "knee", "ankle", "elbow", "wrist")
+POSTURE_CLASS_OF_JOINT = (0, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 3, 4, 0, 3, 4)  # index into POSTURE_CLASSES, H36M-17 order
+_TORSO = (11, 14, 1, 4)  # l_shoulder, r_shoulder, r_hip, l_hip: the torso's outline, in order around it
+
+
+@dataclass(frozen=True)
+class PostureErrors:
+    """Posture-dependent factors of a detector's errors, relative to its average over postures.
+
+    Attributes:
+        jitter: per class of :data:`POSTURE_CLASSES`, one factor of the jitter std per posture bin
+            (``len(FORESHORTENING_EDGES) + 2`` bins: foreshortening from most to least, then occluded).
+        outliers: the same for the outlier bursts' start rate.
+    """
+
+    jitter: tuple[tuple[float, ...], ...]
+    outliers: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        for name in ("jitter", "outliers"):
+            rows = getattr(self, name)
+            if len(rows) != len(POSTURE_CLASSES) or any(len(row) != OCCLUDED_BIN + 1 for row in rows):
+                raise ValueError(f"{name} needs {len(POSTURE_CLASSES)} rows of {OCCLUDED_BIN + 1} factors")
+            if min(min(row) for row in rows) < 0:
+                raise ValueError(f"{name} factors must be >= 0")
+
+    def factors(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Jitter and outlier-rate factors ``(T, 17)`` for posture ``bins (T, 17)``."""
+        classes = np.asarray(POSTURE_CLASS_OF_JOINT)[None, :]
+        return np.asarray(self.jitter)[classes, bins], np.asarray(self.outliers)[classes, bins]
+
+
+def foreshortening(gt_3d: np.ndarray) -> np.ndarray:
+    """Projected fraction ``(T, 17)`` in [0, 1] of each joint's bone (the root's: the hip axis) for a
+    camera-frame pose ``gt_3d (T, 17, 3)`` metres: 1 across the line of sight, 0 along it."""
+    parents = np.maximum(np.asarray(H36M_17.parents), 0)
+    bone = gt_3d - gt_3d[:, parents]
+    middle = 0.5 * (gt_3d + gt_3d[:, parents])
+    bone[:, H36M_17.root] = gt_3d[:, 4] - gt_3d[:, 1]
+    middle[:, H36M_17.root] = 0.5 * (gt_3d[:, 4] + gt_3d[:, 1])
+    ray = middle / np.linalg.norm(middle, axis=-1, keepdims=True).clip(1e-9)
+    across = bone - (bone * ray).sum(-1, keepdims=True) * ray
+    return np.linalg.norm(across, axis=-1) / np.linalg.norm(bone, axis=-1).clip(1e-9)
+
+
+def behind_torso(gt_3d: np.ndarray, gt_2d: np.ndarray) -> np.ndarray:
+    """``(T, 17)`` bool: the joint's projection lies inside the torso's 2D outline (shoulders and hips)
+    and the joint lies deeper than the torso's mean depth; ``gt_3d (T, 17, 3)`` metres, camera frame,
+    ``gt_2d (T, 17, 2)`` its projection, pixels."""
+    outline = gt_2d[:, _TORSO]  # (T, 4, 2)
+    edge = np.roll(outline, -1, axis=1) - outline
+    to_joint = gt_2d[:, :, None] - outline[:, None]  # (T, 17, 4, 2)
+    cross = edge[:, None, :, 0] * to_joint[..., 1] - edge[:, None, :, 1] * to_joint[..., 0]
+    inside = (cross > 0).all(-1) | (cross < 0).all(-1)
+    return inside & (gt_3d[..., 2] > gt_3d[:, _TORSO, 2].mean(-1, keepdims=True))
+
+
+def posture_bins(gt_3d: np.ndarray, gt_2d: np.ndarray) -> np.ndarray:
+    """Posture bin ``(T, 17)`` int of each joint: :data:`OCCLUDED_BIN` for a limb joint (class not
+    ``trunk``) behind the torso (:func:`behind_torso`), else its :func:`foreshortening` bin
+    (0: below 0.2, ..., 4: at least 0.8)."""
+    bins = np.digitize(foreshortening(gt_3d), FORESHORTENING_EDGES)
+    limb = np.asarray(POSTURE_CLASS_OF_JOINT)[None, :] > 0
+    return np.where(limb & behind_torso(gt_3d, gt_2d), OCCLUDED_BIN, bins)
+
 
 @dataclass(frozen=True)
 class DetectorNoise:
@@ -56,6 +129,8 @@ class DetectorNoise:
         outlier_std: std of the burst offset as a fraction of person size.
         swap_rate: probability per frame that a left/right limb swap starts.
         swap_frames: ``(min, max)`` swap length in frames (inclusive).
+        joint_offset: per joint ``(along, across)`` fractions of its 2D bone (module docstring, 4).
+        posture: posture-dependent factors of the jitter and outlier rate (module docstring, 5).
     """
 
     jitter: float = 0.01
@@ -67,6 +142,7 @@ class DetectorNoise:
     swap_rate: float = 0.003
     swap_frames: tuple[int, int] = (2, 8)
     joint_offset: tuple[tuple[float, float], ...] | None = None
+    posture: PostureErrors | None = None
 
     def __post_init__(self) -> None:
         if len(self.joint_scale) != H36M_17.num_joints:
@@ -108,7 +184,32 @@ H36M_SH_NOISE = DetectorNoise(
         (0.20, 0.03), (-0.01, 0.03), (0.00, 0.02),  # r_shoulder, r_elbow, r_wrist
     ),
 )
-DETECTORS = {"bandai": DEFAULT_NOISE, "h36m-sh": H36M_SH_NOISE}  # presets by name (build_dataset --detector)
+# The same detector's errors by posture (`python -m recipes.fit_detector`, "posture"; all five
+# subjects). Bins: a bone's projected fraction [0, 0.2), [0.2, 0.4), [0.4, 0.6), [0.6, 0.8), >= 0.8,
+# then a limb joint behind the torso. Joint-frames per bin: knees 1.0 / 5.1 / 8.8 / 8.8 / 74.6 / 1.8 %,
+# ankles 0.2 / 1.4 / 2.9 / 7.5 / 87.6 / 0.5 %, elbows 0.4 / 1.4 / 3.6 / 10.5 / 78.7 / 5.5 %, wrists
+# 2.1 / 6.0 / 9.2 / 14.6 / 58.2 / 10.0 %. Jitter factors are relative to the class's robust std (the
+# joint_scale above stays); outlier factors to the outlier share over all joints (4.5 %), so a knee
+# behind the torso is an outlier in 0.71 of its frames, an upright one in 0.018.
+H36M_SH_POSTURE = PostureErrors(
+    jitter=(
+        (1.33, 1.24, 1.08, 0.96, 0.99, 1.0),  # trunk (never occluded)
+        (2.94, 1.8, 1.21, 0.99, 0.95, 4.42),  # knee
+        (2.83, 3.09, 2.26, 1.5, 0.95, 4.34),  # ankle
+        (2.31, 1.76, 1.36, 1.12, 0.93, 2.63),  # elbow
+        (1.28, 1.22, 1.08, 0.95, 0.89, 2.58),  # wrist
+    ),
+    outliers=(
+        (0.58, 0.79, 0.86, 0.56, 0.52, 1.0),
+        (7.51, 4.59, 3.78, 2.61, 0.4, 15.83),
+        (9.37, 9.29, 4.62, 2.86, 1.15, 18.29),
+        (7.65, 4.39, 1.82, 0.83, 0.48, 3.71),
+        (1.69, 1.61, 1.47, 1.49, 1.69, 6.47),
+    ),
+)
+H36M_SH_POSTURE_NOISE = replace(H36M_SH_NOISE, posture=H36M_SH_POSTURE)
+# presets by name (build_dataset --detector)
+DETECTORS = {"bandai": DEFAULT_NOISE, "h36m-sh": H36M_SH_NOISE, "h36m-sh-posture": H36M_SH_POSTURE_NOISE}
 
 
 def person_size(poses_2d: np.ndarray) -> float:
@@ -141,25 +242,36 @@ def ar1_noise(rng: np.random.Generator, shape: tuple[int, ...], rho: float) -> n
     return out
 
 
-def _burst_starts(rng: np.random.Generator, shape: tuple[int, ...], rate: float, frames: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(N, len(shape))`` where a burst starts (probability ``rate`` each) and their lengths ``(N,)``."""
+def _burst_starts(
+    rng: np.random.Generator, shape: tuple[int, ...], rate: float | np.ndarray, frames: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(N, len(shape))`` where a burst starts (probability ``rate`` each: a scalar or ``shape``) and their lengths ``(N,)``."""
     starts = np.argwhere(rng.random(shape) < rate)
     lengths = rng.integers(frames[0], frames[1] + 1, size=len(starts))
     return starts, lengths
 
 
-def simulate_detections(poses_2d: np.ndarray, rng: np.random.Generator, config: DetectorNoise = DEFAULT_NOISE) -> np.ndarray:
-    """Noisy detections ``(T, 17, 2)`` pixels from ground-truth projections ``(T, 17, 2)`` pixels."""
+def simulate_detections(
+    poses_2d: np.ndarray, rng: np.random.Generator, config: DetectorNoise = DEFAULT_NOISE, gt_3d: np.ndarray | None = None
+) -> np.ndarray:
+    """Noisy detections ``(T, 17, 2)`` pixels from ground-truth projections ``(T, 17, 2)`` pixels;
+    ``gt_3d (T, 17, 3)`` metres in the camera frame, needed only by a config with ``posture``."""
     num_frames, num_joints, _ = poses_2d.shape
     size = person_size(poses_2d)
+    scale = config.jitter * size * np.asarray(config.joint_scale)[:, None]  # (J, 1) pixels
+    outlier_rate: float | np.ndarray = config.outlier_rate
+    if config.posture is not None:
+        if gt_3d is None:
+            raise ValueError("a detector with posture-dependent errors needs the camera-frame ground truth gt_3d")
+        jitter, outliers = config.posture.factors(posture_bins(gt_3d, poses_2d))
+        scale, outlier_rate = scale * jitter[..., None], outlier_rate * outliers  # (T, J, 1) pixels, (T, J)
     if config.joint_offset is not None:
         along, across, length = bone_axes(poses_2d)
         offset = np.asarray(config.joint_offset)
         poses_2d = poses_2d + (offset[:, :1] * along + offset[:, 1:] * across) * length
-    scale = config.jitter * size * np.asarray(config.joint_scale)[:, None]
     noisy = poses_2d + ar1_noise(rng, poses_2d.shape, config.temporal_rho) * scale
 
-    starts, lengths = _burst_starts(rng, (num_frames, num_joints), config.outlier_rate, config.outlier_frames)
+    starts, lengths = _burst_starts(rng, (num_frames, num_joints), outlier_rate, config.outlier_frames)
     offsets = rng.normal(0.0, config.outlier_std * size, size=(len(starts), 2))
     for (t, j), n, offset in zip(starts, lengths, offsets):
         noisy[t : t + n, j] += offset

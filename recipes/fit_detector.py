@@ -20,6 +20,12 @@ figures carry over to other resolutions. Per joint:
 * ``outlier_rate``: share of frames whose error, less the view's median error, exceeds
   ``OUTLIER`` x person size, the mean length of such runs and the median size of those errors.
 
+Per posture class and bin (:data:`recipes.detector.POSTURE_CLASSES`, :func:`recipes.detector.posture_bins`:
+how foreshortened the joint's bone is, or a limb joint behind the torso), under ``posture``: the
+share of joint-frames in the bin, the factor of its robust std relative to the class over all bins
+and the factor of its outlier share relative to the detector's over all joints (so a class's own
+level comes with it); :class:`recipes.detector.PostureErrors`' figures.
+
 And for the whole detector: ``swap_rate``, the share of frames in which a left/right pair of a
 distal limb joint is detected crossed (each detection nearer the other side's projection, both
 farther than a tenth of the pair's distance from their own), with the mean run length; and
@@ -39,7 +45,7 @@ import numpy as np
 
 from d3prefine.keypoints import SH_16
 from d3prefine.skeleton import H36M_17
-from recipes.detector import bone_axes, person_size
+from recipes.detector import OCCLUDED_BIN, POSTURE_CLASS_OF_JOINT, POSTURE_CLASSES, bone_axes, person_size, posture_bins
 from recipes.h36m import load_cameras
 
 OUTLIER = 0.1  # error above this fraction of person size counts as an outlier
@@ -48,15 +54,16 @@ FPS = 50.0
 
 
 def views(data: Path):
-    """``(detections (T, 17, 2), projected ground truth (T, 17, 2), image size)`` of every view."""
+    """``(detections (T, 17, 2), projected ground truth (T, 17, 2), ground truth (T, 17, 3) metres in
+    the camera frame, image size)`` of every view."""
     cameras = load_cameras(data / "cameras.json")
     for subject in sorted(cameras):
         with np.load(data / f"{subject}.npz", allow_pickle=False) as arrays:
             for key in sorted(k for k in arrays.files if "/sh_2d/" in k):
                 action, _, cam = key.split("/")
                 camera = cameras[subject][cam]
-                gt = camera.project(camera.world_to_camera(arrays[f"{action}/world_3d"].astype(np.float64)))
-                yield SH_16.apply(arrays[key].astype(np.float64)), gt, camera.resolution
+                gt_3d = camera.world_to_camera(arrays[f"{action}/world_3d"].astype(np.float64))
+                yield SH_16.apply(arrays[key].astype(np.float64)), camera.project(gt_3d), gt_3d, camera.resolution
 
 
 def bone_frame(vectors: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -77,11 +84,33 @@ def run_lengths(mask: np.ndarray) -> list[int]:
     return lengths
 
 
+def posture_factors(residual: np.ndarray, bins: np.ndarray) -> dict:
+    """Per posture class: each bin's share of joint-frames, its robust-std factor relative to the
+    class and its outlier-share factor relative to all joints, from ``residual (N, 17, 2)`` errors
+    (fractions of person size, outliers included) and posture ``bins (N, 17)``. A bin without
+    frames gets factors 1."""
+    outlier = np.linalg.norm(residual, axis=-1) > OUTLIER
+    robust = np.where(outlier[..., None], np.nan, np.abs(residual))
+    rate_all, figures = outlier.mean(), {}
+    for c, name in enumerate(POSTURE_CLASSES):
+        joints = [j for j, k in enumerate(POSTURE_CLASS_OF_JOINT) if k == c]
+        b, o, r = bins[:, joints].ravel(), outlier[:, joints].ravel(), robust[:, joints].reshape(-1, 2)
+        std_all = np.nanmedian(r)
+        share, jitter, outliers = [], [], []
+        for k in range(OCCLUDED_BIN + 1):
+            m = b == k
+            share.append(round(float(m.mean()), 4))
+            jitter.append(round(float(np.nanmedian(r[m]) / std_all), 2) if np.isfinite(r[m]).any() else 1.0)
+            outliers.append(round(float(o[m].mean() / rate_all), 2) if m.any() and rate_all > 0 else 1.0)
+        figures[name] = {"share": share, "jitter": jitter, "outliers": outliers}
+    return figures
+
+
 def fit(data: Path) -> dict:
     """The figures described in the module docstring, JSON-ready."""
     offsets, errors, lag_products, lag_norms, outliers, runs, swaps, swap_runs, missed, frames = [], [], 0.0, 0.0, 0, [], 0, [], 0, 0
-    total_outliers, outlier_sizes = np.zeros(H36M_17.num_joints), []
-    for det, gt, (width, height) in views(data):
+    total_outliers, outlier_sizes, residuals, bins = np.zeros(H36M_17.num_joints), [], [], []
+    for det, gt, gt_3d, (width, height) in views(data):
         size = person_size(gt)
         bad = ~np.isfinite(det).all(-1) | (det[..., 0] < 0) | (det[..., 0] >= width) | (det[..., 1] < 0) | (det[..., 1] >= height)
         missed += int(bad.sum())
@@ -90,6 +119,8 @@ def fit(data: Path) -> dict:
         offsets.append(np.nanmedian(bone_frame(diff, gt), axis=0))
         error = diff / size
         residual = error - np.median(error, axis=0)  # the view's systematic offset removed
+        residuals.append(residual.copy())
+        bins.append(posture_bins(gt_3d, gt))
         out = np.linalg.norm(residual, axis=-1) > OUTLIER
         total_outliers += out.sum(0)
         outliers += int(out.sum())
@@ -136,6 +167,7 @@ def fit(data: Path) -> dict:
         "swap_rate": round(swaps / frames, 5),
         "swap_mean_frames": round(float(np.mean(swap_runs)), 2) if swap_runs else 0.0,
         "missed_rate": round(missed / (frames * H36M_17.num_joints), 6),
+        "posture": posture_factors(np.concatenate(residuals), np.concatenate(bins)),
     }
 
 

@@ -88,7 +88,7 @@ def film(world: np.ndarray, camera: Camera, detector_seed: int, noise: DetectorN
     """Project a window ``(T, J, 3)`` (world, metres) with ``camera`` and simulate detections."""
     gt_3d = camera.world_to_camera(world)
     gt_2d = camera.project(gt_3d)
-    detections = simulate_detections(gt_2d, np.random.default_rng(detector_seed), noise)
+    detections = simulate_detections(gt_2d, np.random.default_rng(detector_seed), noise, gt_3d)
     return Shot(camera, gt_3d, gt_2d, detections, detector_seed, float(camera.in_image(gt_2d).mean()))
 
 
