@@ -5,7 +5,23 @@ import dataclasses
 import numpy as np
 import pytest
 
-from recipes.detector import DEFAULT_NOISE, DETECTORS, H36M_SH_NOISE, DetectorNoise, ar1_noise, bone_axes, person_size, simulate_detections
+from recipes.detector import (
+    DEFAULT_NOISE,
+    DETECTORS,
+    H36M_SH_NOISE,
+    H36M_SH_POSTURE_NOISE,
+    OCCLUDED_BIN,
+    POSTURE_CLASSES,
+    DetectorNoise,
+    PostureErrors,
+    ar1_noise,
+    behind_torso,
+    bone_axes,
+    foreshortening,
+    person_size,
+    posture_bins,
+    simulate_detections,
+)
 
 
 def standing_person(frames=4000, height_px=400.0):
@@ -97,3 +113,71 @@ def test_fitted_preset_is_noisier_and_slower_than_the_default():
     lag1 = np.corrcoef(error[1:, 5, 0], error[:-1, 5, 0])[0, 1]
     assert lag1 == pytest.approx(0.81, abs=0.05)
     assert DETECTORS["bandai"] is DEFAULT_NOISE and DETECTORS["h36m-sh"] is H36M_SH_NOISE
+    assert DETECTORS["h36m-sh-posture"] == dataclasses.replace(H36M_SH_NOISE, posture=H36M_SH_POSTURE_NOISE.posture)
+
+
+def seated_figure(frames=1):
+    """A hand-built camera-frame pose ``(frames, 17, 3)`` metres, 4 m in front of a camera looking
+    along +z (y down): the right thigh points at the camera, the left elbow hides behind the
+    torso and its wrist comes back toward the camera in front of it; everything else upright."""
+    pose = np.array([
+        [0.0, 0.0, 4.0], [-0.1, 0.0, 4.0], [-0.1, 0.0, 3.6], [-0.1, 0.4, 3.6],  # pelvis, right leg
+        [0.1, 0.0, 4.0], [0.1, 0.4, 4.0], [0.1, 0.8, 4.0],  # left leg
+        [0.0, -0.25, 4.0], [0.0, -0.5, 4.0], [0.0, -0.6, 4.0], [0.0, -0.75, 4.0],  # spine, thorax, neck, head
+        [0.18, -0.5, 4.0], [0.05, -0.3, 4.2], [0.05, -0.3, 3.8],  # left arm
+        [-0.18, -0.5, 4.0], [-0.25, -0.25, 4.0], [-0.3, 0.0, 4.0],  # right arm
+    ])
+    return np.broadcast_to(pose, (frames, 17, 3)).copy()
+
+
+def pinhole(poses_3d):
+    return 1000.0 * poses_3d[..., :2] / poses_3d[..., 2:] + 500.0
+
+
+def test_posture_bins_of_a_hand_built_pose():
+    pose = seated_figure()
+    fraction = foreshortening(pose)[0]
+    assert fraction[2] == pytest.approx(0.1 / np.hypot(0.1, 3.8), abs=1e-6)  # the thigh along the line of sight: sin of its angle
+    assert fraction[0] == pytest.approx(1.0)  # the hip axis, across the line of sight
+    assert fraction[5] == pytest.approx(np.sqrt(1 - 0.2**2 / (0.1**2 + 0.2**2 + 4.0**2)))  # the upright left thigh, seen from a little above
+    hidden = behind_torso(pose, pinhole(pose))[0]
+    assert np.flatnonzero(hidden).tolist() == [12]  # only the left elbow: the wrist is inside the outline but in front
+    expected = [4] * 17
+    expected[2], expected[12], expected[13] = 0, OCCLUDED_BIN, 0
+    np.testing.assert_array_equal(posture_bins(pose, pinhole(pose))[0], expected)
+
+
+def _posture(jitter=None, outliers=None):
+    ones = tuple((1.0,) * (OCCLUDED_BIN + 1) for _ in POSTURE_CLASSES)
+    return PostureErrors(jitter=jitter or ones, outliers=outliers or ones)
+
+
+def test_posture_factors_scale_the_jitter_and_outliers_of_each_joint_by_its_bin():
+    pose = seated_figure(4000)
+    pixels = pinhole(pose)
+    jitter = [[1.0] * (OCCLUDED_BIN + 1) for _ in POSTURE_CLASSES]
+    jitter[POSTURE_CLASSES.index("knee")][0] = 3.0  # a knee whose thigh points at the camera
+    config = DetectorNoise(jitter=0.01, outlier_rate=0.0, swap_rate=0.0, posture=_posture(jitter=tuple(map(tuple, jitter))))
+    error = simulate_detections(pixels, np.random.default_rng(0), config, pose) - pixels
+    size = person_size(pixels)
+    std = error.std(axis=(0, 2)) / (0.01 * size * np.asarray(config.joint_scale))
+    assert std[2] == pytest.approx(3.0, rel=0.1) and std[5] == pytest.approx(1.0, rel=0.1)  # right knee (bin 0), left knee (upright)
+    outliers = [[0.0] * (OCCLUDED_BIN + 1) for _ in POSTURE_CLASSES]
+    outliers[POSTURE_CLASSES.index("elbow")][OCCLUDED_BIN] = 1.0  # only a hidden elbow gets outliers
+    config = DetectorNoise(jitter=0.0, outlier_rate=0.01, swap_rate=0.0, posture=_posture(outliers=tuple(map(tuple, outliers))))
+    moved = np.abs(simulate_detections(pixels, np.random.default_rng(0), config, pose) - pixels).max(axis=(0, 2)) > 1e-9
+    assert np.flatnonzero(moved).tolist() == [12]
+    with pytest.raises(ValueError, match="gt_3d"):
+        simulate_detections(pixels, np.random.default_rng(0), config)
+
+
+def test_unit_posture_factors_draw_exactly_the_detections_without_them():
+    pose = seated_figure(200)
+    pixels = pinhole(pose)
+    plain = simulate_detections(pixels, np.random.default_rng(3), H36M_SH_NOISE)
+    unit = simulate_detections(pixels, np.random.default_rng(3), dataclasses.replace(H36M_SH_NOISE, posture=_posture()), pose)
+    np.testing.assert_array_equal(plain, unit)
+    with pytest.raises(ValueError, match="rows"):
+        PostureErrors(jitter=((1.0,) * 6,), outliers=_posture().outliers)
+    with pytest.raises(ValueError, match=">= 0"):
+        PostureErrors(jitter=_posture().jitter, outliers=((-1.0,) * 6,) * 5)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from recipes.detector import person_size
+from recipes.detector import POSTURE_CLASSES, person_size
 from recipes.fit_detector import fit
 from tests.conftest import synthetic_motion
 
@@ -38,3 +38,12 @@ def test_fit_recovers_known_offsets_swaps_and_outliers(tmp_path):
     assert joints["l_knee"]["offset_across"] == pytest.approx(5.0 / knee_bone, abs=0.01)
     assert abs(joints["l_knee"]["offset_along"]) < 0.02 and joints["r_knee"]["offset_across"] == pytest.approx(0.0, abs=1e-3)
     assert joints["r_knee"]["std"] == pytest.approx(0.0, abs=1e-6)
+    # per posture class: shares sum to 1 and the share-weighted outlier factors give the class's
+    # outlier share over the detector's (wrists: 3 of 120 joint-frames, all joints: 13 of 1,020)
+    posture = figures["posture"]
+    assert sorted(posture) == sorted(POSTURE_CLASSES)
+    for name, row in posture.items():
+        assert sum(row["share"]) == pytest.approx(1.0, abs=1e-3) and len(row["jitter"]) == len(row["outliers"]) == 6
+    wrist = posture["wrist"]
+    assert np.dot(wrist["share"], wrist["outliers"]) == pytest.approx((3 / 120) / (13 / 1020), rel=0.01)
+    assert np.dot(posture["elbow"]["share"], posture["elbow"]["outliers"]) == pytest.approx(0.0)
