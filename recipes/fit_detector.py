@@ -24,12 +24,19 @@ Per posture class and bin (:data:`recipes.detector.POSTURE_CLASSES`, :func:`reci
 how foreshortened the joint's bone is, or a limb joint behind the torso), under ``posture``: the
 share of joint-frames in the bin, the factor of its robust std relative to the class over all bins
 and the factor of its outlier share relative to the detector's over all joints (so a class's own
-level comes with it); :class:`recipes.detector.PostureErrors`' figures.
+level comes with it); :class:`recipes.detector.PostureErrors`' figures. Under ``per_action``, per
+Human3.6M action (without its take number) and posture class, the share of joint-frames that are
+outliers: what the posture figures stand in for (the seated actions' legs).
 
 And for the whole detector: ``swap_rate``, the share of frames in which a left/right pair of a
 distal limb joint is detected crossed (each detection nearer the other side's projection, both
 farther than a tenth of the pair's distance from their own), with the mean run length; and
 ``missed``, the share of detections that are NaN or outside the image.
+
+``--simulate PRESET`` computes the same figures with the detections replaced by the simulation
+``recipes.detector.DETECTORS[PRESET]`` of the same projected ground truth (seeded; 30 fps presets
+on 50 fps frames, so their rates and run lengths read 5/3 and 3/5 of the 50 fps figures, and the
+shares of frames are comparable): how well a preset reproduces the real figures, per action too.
 
 Only summary figures come out (the JSON); they are written into :mod:`recipes.detector` by hand.
 Human3.6M is research-licensed: never commit anything else derived from it.
@@ -45,17 +52,29 @@ import numpy as np
 
 from d3prefine.keypoints import SH_16
 from d3prefine.skeleton import H36M_17
-from recipes.detector import OCCLUDED_BIN, POSTURE_CLASS_OF_JOINT, POSTURE_CLASSES, bone_axes, person_size, posture_bins
-from recipes.h36m import load_cameras
+from recipes.detector import (
+    DETECTORS,
+    OCCLUDED_BIN,
+    POSTURE_CLASS_OF_JOINT,
+    POSTURE_CLASSES,
+    DetectorNoise,
+    bone_axes,
+    person_size,
+    posture_bins,
+    simulate_detections,
+)
+from recipes.h36m import action_group, load_cameras
 
 OUTLIER = 0.1  # error above this fraction of person size counts as an outlier
 DISTAL_PAIRS = ((5, 2), (6, 3), (12, 15), (13, 16))  # (left, right): knees, ankles, elbows, wrists
 FPS = 50.0
 
 
-def views(data: Path):
-    """``(detections (T, 17, 2), projected ground truth (T, 17, 2), ground truth (T, 17, 3) metres in
-    the camera frame, image size)`` of every view."""
+def views(data: Path, simulate: DetectorNoise | None = None, seed: int = 0):
+    """``(action, detections (T, 17, 2), projected ground truth (T, 17, 2), ground truth (T, 17, 3)
+    metres in the camera frame, image size)`` of every view; with ``simulate``, the detections are
+    that simulation of the projected ground truth (one generator seeded ``seed``, views in order)."""
+    rng = np.random.default_rng(seed)
     cameras = load_cameras(data / "cameras.json")
     for subject in sorted(cameras):
         with np.load(data / f"{subject}.npz", allow_pickle=False) as arrays:
@@ -63,7 +82,9 @@ def views(data: Path):
                 action, _, cam = key.split("/")
                 camera = cameras[subject][cam]
                 gt_3d = camera.world_to_camera(arrays[f"{action}/world_3d"].astype(np.float64))
-                yield SH_16.apply(arrays[key].astype(np.float64)), camera.project(gt_3d), gt_3d, camera.resolution
+                gt = camera.project(gt_3d)
+                det = SH_16.apply(arrays[key].astype(np.float64)) if simulate is None else simulate_detections(gt, rng, simulate, gt_3d)
+                yield action, det, gt, gt_3d, camera.resolution
 
 
 def bone_frame(vectors: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -106,11 +127,13 @@ def posture_factors(residual: np.ndarray, bins: np.ndarray) -> dict:
     return figures
 
 
-def fit(data: Path) -> dict:
-    """The figures described in the module docstring, JSON-ready."""
+def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
+    """The figures described in the module docstring, JSON-ready (of ``simulate``'s detections if given)."""
     offsets, errors, lag_products, lag_norms, outliers, runs, swaps, swap_runs, missed, frames = [], [], 0.0, 0.0, 0, [], 0, [], 0, 0
     total_outliers, outlier_sizes, residuals, bins = np.zeros(H36M_17.num_joints), [], [], []
-    for det, gt, gt_3d, (width, height) in views(data):
+    classes = np.asarray(POSTURE_CLASS_OF_JOINT)
+    by_action: dict[str, np.ndarray] = {}  # action group -> (outliers, joint-frames) per posture class
+    for action, det, gt, gt_3d, (width, height) in views(data, simulate):
         size = person_size(gt)
         bad = ~np.isfinite(det).all(-1) | (det[..., 0] < 0) | (det[..., 0] >= width) | (det[..., 1] < 0) | (det[..., 1] >= height)
         missed += int(bad.sum())
@@ -123,6 +146,9 @@ def fit(data: Path) -> dict:
         bins.append(posture_bins(gt_3d, gt))
         out = np.linalg.norm(residual, axis=-1) > OUTLIER
         total_outliers += out.sum(0)
+        counts = by_action.setdefault(action_group(action), np.zeros((2, len(POSTURE_CLASSES))))
+        np.add.at(counts[0], classes, out.sum(0))
+        np.add.at(counts[1], classes, len(out))
         outliers += int(out.sum())
         outlier_sizes.append(np.linalg.norm(residual[out], axis=-1))
         runs.extend(run_lengths(out))
@@ -145,6 +171,7 @@ def fit(data: Path) -> dict:
     offset = np.nanmedian(np.stack(offsets), axis=0)
     names = H36M_17.joint_names
     return {
+        "detections": "real" if simulate is None else "simulated",
         "frames": frames,
         "units": "fractions of person size (std, outliers) or of the joint's 2D bone length (offset)",
         "jitter_median_std": round(float(np.median(std[1:])), 5),
@@ -163,11 +190,15 @@ def fit(data: Path) -> dict:
         "outlier_threshold": OUTLIER,
         "outlier_rate": round(outliers / (frames * H36M_17.num_joints), 5),
         "outlier_mean_frames": round(float(np.mean(runs)), 2) if runs else 0.0,
-        "outlier_median_size": round(float(np.median(np.concatenate(outlier_sizes))), 4),
+        "outlier_median_size": round(float(np.median(np.concatenate(outlier_sizes))), 4) if outliers else 0.0,
         "swap_rate": round(swaps / frames, 5),
         "swap_mean_frames": round(float(np.mean(swap_runs)), 2) if swap_runs else 0.0,
         "missed_rate": round(missed / (frames * H36M_17.num_joints), 6),
         "posture": posture_factors(np.concatenate(residuals), np.concatenate(bins)),
+        "per_action": {
+            group: {name: round(float(counts[0, c] / counts[1, c]), 4) for c, name in enumerate(POSTURE_CLASSES)}
+            for group, counts in sorted(by_action.items())
+        },
     }
 
 
@@ -175,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/h36m-train"), help="folder with S*.npz and cameras.json")
     parser.add_argument("--out", type=Path, required=True, help="JSON file of the figures (research data: keep it out of git)")
+    parser.add_argument("--simulate", choices=sorted(DETECTORS), default=None, help="figures of this simulated detector instead of the real detections")
     args = parser.parse_args(argv)
-    figures = fit(args.data)
+    figures = fit(args.data, None if args.simulate is None else DETECTORS[args.simulate])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -5,13 +5,38 @@ import json
 import numpy as np
 import pytest
 
-from recipes.detector import POSTURE_CLASSES, person_size
+from recipes.detector import DETECTORS, POSTURE_CLASSES, DetectorNoise, person_size
 from recipes.fit_detector import fit
 from tests.conftest import synthetic_motion
 
 # h36m17 joint of every sh16 keypoint (sh16: r_ankle, r_knee, r_hip, l_hip, l_knee, l_ankle, pelvis,
 # spine, thorax, head, r_wrist, r_elbow, r_shoulder, l_shoulder, l_elbow, l_wrist)
 SH_FROM_H36M = [3, 2, 1, 4, 5, 6, 0, 7, 8, 10, 16, 15, 14, 11, 12, 13]
+
+
+def _dataset(tmp_path, frames):
+    """One camera and one action "Walk": the world frame is the camera frame; returns the projected ground truth and the sh16 detections."""
+    world = synthetic_motion(frames, np.random.default_rng(0))
+    camera = {"R": np.eye(3).tolist(), "T": [0.0, 0.0, 0.0], "f": [1145.0, 1145.0], "c": [500.0, 500.0],
+              "k": [0.0, 0.0, 0.0], "p": [0.0, 0.0], "width": 1000, "height": 1000}
+    (tmp_path / "cameras.json").write_text(json.dumps({"S1": {"cam": camera}}))
+    gt = 1145.0 * world[..., :2] / world[..., 2:] + 500.0
+    return world, gt, gt[:, SH_FROM_H36M].copy()
+
+
+def test_fit_of_a_simulated_detector_reads_the_simulation_not_the_detections(tmp_path):
+    world, gt, sh = _dataset(tmp_path, 60)
+    sh += 50.0  # detections far off: a simulation must not see them
+    np.savez(tmp_path / "S1.npz", **{"Walk/world_3d": world.astype(np.float32), "Walk/sh_2d/cam": sh.astype(np.float32)})
+    quiet = fit(tmp_path, DetectorNoise(jitter=1e-4, outlier_rate=0.0, swap_rate=0.0))
+    assert quiet["detections"] == "simulated" and quiet["outlier_rate"] == 0.0 and quiet["swap_rate"] == 0.0
+    assert quiet["per_action"] == {"Walk": dict.fromkeys(POSTURE_CLASSES, 0.0)}
+    assert quiet["jitter_median_std"] == pytest.approx(1e-4, rel=0.5)
+    assert abs(quiet["per_joint"]["l_knee"]["offset_across"]) < 0.01
+    real = fit(tmp_path)
+    assert real["detections"] == "real" and abs(real["per_joint"]["l_knee"]["offset_across"]) > 0.1  # the 50 px
+    noisy = fit(tmp_path, DETECTORS["h36m-sh-posture"])  # the posture preset gets the camera-frame ground truth
+    assert 0.0 < noisy["jitter_median_std"] < 0.05
 
 
 def test_fit_recovers_known_offsets_swaps_and_outliers(tmp_path):
@@ -47,3 +72,5 @@ def test_fit_recovers_known_offsets_swaps_and_outliers(tmp_path):
     wrist = posture["wrist"]
     assert np.dot(wrist["share"], wrist["outliers"]) == pytest.approx((3 / 120) / (13 / 1020), rel=0.01)
     assert np.dot(posture["elbow"]["share"], posture["elbow"]["outliers"]) == pytest.approx(0.0)
+    # per action: the one action "Walk" holds them all (ankles: 10 of 120 joint-frames)
+    assert figures["per_action"] == {"Walk": {"trunk": 0.0, "knee": 0.0, "ankle": round(10 / 120, 4), "elbow": 0.0, "wrist": 0.025}}
