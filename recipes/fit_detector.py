@@ -35,8 +35,8 @@ farther than a tenth of the pair's distance from their own), with the mean run l
 
 ``--simulate PRESET`` computes the same figures with the detections replaced by the simulation
 ``recipes.detector.DETECTORS[PRESET]`` of the same projected ground truth (seeded; 30 fps presets
-on 50 fps frames, so their rates and run lengths read 5/3 and 3/5 of the 50 fps figures, and the
-shares of frames are comparable): how well a preset reproduces the real figures, per action too.
+on 50 fps frames, so their start rates, run lengths and lag-1 correlations read as at 30 fps, while
+the shares of frames are comparable): how well a preset reproduces the real figures, per action too.
 
 Only summary figures come out (the JSON); they are written into :mod:`recipes.detector` by hand.
 Human3.6M is research-licensed: never commit anything else derived from it.
