@@ -82,13 +82,19 @@ class PostureErrors:
         return np.asarray(self.jitter)[classes, bins], np.asarray(self.outliers)[classes, bins]
 
 
+def _bones(points: np.ndarray) -> np.ndarray:
+    """Each joint's bone ``(T, 17, D)`` from its parent to it, of ``points (T, 17, D)``; the root's is
+    the hip axis (r_hip -> l_hip)."""
+    bone = points - points[:, np.maximum(np.asarray(H36M_17.parents), 0)]
+    bone[:, H36M_17.root] = points[:, 4] - points[:, 1]
+    return bone
+
+
 def foreshortening(gt_3d: np.ndarray) -> np.ndarray:
     """Projected fraction ``(T, 17)`` in [0, 1] of each joint's bone (the root's: the hip axis) for a
     camera-frame pose ``gt_3d (T, 17, 3)`` metres: 1 across the line of sight, 0 along it."""
-    parents = np.maximum(np.asarray(H36M_17.parents), 0)
-    bone = gt_3d - gt_3d[:, parents]
-    middle = 0.5 * (gt_3d + gt_3d[:, parents])
-    bone[:, H36M_17.root] = gt_3d[:, 4] - gt_3d[:, 1]
+    bone = _bones(gt_3d)
+    middle = gt_3d - 0.5 * bone
     middle[:, H36M_17.root] = 0.5 * (gt_3d[:, 4] + gt_3d[:, 1])
     ray = middle / np.linalg.norm(middle, axis=-1, keepdims=True).clip(1e-9)
     across = bone - (bone * ray).sum(-1, keepdims=True) * ray
@@ -223,9 +229,7 @@ def bone_axes(poses_2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     joint) and ``across`` (90 degrees from it, toward the subject's left for an upright
     front view) vectors ``(T, 17, 2)`` and the bone's length ``(T, 17, 1)`` pixels. The root's
     bone is the hip axis (r_hip -> l_hip)."""
-    parents = np.maximum(np.asarray(H36M_17.parents), 0)
-    bone = poses_2d - poses_2d[:, parents]
-    bone[:, H36M_17.root] = poses_2d[:, 4] - poses_2d[:, 1]
+    bone = _bones(poses_2d)
     length = np.linalg.norm(bone, axis=-1, keepdims=True).clip(1e-6)
     along = bone / length
     return along, np.stack([along[..., 1], -along[..., 0]], axis=-1), length

@@ -105,13 +105,12 @@ def run_lengths(mask: np.ndarray) -> list[int]:
     return lengths
 
 
-def posture_factors(residual: np.ndarray, bins: np.ndarray) -> dict:
+def posture_factors(robust: np.ndarray, outlier: np.ndarray, bins: np.ndarray) -> dict:
     """Per posture class: each bin's share of joint-frames, its robust-std factor relative to the
-    class and its outlier-share factor relative to all joints, from ``residual (N, 17, 2)`` errors
-    (fractions of person size, outliers included) and posture ``bins (N, 17)``. A bin without
-    frames gets factors 1."""
-    outlier = np.linalg.norm(residual, axis=-1) > OUTLIER
-    robust = np.where(outlier[..., None], np.nan, np.abs(residual))
+    class and its outlier-share factor relative to all joints, from ``robust (N, 17, 2)`` errors
+    (fractions of person size, NaN at the outliers), the ``outlier (N, 17)`` mask and posture
+    ``bins (N, 17)``. A bin without frames gets factors 1."""
+    robust = np.abs(robust)
     rate_all, figures = outlier.mean(), {}
     for c, name in enumerate(POSTURE_CLASSES):
         joints = [j for j, k in enumerate(POSTURE_CLASS_OF_JOINT) if k == c]
@@ -130,7 +129,7 @@ def posture_factors(residual: np.ndarray, bins: np.ndarray) -> dict:
 def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
     """The figures described in the module docstring, JSON-ready (of ``simulate``'s detections if given)."""
     offsets, errors, lag_products, lag_norms, outliers, runs, swaps, swap_runs, missed, frames = [], [], 0.0, 0.0, 0, [], 0, [], 0, 0
-    total_outliers, outlier_sizes, residuals, bins = np.zeros(H36M_17.num_joints), [], [], []
+    total_outliers, outlier_sizes, outlier_masks, bins = np.zeros(H36M_17.num_joints), [], [], []
     classes = np.asarray(POSTURE_CLASS_OF_JOINT)
     by_action: dict[str, np.ndarray] = {}  # action group -> (outliers, joint-frames) per posture class
     for action, det, gt, gt_3d, (width, height) in views(data, simulate):
@@ -142,9 +141,9 @@ def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
         offsets.append(np.nanmedian(bone_frame(diff, gt), axis=0))
         error = diff / size
         residual = error - np.median(error, axis=0)  # the view's systematic offset removed
-        residuals.append(residual.copy())
         bins.append(posture_bins(gt_3d, gt))
         out = np.linalg.norm(residual, axis=-1) > OUTLIER
+        outlier_masks.append(out)
         total_outliers += out.sum(0)
         counts = by_action.setdefault(action_group(action), np.zeros((2, len(POSTURE_CLASSES))))
         np.add.at(counts[0], classes, out.sum(0))
@@ -194,7 +193,7 @@ def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
         "swap_rate": round(swaps / frames, 5),
         "swap_mean_frames": round(float(np.mean(swap_runs)), 2) if swap_runs else 0.0,
         "missed_rate": round(missed / (frames * H36M_17.num_joints), 6),
-        "posture": posture_factors(np.concatenate(residuals), np.concatenate(bins)),
+        "posture": posture_factors(residual, np.concatenate(outlier_masks), np.concatenate(bins)),
         "per_action": {
             group: {name: round(float(counts[0, c] / counts[1, c]), 4) for c, name in enumerate(POSTURE_CLASSES)}
             for group, counts in sorted(by_action.items())
