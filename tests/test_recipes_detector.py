@@ -22,6 +22,7 @@ from recipes.detector import (
     posture_bins,
     simulate_detections,
 )
+from tests.conftest import project
 
 
 def standing_person(frames=4000, height_px=400.0):
@@ -130,21 +131,17 @@ def seated_figure(frames=1):
     return np.broadcast_to(pose, (frames, 17, 3)).copy()
 
 
-def pinhole(poses_3d):
-    return 1000.0 * poses_3d[..., :2] / poses_3d[..., 2:] + 500.0
-
-
 def test_posture_bins_of_a_hand_built_pose():
     pose = seated_figure()
     fraction = foreshortening(pose)[0]
     assert fraction[2] == pytest.approx(0.1 / np.hypot(0.1, 3.8), abs=1e-6)  # the thigh along the line of sight: sin of its angle
     assert fraction[0] == pytest.approx(1.0)  # the hip axis, across the line of sight
     assert fraction[5] == pytest.approx(np.sqrt(1 - 0.2**2 / (0.1**2 + 0.2**2 + 4.0**2)))  # the upright left thigh, seen from a little above
-    hidden = behind_torso(pose, pinhole(pose))[0]
+    hidden = behind_torso(pose, project(pose))[0]
     assert np.flatnonzero(hidden).tolist() == [12]  # only the left elbow: the wrist is inside the outline but in front
     expected = [4] * 17
     expected[2], expected[12], expected[13] = 0, OCCLUDED_BIN, 0
-    np.testing.assert_array_equal(posture_bins(pose, pinhole(pose))[0], expected)
+    np.testing.assert_array_equal(posture_bins(pose, project(pose))[0], expected)
 
 
 def _posture(jitter=None, outliers=None):
@@ -154,7 +151,7 @@ def _posture(jitter=None, outliers=None):
 
 def test_posture_factors_scale_the_jitter_and_outliers_of_each_joint_by_its_bin():
     pose = seated_figure(4000)
-    pixels = pinhole(pose)
+    pixels = project(pose)
     jitter = [[1.0] * (OCCLUDED_BIN + 1) for _ in POSTURE_CLASSES]
     jitter[POSTURE_CLASSES.index("knee")][0] = 3.0  # a knee whose thigh points at the camera
     config = DetectorNoise(jitter=0.01, outlier_rate=0.0, swap_rate=0.0, posture=_posture(jitter=tuple(map(tuple, jitter))))
@@ -173,7 +170,7 @@ def test_posture_factors_scale_the_jitter_and_outliers_of_each_joint_by_its_bin(
 
 def test_unit_posture_factors_draw_exactly_the_detections_without_them():
     pose = seated_figure(200)
-    pixels = pinhole(pose)
+    pixels = project(pose)
     plain = simulate_detections(pixels, np.random.default_rng(3), H36M_SH_NOISE)
     unit = simulate_detections(pixels, np.random.default_rng(3), dataclasses.replace(H36M_SH_NOISE, posture=_posture()), pose)
     np.testing.assert_array_equal(plain, unit)

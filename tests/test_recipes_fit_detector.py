@@ -7,7 +7,7 @@ import pytest
 
 from recipes.detector import DETECTORS, POSTURE_CLASSES, DetectorNoise, person_size
 from recipes.fit_detector import fit
-from tests.conftest import synthetic_motion
+from tests.conftest import CENTRE_PX, FOCAL_PX, project, synthetic_motion
 
 # h36m17 joint of every sh16 keypoint (sh16: r_ankle, r_knee, r_hip, l_hip, l_knee, l_ankle, pelvis,
 # spine, thorax, head, r_wrist, r_elbow, r_shoulder, l_shoulder, l_elbow, l_wrist)
@@ -15,12 +15,12 @@ SH_FROM_H36M = [3, 2, 1, 4, 5, 6, 0, 7, 8, 10, 16, 15, 14, 11, 12, 13]
 
 
 def _dataset(tmp_path, frames):
-    """One camera and one action "Walk": the world frame is the camera frame; returns the projected ground truth and the sh16 detections."""
+    """One camera and one action "Walk", the world frame the camera frame: the ground truth (metres), its projection and the sh16 detections."""
     world = synthetic_motion(frames, np.random.default_rng(0))
-    camera = {"R": np.eye(3).tolist(), "T": [0.0, 0.0, 0.0], "f": [1145.0, 1145.0], "c": [500.0, 500.0],
+    camera = {"R": np.eye(3).tolist(), "T": [0.0, 0.0, 0.0], "f": [FOCAL_PX, FOCAL_PX], "c": list(CENTRE_PX),
               "k": [0.0, 0.0, 0.0], "p": [0.0, 0.0], "width": 1000, "height": 1000}
     (tmp_path / "cameras.json").write_text(json.dumps({"S1": {"cam": camera}}))
-    gt = 1145.0 * world[..., :2] / world[..., 2:] + 500.0
+    gt = project(world)
     return world, gt, gt[:, SH_FROM_H36M].copy()
 
 
@@ -41,12 +41,7 @@ def test_fit_of_a_simulated_detector_reads_the_simulation_not_the_detections(tmp
 
 def test_fit_recovers_known_offsets_swaps_and_outliers(tmp_path):
     frames = 60
-    world = synthetic_motion(frames, np.random.default_rng(0))  # camera frame = world frame below
-    camera = {"R": np.eye(3).tolist(), "T": [0.0, 0.0, 0.0], "f": [1145.0, 1145.0], "c": [500.0, 500.0],
-              "k": [0.0, 0.0, 0.0], "p": [0.0, 0.0], "width": 1000, "height": 1000}
-    (tmp_path / "cameras.json").write_text(json.dumps({"S1": {"cam": camera}}))
-    gt = 1145.0 * world[..., :2] / world[..., 2:] + 500.0
-    sh = gt[:, SH_FROM_H36M].copy()
+    world, gt, sh = _dataset(tmp_path, frames)
     sh[:, 4, 0] += 5.0  # l_knee always 5 px to the right
     sh[10:15, [0, 5]] = sh[10:15, [5, 0]]  # ankles crossed for 5 frames
     sh[20:23, 10, 1] += 0.5 * person_size(gt)  # r_wrist an outlier for 3 frames
