@@ -12,7 +12,13 @@ with ground truth: per ``--val`` file it scores (root-relative MPJPE pooled fram
 - each sequence with its own best ``a``: what a perfect guard could reach by leaning on the input;
 - the input and the refinement with each sequence's constant per-joint offset from the ground
   truth removed: the part of the error that stays the same over a sequence, which a 27-frame
-  window cannot tell from the pose; and that offset's length per joint, for both.
+  window cannot tell from the pose; and that offset's length per joint, for both;
+- which part of the correction ``z - y`` (no fallback) transfers: it is split into four parts
+  (:func:`correction_parts`): its mean over the sequence (constant) and the rest (varying), each
+  in the image plane (camera x, y) and in depth (camera z); per part the best single share for
+  the file with the other three kept whole, the constant image-plane part's best share per subject
+  (``provenance["subject"]``, where the file records it), and how often that part brings the
+  pose closer to the 2D keypoints (:func:`image_misfit`; no ground truth needed).
 
 Human3.6M, all sequences of the validation subject and of the three cross-fitted ones:
 
@@ -42,6 +48,9 @@ GLOBAL = "best single a for the file (oracle)"
 PER_SEQUENCE = "best a per sequence (oracle: a perfect guard)"
 BASE_OFFSET = "base estimator, constant offset removed (oracle)"
 NETWORK_OFFSET = "refined --no-fallback, constant offset removed (oracle)"
+IMAGE_PLANE = np.array([1.0, 1.0, 0.0])  # camera x (right) and y (down): the axes of the 2D image
+DEPTH = 1.0 - IMAGE_PLANE  # camera z (forward)
+PARTS = ("constant, image plane", "constant, depth", "varying, image plane", "varying, depth")
 
 
 def summed_mpjpe(poses: np.ndarray, x: np.ndarray) -> float:
@@ -68,6 +77,44 @@ def offset_removed_error(poses: np.ndarray, x: np.ndarray) -> float:
     return summed_mpjpe(poses - constant_offset(poses, x), x)
 
 
+def correction_parts(y: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+    """The correction ``z - y`` (input ``y``, refinement ``z``, both root-relative ``(T, J, 3)``
+    metres, camera frame) split into the four :data:`PARTS`, each ``(T, J, 3)``; they sum to it."""
+    correction = z.astype(np.float64) - y
+    constant = np.broadcast_to(correction.mean(axis=0), correction.shape)
+    varying = correction - constant
+    return dict(zip(PARTS, (constant * IMAGE_PLANE, constant * DEPTH, varying * IMAGE_PLANE, varying * DEPTH)))
+
+
+def part_share_errors(y: np.ndarray, z: np.ndarray, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per part of :func:`correction_parts`, :func:`summed_mpjpe` of ``y`` plus the correction with
+    that part scaled by every ``a`` of :data:`SHARES` (the other parts whole); ``x`` the ground
+    truth, all root-relative ``(T, J, 3)`` metres. Returns ``{part: (len(SHARES),)}``."""
+    parts = correction_parts(y, z)
+    whole = y + sum(parts.values())
+    return {name: np.array([summed_mpjpe(whole + (a - 1.0) * part, x) for a in SHARES]) for name, part in parts.items()}
+
+
+def image_misfit(poses: np.ndarray, poses_2d: np.ndarray) -> float:
+    """How far root-relative poses ``(T, J, 3)`` (metres, camera frame) lie from the 2D keypoints
+    ``(T, J, 2)`` (any image units, x right and y down) under a weak-perspective camera: per frame
+    both are centred on their joints' mean and the poses' camera x, y scaled by the least-squares
+    factor onto the keypoints; the mean residual length, in the keypoints' units."""
+    xy = poses[..., :2].astype(np.float64)
+    xy = xy - xy.mean(axis=1, keepdims=True)
+    uv = poses_2d.astype(np.float64) - poses_2d.mean(axis=1, keepdims=True)
+    scale = (xy * uv).sum(axis=(1, 2)) / np.maximum((xy * xy).sum(axis=(1, 2)), 1e-12)
+    return float(np.linalg.norm(uv - scale[:, None, None] * xy, axis=-1).mean())
+
+
+def best_share(errors: np.ndarray, frames: int) -> dict:
+    """``{"share", "mpjpe_mm", "whole_mm", "none_mm"}`` of :data:`SHARES`-indexed summed errors
+    (metres x frames) over ``frames``: the best share and the MPJPE (mm) there, at 1 and at 0."""
+    one = int(np.flatnonzero(SHARES == 1.0)[0])
+    mm = 1000 * errors / frames
+    return {"share": float(SHARES[errors.argmin()]), "mpjpe_mm": float(mm.min()), "whole_mm": float(mm[one]), "none_mm": float(mm[0])}
+
+
 def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -> dict:
     """The probe's rows (module docstring) for ``sequences`` seeded sequences of ``path``."""
     chosen = load_scored(path, sequences, seed)
@@ -76,7 +123,18 @@ def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -
     grid = np.zeros(len(SHARES))
     sums = {DEFAULT: 0.0, PER_SEQUENCE: 0.0, BASE_OFFSET: 0.0, NETWORK_OFFSET: 0.0}
     offsets = {BASE: 0.0, NETWORK: 0.0}  # frame-weighted sums of |constant offset| per joint, (J,) metres x frames
+    parts = {name: np.zeros(len(SHARES)) for name in PARTS}
+    subjects: dict[str, list] = {}  # subject: [constant image-plane part's share errors, frames]
+    closer_to_2d = 0  # sequences whose constant image-plane correction lowers the image misfit
     for seq, net, default in zip(chosen, network, defaults):
+        y, z = root_relative(seq.poses_3d, 0), root_relative(net.poses_3d, 0)
+        for name, errors in part_share_errors(y, z, root_relative(seq.gt_3d, 0)).items():
+            parts[name] += errors
+            if name == PARTS[0] and "subject" in seq.provenance:
+                entry = subjects.setdefault(str(seq.provenance["subject"]), [np.zeros(len(SHARES)), 0])
+                entry[0] += errors
+                entry[1] += seq.num_frames
+        closer_to_2d += image_misfit(z, seq.poses_2d) < image_misfit(z - correction_parts(y, z)[PARTS[0]], seq.poses_2d)
         offsets[BASE] = offsets[BASE] + seq.num_frames * np.linalg.norm(constant_offset(seq.poses_3d, seq.gt_3d), axis=-1)
         offsets[NETWORK] = offsets[NETWORK] + seq.num_frames * np.linalg.norm(constant_offset(net.poses_3d, seq.gt_3d), axis=-1)
         per_share = share_errors(seq.poses_3d, net.poses_3d, seq.gt_3d)
@@ -95,7 +153,10 @@ def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -
         row["change_pct_vs_base"] = change_pct(row["mpjpe_mm"], rows[0]["mpjpe_mm"])
     return {"estimator": estimator_label(chosen, path), "file": path, "sequences": len(chosen), "frames": frames,
             "best_share": float(SHARES[best]), "rows": rows, "joints": list(chosen[0].layout.joint_names),
-            "offset_per_joint_mm": {label: (1000 * total / frames).tolist() for label, total in offsets.items()}}
+            "offset_per_joint_mm": {label: (1000 * total / frames).tolist() for label, total in offsets.items()},
+            "parts": {name: best_share(errors, frames) for name, errors in parts.items()},
+            "constant_image_plane_by_subject": {s: best_share(e, n) for s, (e, n) in sorted(subjects.items())},
+            "constant_image_plane_closer_to_2d_pct": 100.0 * closer_to_2d / len(chosen)}
 
 
 def markdown(document: dict) -> str:
@@ -110,7 +171,15 @@ def markdown(document: dict) -> str:
                   "The constant offset per joint (mm; the length of each sequence's mean root-relative error, frame-weighted "
                   "over the sequences):", "",
                   markdown_table(["joint", *f["offset_per_joint_mm"]],
-                                 [[name, *(fmt(v[j], 1) for v in f["offset_per_joint_mm"].values())] for j, name in enumerate(f["joints"])]), ""]
+                                 [[name, *(fmt(v[j], 1) for v in f["offset_per_joint_mm"].values())] for j, name in enumerate(f["joints"])]), "",
+                  "Which part of the correction (no fallback) transfers: the best single share of each part for the file, "
+                  "the other parts whole (oracle), and per subject for the constant image-plane part; the constant "
+                  f"image-plane part brings the pose closer to the 2D keypoints in {fmt(f['constant_image_plane_closer_to_2d_pct'], 0)} % "
+                  "of the sequences:", "",
+                  markdown_table(["part", "best share", "MPJPE there (mm)", "at 1 (mm)", "at 0 (mm)"],
+                                 [[name, fmt(b["share"], 2), fmt(b["mpjpe_mm"], 2), fmt(b["whole_mm"], 2), fmt(b["none_mm"], 2)]
+                                  for name, b in [*f["parts"].items(),
+                                                  *((f"{PARTS[0]}, {s}", b) for s, b in f["constant_image_plane_by_subject"].items())]]), ""]
     return "\n".join(lines)
 
 

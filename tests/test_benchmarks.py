@@ -866,6 +866,46 @@ def test_headroom_mixes_input_and_refinement_by_share():
     np.testing.assert_allclose(headroom.constant_offset(y, x), [[0, 0, 0], [0.2, 0, 0]], atol=1e-12)
 
 
+def test_headroom_splits_the_correction_into_constant_and_varying_image_plane_and_depth():
+    """Two frames, two joints (the root at the origin): joint 1 is corrected by (0.1, 0, 0.2) m
+    then (0.3, 0, 0): constant (0.2, 0, 0) + (0, 0, 0.1), varying (-0.1, 0, 0) + (0, 0, 0.1) and
+    (0.1, 0, 0) + (0, 0, -0.1). With a correction of (0.2, 0, +-0.1) m whose truth is the input
+    moved by the constant image-plane part alone: that part's best share is 1, the varying depth part's 0."""
+    y = np.zeros((2, 2, 3))
+    z = y.copy()
+    z[0, 1], z[1, 1] = [0.1, 0.0, 0.2], [0.3, 0.0, 0.0]
+    parts = headroom.correction_parts(y, z)
+    assert list(parts) == list(headroom.PARTS)
+    np.testing.assert_allclose(sum(parts.values()), z - y, atol=1e-12)
+    np.testing.assert_allclose(parts["constant, image plane"][:, 1], [[0.2, 0, 0]] * 2, atol=1e-12)
+    np.testing.assert_allclose(parts["constant, depth"][:, 1], [[0, 0, 0.1]] * 2, atol=1e-12)
+    np.testing.assert_allclose(parts["varying, image plane"][:, 1], [[-0.1, 0, 0], [0.1, 0, 0]], atol=1e-12)
+    np.testing.assert_allclose(parts["varying, depth"][:, 1], [[0, 0, 0.1], [0, 0, -0.1]], atol=1e-12)
+    z[0, 1], z[1, 1] = [0.2, 0.0, 0.1], [0.2, 0.0, -0.1]  # a constant image-plane and a varying depth part only
+    x = y.copy()
+    x[:, 1, 0] = 0.2  # the truth: the input moved by the constant part
+    best = {name: headroom.best_share(e, 2) for name, e in headroom.part_share_errors(y, z, x).items()}
+    assert best["constant, image plane"]["share"] == 1.0 and best["varying, depth"]["share"] == 0.0
+    assert best["varying, depth"]["mpjpe_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert best["constant, image plane"]["whole_mm"] == pytest.approx(50.0)  # 0.1 m on one of two joints
+    assert best["constant, image plane"]["none_mm"] == pytest.approx(1000 * np.sqrt(0.05) / 2)
+
+
+def test_image_misfit_is_zero_for_a_scaled_projection_and_grows_off_it():
+    """Keypoints that are the poses' camera x, y doubled and shifted fit exactly; moving one joint
+    0.1 m sideways in 3D leaves a residual (three joints, so the frame's mean moves too)."""
+    rng = np.random.default_rng(0)
+    poses = rng.normal(size=(4, 3, 3))
+    keypoints = 2.0 * poses[..., :2] + [5.0, -3.0]
+    assert headroom.image_misfit(poses, keypoints) == pytest.approx(0.0, abs=1e-12)
+    moved = poses.copy()
+    moved[:, 1, 0] += 0.1
+    assert headroom.image_misfit(moved, keypoints) > 0.01
+    moved = poses.copy()
+    moved[..., 2] += 1.0  # depth alone does not change the weak-perspective fit
+    assert headroom.image_misfit(moved, keypoints) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_headroom_probe_bounds_the_fallback(files, tmp_path):
     out = tmp_path / "headroom"
     assert headroom.main([str(a) for a in ["--val", files["val"], "--weights", files["weights"], "--threads", "1", "--out", out]]) == 0
@@ -884,6 +924,11 @@ def test_headroom_probe_bounds_the_fallback(files, tmp_path):
     weighted = sum(s.num_frames * np.linalg.norm(headroom.constant_offset(s.poses_3d, s.gt_3d), axis=-1) for s in chosen)
     np.testing.assert_allclose(offsets[headroom.BASE], 1000 * weighted / sum(s.num_frames for s in chosen), rtol=1e-9)
     assert f"| {headroom.PER_SEQUENCE} |" in out.with_suffix(".md").read_text()
+    assert list(scored["parts"]) == list(headroom.PARTS) and 0.0 <= scored["constant_image_plane_closer_to_2d_pct"] <= 100.0
+    one = int(np.flatnonzero(headroom.SHARES == 1.0)[0])
+    for best in scored["parts"].values():  # every part whole is the refinement without the fallback
+        assert best["whole_mm"] == pytest.approx(rows[headroom.NETWORK], rel=1e-6) and best["mpjpe_mm"] <= best["whole_mm"]
+        assert best["share"] in headroom.SHARES and one == 20
 
 
 def test_head_geometry_measures_a_hand_built_pose():
