@@ -20,6 +20,11 @@ The error model (all parameters in :class:`DetectorNoise`):
    start rate of each joint and frame are multiplied by a factor of its posture bin
    (:func:`posture_bins`): how foreshortened its bone is (a thigh pointing at the camera) and, for
    the limbs, whether the torso hides it. Needs the camera-frame ground truth.
+6. **View offsets** (``view_offset``, optional): the joint-definition offsets of 4 are medians
+   over views; each view's own constant offset differs from them (clothing, hair, camera, the
+   actions' postures). Per joint and image axis one Gaussian offset of std ``view_offset[j]``
+   x ``person_size`` pixels is drawn per call (one view) and added to every frame, after the
+   other errors are drawn (so the rest of a view's errors are those drawn without it).
 
 ``person_size`` is the median over frames of the larger side of the 2D bounding box, pixels.
 Randomness comes only from the ``numpy.random.Generator`` passed in.
@@ -137,6 +142,8 @@ class DetectorNoise:
         swap_frames: ``(min, max)`` swap length in frames (inclusive).
         joint_offset: per joint ``(along, across)`` fractions of its 2D bone (module docstring, 4).
         posture: posture-dependent factors of the jitter and outlier rate (module docstring, 5).
+        view_offset: per joint ``(x, y)`` std of the view's constant image offset, fraction of
+            person size (module docstring, 6).
     """
 
     jitter: float = 0.01
@@ -149,12 +156,15 @@ class DetectorNoise:
     swap_frames: tuple[int, int] = (2, 8)
     joint_offset: tuple[tuple[float, float], ...] | None = None
     posture: PostureErrors | None = None
+    view_offset: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.joint_scale) != H36M_17.num_joints:
             raise ValueError(f"joint_scale needs {H36M_17.num_joints} values, got {len(self.joint_scale)}")
         if self.joint_offset is not None and len(self.joint_offset) != H36M_17.num_joints:
             raise ValueError(f"joint_offset needs {H36M_17.num_joints} (along, across) pairs, got {len(self.joint_offset)}")
+        if self.view_offset is not None and len(self.view_offset) != H36M_17.num_joints:
+            raise ValueError(f"view_offset needs {H36M_17.num_joints} (x, y) stds, got {len(self.view_offset)}")
         if not 0.0 <= self.temporal_rho < 1.0:
             raise ValueError(f"temporal_rho must be in [0, 1), got {self.temporal_rho}")
 
@@ -214,8 +224,22 @@ H36M_SH_POSTURE = PostureErrors(
     ),
 )
 H36M_SH_POSTURE_NOISE = replace(H36M_SH_NOISE, posture=H36M_SH_POSTURE)
+# The same detector's constant offset per view beyond joint_offset (`python -m recipes.fit_detector`,
+# "view_offset"; 584 views of all five subjects): per joint and image axis the robust std over views of
+# the view's median of (detection - projection moved by H36M_SH_NOISE.joint_offset) / person size.
+# Median 0.007 (x) / 0.009 (y): about 12-16 mm on a 1.7 m person, against a jitter of 0.0137 per frame
+# that averages out over a view while this does not.
+H36M_SH_VIEWS_NOISE = replace(H36M_SH_NOISE, view_offset=(
+    (0.006, 0.014),  # pelvis
+    (0.008, 0.016), (0.008, 0.009), (0.010, 0.015),  # r_hip, r_knee, r_ankle
+    (0.006, 0.015), (0.012, 0.009), (0.006, 0.011),  # l_hip, l_knee, l_ankle
+    (0.013, 0.014), (0.005, 0.014), (0.015, 0.009), (0.024, 0.023),  # spine, thorax, neck_nose, head_top
+    (0.007, 0.007), (0.006, 0.005), (0.007, 0.007),  # l_shoulder, l_elbow, l_wrist
+    (0.006, 0.007), (0.008, 0.007), (0.005, 0.007),  # r_shoulder, r_elbow, r_wrist
+))
 # presets by name (build_dataset --detector)
-DETECTORS = {"bandai": DEFAULT_NOISE, "h36m-sh": H36M_SH_NOISE, "h36m-sh-posture": H36M_SH_POSTURE_NOISE}
+DETECTORS = {"bandai": DEFAULT_NOISE, "h36m-sh": H36M_SH_NOISE, "h36m-sh-posture": H36M_SH_POSTURE_NOISE,
+             "h36m-sh-views": H36M_SH_VIEWS_NOISE}
 
 
 def person_size(poses_2d: np.ndarray) -> float:
@@ -285,4 +309,6 @@ def simulate_detections(
     for (t,), n, limb in zip(starts, lengths, limbs):
         for left, right in _SWAP_LIMBS[limb]:
             noisy[t : t + n, [left, right]] = noisy[t : t + n, [right, left]]
+    if config.view_offset is not None:
+        noisy = noisy + rng.normal(0.0, 1.0, size=(num_joints, 2)) * np.asarray(config.view_offset) * size
     return noisy
