@@ -259,6 +259,14 @@ def bone_axes(poses_2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return along, np.stack([along[..., 1], -along[..., 0]], axis=-1), length
 
 
+def detector_joints(poses_2d: np.ndarray, joint_offset: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """``poses_2d (T, 17, 2)`` pixels with each joint moved by its ``(along, across)`` fractions of
+    its 2D bone (:func:`bone_axes`): where a detector with those joint definitions puts them."""
+    along, across, length = bone_axes(poses_2d)
+    offset = np.asarray(joint_offset)
+    return poses_2d + (offset[:, :1] * along + offset[:, 1:] * across) * length
+
+
 def ar1_noise(rng: np.random.Generator, shape: tuple[int, ...], rho: float) -> np.ndarray:
     """Unit-variance stationary AR(1) noise ``shape = (T, ...)`` correlated along axis 0."""
     white = rng.standard_normal(shape)
@@ -294,9 +302,7 @@ def simulate_detections(
         jitter, outliers = config.posture.factors(posture_bins(gt_3d, poses_2d))
         scale, outlier_rate = scale * jitter[..., None], outlier_rate * outliers  # (T, J, 1) pixels, (T, J)
     if config.joint_offset is not None:
-        along, across, length = bone_axes(poses_2d)
-        offset = np.asarray(config.joint_offset)
-        poses_2d = poses_2d + (offset[:, :1] * along + offset[:, 1:] * across) * length
+        poses_2d = detector_joints(poses_2d, config.joint_offset)
     noisy = poses_2d + ar1_noise(rng, poses_2d.shape, config.temporal_rho) * scale
 
     starts, lengths = _burst_starts(rng, (num_frames, num_joints), outlier_rate, config.outlier_frames)

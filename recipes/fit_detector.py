@@ -19,6 +19,10 @@ figures carry over to other resolutions. Per joint:
 * ``rho``: lag-1 autocorrelation of that error at the video's frame rate (50 fps).
 * ``outlier_rate``: share of frames whose error, less the view's median error, exceeds
   ``OUTLIER`` x person size, the mean length of such runs and the median size of those errors.
+* ``view_offset``: robust std over views, per image axis, of each view's median error once the
+  projection is moved by ``h36m-sh``'s joint-definition offsets
+  (:func:`recipes.detector.detector_joints`), fraction of person size: how far a view's constant
+  offset strays from the median definitions (:class:`recipes.detector.DetectorNoise`'s ``view_offset``).
 
 Per posture class and bin (:data:`recipes.detector.POSTURE_CLASSES`, :func:`recipes.detector.posture_bins`:
 how foreshortened the joint's bone is, or a limb joint behind the torso), under ``posture``: the
@@ -54,11 +58,13 @@ from d3prefine.keypoints import SH_16
 from d3prefine.skeleton import H36M_17
 from recipes.detector import (
     DETECTORS,
+    H36M_SH_NOISE,
     OCCLUDED_BIN,
     POSTURE_CLASS_OF_JOINT,
     POSTURE_CLASSES,
     DetectorNoise,
     bone_axes,
+    detector_joints,
     person_size,
     posture_bins,
     simulate_detections,
@@ -128,6 +134,7 @@ def posture_factors(robust: np.ndarray, outlier: np.ndarray, bins: np.ndarray) -
 
 def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
     """The figures described in the module docstring, JSON-ready (of ``simulate``'s detections if given)."""
+    view_offsets: list[np.ndarray] = []  # per view (J, 2): median error beyond h36m-sh's joint definitions, fraction of person size
     offsets, errors, lag_products, lag_norms, outliers, runs, swaps, swap_runs, missed, frames = [], [], 0.0, 0.0, 0, [], 0, [], 0, 0
     total_outliers, outlier_sizes, outlier_masks, bins = np.zeros(H36M_17.num_joints), [], [], []
     classes = np.asarray(POSTURE_CLASS_OF_JOINT)
@@ -139,6 +146,7 @@ def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
         frames += len(det)
         diff = det - gt
         offsets.append(np.nanmedian(bone_frame(diff, gt), axis=0))
+        view_offsets.append(np.nanmedian(det - detector_joints(gt, H36M_SH_NOISE.joint_offset), axis=0) / size)
         error = diff / size
         residual = error - np.median(error, axis=0)  # the view's systematic offset removed
         bins.append(posture_bins(gt_3d, gt))
@@ -168,11 +176,13 @@ def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
     residual = np.concatenate(errors)
     std = 1.4826 * np.nanmedian(np.abs(residual), axis=0).mean(-1)  # (J,), both axes pooled
     offset = np.nanmedian(np.stack(offsets), axis=0)
+    view_offsets = np.stack(view_offsets)
+    view_spread = 1.4826 * np.median(np.abs(view_offsets - np.median(view_offsets, axis=0)), axis=0)  # (J, 2)
     names = H36M_17.joint_names
     return {
         "detections": "real" if simulate is None else "simulated",
         "frames": frames,
-        "units": "fractions of person size (std, outliers) or of the joint's 2D bone length (offset)",
+        "units": "fractions of person size (std, outliers, view_offset) or of the joint's 2D bone length (offset)",
         "jitter_median_std": round(float(np.median(std[1:])), 5),
         "per_joint": {
             names[j]: {
@@ -181,9 +191,11 @@ def fit(data: Path, simulate: DetectorNoise | None = None) -> dict:
                 "std": round(float(std[j]), 5),
                 "rho": round(float(lag_products[j] / lag_norms[j]), 3),
                 "outlier_rate": round(float(total_outliers[j] / frames), 5),
+                "view_offset": [round(float(v), 4) for v in view_spread[j]],
             }
             for j in range(H36M_17.num_joints)
         },
+        "views": len(view_offsets),
         "rho_median": round(float(np.median(lag_products[1:] / lag_norms[1:])), 3),
         "fps": FPS,
         "outlier_threshold": OUTLIER,

@@ -10,6 +10,7 @@ from recipes.detector import (
     DETECTORS,
     H36M_SH_NOISE,
     H36M_SH_POSTURE_NOISE,
+    H36M_SH_VIEWS_NOISE,
     OCCLUDED_BIN,
     POSTURE_CLASSES,
     DetectorNoise,
@@ -178,3 +179,22 @@ def test_unit_posture_factors_draw_exactly_the_detections_without_them():
         PostureErrors(jitter=((1.0,) * 6,), outliers=_posture().outliers)
     with pytest.raises(ValueError, match=">= 0"):
         PostureErrors(jitter=_posture().jitter, outliers=((-1.0,) * 6,) * 5)
+
+
+def test_view_offsets_add_one_constant_offset_per_view_after_the_other_errors():
+    """The same generator draws the same jitter, outliers and swaps with and without view offsets;
+    the difference is one constant (x, y) per joint, of std view_offset x person size over views."""
+    poses = standing_person(frames=30)  # person size 400 px
+    plain = simulate_detections(poses, np.random.default_rng(5), H36M_SH_NOISE)
+    viewed = simulate_detections(poses, np.random.default_rng(5), H36M_SH_VIEWS_NOISE)
+    difference = viewed - plain
+    np.testing.assert_allclose(difference, np.broadcast_to(difference[0], difference.shape), atol=1e-9)
+    assert np.abs(difference[0]).max() > 0.5
+    config = DetectorNoise(jitter=0.0, outlier_rate=0.0, swap_rate=0.0, view_offset=((0.01, 0.02),) + ((0.0, 0.0),) * 16)
+    rng = np.random.default_rng(0)
+    drawn = np.stack([simulate_detections(poses[:2], rng, config)[1] - poses[0] for _ in range(2000)])  # (views, J, 2) pixels
+    assert np.abs(drawn[:, 1:]).max() < 1e-9
+    np.testing.assert_allclose(drawn[:, 0].std(axis=0), [4.0, 8.0], rtol=0.06)  # 0.01 and 0.02 x 400 px
+    assert DETECTORS["h36m-sh-views"] is H36M_SH_VIEWS_NOISE and H36M_SH_VIEWS_NOISE.joint_offset == H36M_SH_NOISE.joint_offset
+    with pytest.raises(ValueError, match="view_offset"):
+        DetectorNoise(view_offset=((0.0, 0.0),) * 3)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from recipes.detector import DETECTORS, POSTURE_CLASSES, DetectorNoise, person_size
+from recipes.detector import DETECTORS, H36M_SH_NOISE, POSTURE_CLASSES, DetectorNoise, detector_joints, person_size
 from recipes.fit_detector import fit
 from tests.conftest import CENTRE_PX, FOCAL_PX, project, synthetic_motion
 
@@ -69,3 +69,24 @@ def test_fit_recovers_known_offsets_swaps_and_outliers(tmp_path):
     assert np.dot(posture["elbow"]["share"], posture["elbow"]["outliers"]) == pytest.approx(0.0)
     # per action: the one action "Walk" holds them all (ankles: 10 of 120 joint-frames)
     assert figures["per_action"] == {"Walk": {"trunk": 0.0, "knee": 0.0, "ankle": round(10 / 120, 4), "elbow": 0.0, "wrist": 0.025}}
+
+
+def test_view_offset_is_the_spread_of_each_views_constant_offset_beyond_the_preset_definitions(tmp_path):
+    """Two views of one motion (actions "Walk" and "Walk 1"): the detections are the projection moved
+    by h36m-sh's joint definitions, then the l_knee 6 px right in one view and 6 px left in the
+    other: the views' medians differ by +-6 px from their median (0), so the robust std is
+    1.4826 x 6 px / person size on that joint's x and 0 everywhere else."""
+    world, gt, _ = _dataset(tmp_path, 40)
+    defined = detector_joints(gt, H36M_SH_NOISE.joint_offset)
+    arrays = {"Walk/world_3d": world.astype(np.float32), "Walk 1/world_3d": world.astype(np.float32)}
+    for action, shift in (("Walk", 6.0), ("Walk 1", -6.0)):
+        det = defined.copy()
+        det[:, 5, 0] += shift  # l_knee, h36m17 index 5
+        arrays[f"{action}/sh_2d/cam"] = det[:, SH_FROM_H36M].astype(np.float32)
+    np.savez(tmp_path / "S1.npz", **arrays)
+    figures = fit(tmp_path)
+    assert figures["views"] == 2
+    spread = {name: joint["view_offset"] for name, joint in figures["per_joint"].items()}
+    assert spread["l_knee"][0] == pytest.approx(round(1.4826 * 6.0 / person_size(gt), 4), abs=2e-4)
+    assert spread["l_knee"][1] == pytest.approx(0.0, abs=1e-4)
+    assert max(abs(v) for name, pair in spread.items() if name not in ("l_knee", "neck_nose") for v in pair) < 1e-4
