@@ -41,6 +41,7 @@ from d3prefine.preprocess import root_relative
 from d3prefine.refine import Refiner
 
 SHARES = np.round(np.arange(0.0, 1.5 + 1e-9, 0.05), 2)  # the a of y + a (z - y)
+WHOLE = int(np.flatnonzero(SHARES == 1.0)[0])  # the index of a = 1: the whole correction
 BASE = "base estimator"
 NETWORK = "refined, --no-fallback (a = 1)"
 DEFAULT = "refined, defaults (with the fallback)"
@@ -86,11 +87,11 @@ def correction_parts(y: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
     return dict(zip(PARTS, (constant * IMAGE_PLANE, constant * DEPTH, varying * IMAGE_PLANE, varying * DEPTH)))
 
 
-def part_share_errors(y: np.ndarray, z: np.ndarray, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per part of :func:`correction_parts`, :func:`summed_mpjpe` of ``y`` plus the correction with
-    that part scaled by every ``a`` of :data:`SHARES` (the other parts whole); ``x`` the ground
-    truth, all root-relative ``(T, J, 3)`` metres. Returns ``{part: (len(SHARES),)}``."""
-    parts = correction_parts(y, z)
+def part_share_errors(y: np.ndarray, parts: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per part of ``parts`` (:func:`correction_parts` of ``y`` and a refinement), :func:`summed_mpjpe`
+    of ``y`` plus the correction with that part scaled by every ``a`` of :data:`SHARES` (the other
+    parts whole); ``x`` the ground truth, all root-relative ``(T, J, 3)`` metres. Returns
+    ``{part: (len(SHARES),)}``."""
     whole = y + sum(parts.values())
     return {name: np.array([summed_mpjpe(whole + (a - 1.0) * part, x) for a in SHARES]) for name, part in parts.items()}
 
@@ -110,9 +111,8 @@ def image_misfit(poses: np.ndarray, poses_2d: np.ndarray) -> float:
 def best_share(errors: np.ndarray, frames: int) -> dict:
     """``{"share", "mpjpe_mm", "whole_mm", "none_mm"}`` of :data:`SHARES`-indexed summed errors
     (metres x frames) over ``frames``: the best share and the MPJPE (mm) there, at 1 and at 0."""
-    one = int(np.flatnonzero(SHARES == 1.0)[0])
     mm = 1000 * errors / frames
-    return {"share": float(SHARES[errors.argmin()]), "mpjpe_mm": float(mm.min()), "whole_mm": float(mm[one]), "none_mm": float(mm[0])}
+    return {"share": float(SHARES[errors.argmin()]), "mpjpe_mm": float(mm.min()), "whole_mm": float(mm[WHOLE]), "none_mm": float(mm[0])}
 
 
 def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -> dict:
@@ -128,13 +128,15 @@ def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -
     closer_to_2d = 0  # sequences whose constant image-plane correction lowers the image misfit
     for seq, net, default in zip(chosen, network, defaults):
         y, z = root_relative(seq.poses_3d, 0), root_relative(net.poses_3d, 0)
-        for name, errors in part_share_errors(y, z, root_relative(seq.gt_3d, 0)).items():
+        split = correction_parts(y, z)
+        part_errors = part_share_errors(y, split, root_relative(seq.gt_3d, 0))
+        for name, errors in part_errors.items():
             parts[name] += errors
-            if name == PARTS[0] and "subject" in seq.provenance:
-                entry = subjects.setdefault(str(seq.provenance["subject"]), [np.zeros(len(SHARES)), 0])
-                entry[0] += errors
-                entry[1] += seq.num_frames
-        closer_to_2d += image_misfit(z, seq.poses_2d) < image_misfit(z - correction_parts(y, z)[PARTS[0]], seq.poses_2d)
+        if "subject" in seq.provenance:
+            entry = subjects.setdefault(str(seq.provenance["subject"]), [np.zeros(len(SHARES)), 0])
+            entry[0] += part_errors[PARTS[0]]
+            entry[1] += seq.num_frames
+        closer_to_2d += image_misfit(z, seq.poses_2d) < image_misfit(z - split[PARTS[0]], seq.poses_2d)
         offsets[BASE] = offsets[BASE] + seq.num_frames * np.linalg.norm(constant_offset(seq.poses_3d, seq.gt_3d), axis=-1)
         offsets[NETWORK] = offsets[NETWORK] + seq.num_frames * np.linalg.norm(constant_offset(net.poses_3d, seq.gt_3d), axis=-1)
         per_share = share_errors(seq.poses_3d, net.poses_3d, seq.gt_3d)
@@ -144,9 +146,8 @@ def score_file(refiner: Refiner, path: Path, sequences: int | None, seed: int) -
         sums[BASE_OFFSET] += offset_removed_error(seq.poses_3d, seq.gt_3d)
         sums[NETWORK_OFFSET] += offset_removed_error(net.poses_3d, seq.gt_3d)
     frames = sum(seq.num_frames for seq in chosen)
-    one = int(np.flatnonzero(SHARES == 1.0)[0])
     best = int(grid.argmin())
-    errors = {BASE: grid[0], NETWORK: grid[one], DEFAULT: sums[DEFAULT], GLOBAL: grid[best], PER_SEQUENCE: sums[PER_SEQUENCE],
+    errors = {BASE: grid[0], NETWORK: grid[WHOLE], DEFAULT: sums[DEFAULT], GLOBAL: grid[best], PER_SEQUENCE: sums[PER_SEQUENCE],
               BASE_OFFSET: sums[BASE_OFFSET], NETWORK_OFFSET: sums[NETWORK_OFFSET]}
     rows = [{"method": label, "mpjpe_mm": 1000 * float(total) / frames} for label, total in errors.items()]
     for row in rows:

@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing build")
     parser.add_argument("--max-motions", type=int, default=None, help="smoke test: use about this many BVH files")
     parser.add_argument("--detector", choices=sorted(DETECTORS), default="bandai",
-                        help="2D detector simulation: 'bandai' (the shipped weights' data), 'h36m-sh' (fitted on Human3.6M's Stacked-Hourglass detections) 'h36m-sh-posture' (the same with posture-dependent errors) or 'h36m-sh-views' (the same with each view's own constant offsets)")
+                        help="2D detector simulation: 'bandai' (the shipped weights' data), 'h36m-sh' (fitted on Human3.6M's Stacked-Hourglass detections), 'h36m-sh-posture' (the same with posture-dependent errors) or 'h36m-sh-views' (the same with each view's own constant offsets)")
     parser.add_argument("--bodies", choices=sorted(BODIES), default="actors",
                         help="'varied': per-window bone lengths (height 0.85-1.15, proportions +-10 %%, hips 60-150 mm, shoulders 110-190 mm "
                              "from their parent); 'varied-hips': the same with the hips first raised 0-40 mm toward the pelvis level; "

@@ -884,7 +884,7 @@ def test_headroom_splits_the_correction_into_constant_and_varying_image_plane_an
     z[0, 1], z[1, 1] = [0.2, 0.0, 0.1], [0.2, 0.0, -0.1]  # a constant image-plane and a varying depth part only
     x = y.copy()
     x[:, 1, 0] = 0.2  # the truth: the input moved by the constant part
-    best = {name: headroom.best_share(e, 2) for name, e in headroom.part_share_errors(y, z, x).items()}
+    best = {name: headroom.best_share(e, 2) for name, e in headroom.part_share_errors(y, headroom.correction_parts(y, z), x).items()}
     assert best["constant, image plane"]["share"] == 1.0 and best["varying, depth"]["share"] == 0.0
     assert best["varying, depth"]["mpjpe_mm"] == pytest.approx(0.0, abs=1e-9)
     assert best["constant, image plane"]["whole_mm"] == pytest.approx(50.0)  # 0.1 m on one of two joints
@@ -925,10 +925,10 @@ def test_headroom_probe_bounds_the_fallback(files, tmp_path):
     np.testing.assert_allclose(offsets[headroom.BASE], 1000 * weighted / sum(s.num_frames for s in chosen), rtol=1e-9)
     assert f"| {headroom.PER_SEQUENCE} |" in out.with_suffix(".md").read_text()
     assert list(scored["parts"]) == list(headroom.PARTS) and 0.0 <= scored["constant_image_plane_closer_to_2d_pct"] <= 100.0
-    one = int(np.flatnonzero(headroom.SHARES == 1.0)[0])
+    assert headroom.SHARES[headroom.WHOLE] == 1.0 and headroom.WHOLE == 20
     for best in scored["parts"].values():  # every part whole is the refinement without the fallback
         assert best["whole_mm"] == pytest.approx(rows[headroom.NETWORK], rel=1e-6) and best["mpjpe_mm"] <= best["whole_mm"]
-        assert best["share"] in headroom.SHARES and one == 20
+        assert best["share"] in headroom.SHARES
 
 
 def test_head_geometry_measures_a_hand_built_pose():
